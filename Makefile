@@ -1,0 +1,55 @@
+# vmclock operator: every set-up step lives here so a fresh machine needs only `make dev` or `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONTROLPLANE := tests/controlplane/controlplane
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv lock lint typecheck controlplane unit test dev bench hadolint clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## create .venv with the operator and its dev tools (pinned by constraints.txt)
+
+lock: ## re-pin constraints.txt from pyproject.toml
+	rm -rf /tmp/vmclock-lock && $(PYTHON) -m venv /tmp/vmclock-lock
+	/tmp/vmclock-lock/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Pinned versions of every dependency (runtime and dev), used by 'make venv' and the Dockerfile."; \
+	  echo "# Regenerate with 'make lock' after changing pyproject.toml."; \
+	  /tmp/vmclock-lock/bin/pip freeze --exclude-editable; } > constraints.txt
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+
+typecheck: $(STAMP) ## mypy (strict) on the package
+	$(BIN)/mypy
+
+controlplane: ## build kube-apiserver, kubectl and etcd from Go modules into the cache (no-op when cached)
+	$(CONTROLPLANE) build
+
+unit: $(STAMP) ## fast tests that need no control plane
+	$(BIN)/pytest -m 'not integration' -q
+
+test: $(STAMP) lint typecheck controlplane ## everything CI runs: lint, types, control plane build, all tests
+	$(BIN)/pytest -q -ra
+
+dev: $(STAMP) controlplane ## local sandbox: control plane + ZStack simulator + operator + examples
+	$(BIN)/python -m vmclock.sandbox
+
+bench: $(STAMP) controlplane ## benchmarks under bench/ (numbers, not pass/fail)
+	$(BIN)/python bench/run.py
+
+clean: ## remove the venv and caches (the control-plane cache outside the repo stays)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,145 @@
+"""One typed error for everything that can go wrong talking to ZStack.
+
+ZStack reports every API-level failure as HTTP 503 with an ErrorCode body, and REST-layer problems as
+plain-text 4xx. Callers (the reconcile engine, the status writer) need one shape to classify and report,
+so transport failures and garbage responses are folded into the same class with client-side codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Client-side codes for failures that never produced a ZStack ErrorCode.
+TRANSPORT = "CLIENT.TRANSPORT"  # connection refused/reset, TLS failure, dropped connection
+TIMEOUT = "CLIENT.TIMEOUT"  # request or job polling exceeded its deadline
+GARBAGE = "CLIENT.GARBAGE"  # a 5xx or 200 whose body is not the JSON ZStack would send
+HTTP = "CLIENT.HTTP"  # plain-text 4xx from the REST layer; http_status says which
+JOB_EXPIRED = "CLIENT.JOB_EXPIRED"  # 404 on a job we submitted: purged, or the submit never reached the store
+
+# ZStack codes the operator treats specially (zstack-api.md §4).
+SYS_INTERNAL = "SYS.1000"
+SYS_TIMEOUT = "SYS.1001"
+SYS_RESOURCE_NOT_FOUND = "SYS.1003"
+SYS_OPERATION_ERROR = "SYS.1006"
+SYS_INVALID_ARGUMENT = "SYS.1007"
+SYS_NOT_READY = "SYS.1010"
+SYS_MN_UNAVAILABLE = "SYS.1012"
+ID_AUTHENTICATION = "ID.1000"
+ID_INVALID_SESSION = "ID.1001"
+ID_PERMISSION_DENIED = "ID.1002"
+
+RETRYABLE_CODES = frozenset({TRANSPORT, TIMEOUT, GARBAGE, SYS_TIMEOUT, SYS_NOT_READY, SYS_MN_UNAVAILABLE})
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """ZStack's ErrorCode JSON (code, description, details, nested cause); only `code` is stable."""
+
+    code: str
+    description: str = ""
+    details: str = ""
+    cause: ErrorCode | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> ErrorCode:
+        """Parse leniently: ZStack omits null fields and adds ones we do not model."""
+        if not isinstance(data, dict):
+            return cls(code=GARBAGE, description="error body is not a JSON object", details=str(data)[:200])
+        cause_data = data.get("cause")
+        causes = data.get("causes")
+        if cause_data is None and isinstance(causes, list) and causes:
+            cause_data = causes[0]
+        known = {"code", "description", "details", "cause", "causes"}
+        return cls(
+            code=str(data.get("code") or "UNKNOWN"),
+            description=str(data.get("description") or ""),
+            details=str(data.get("details") or ""),
+            cause=cls.from_json(cause_data) if isinstance(cause_data, dict) else None,
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    @property
+    def root(self) -> ErrorCode:
+        node = self
+        while node.cause is not None:
+            node = node.cause
+        return node
+
+
+class ZStackError(Exception):
+    """A failed ZStack call: the ErrorCode (real or client-side), the HTTP status, and what was called."""
+
+    def __init__(
+        self,
+        error: ErrorCode,
+        *,
+        http_status: int | None = None,
+        operation: str = "",
+    ) -> None:
+        self.error = error
+        self.http_status = http_status
+        self.operation = operation
+        super().__init__(self._render())
+
+    @classmethod
+    def client(
+        cls, code: str, description: str, details: str = "", *, http_status: int | None = None, operation: str = ""
+    ) -> ZStackError:
+        return cls(ErrorCode(code=code, description=description, details=details),
+                   http_status=http_status, operation=operation)
+
+    @property
+    def code(self) -> str:
+        return self.error.code
+
+    @property
+    def description(self) -> str:
+        return self.error.description
+
+    @property
+    def details(self) -> str:
+        return self.error.details
+
+    @property
+    def root_cause_code(self) -> str:
+        return self.error.root.code
+
+    @property
+    def retryable(self) -> bool:
+        """Transient failures worth retrying with backoff; everything else is reported, not hammered."""
+        return self.code in RETRYABLE_CODES or self.root_cause_code in RETRYABLE_CODES
+
+    @property
+    def session_expired(self) -> bool:
+        return self.code == ID_INVALID_SESSION
+
+    @property
+    def not_found(self) -> bool:
+        return self.code == SYS_RESOURCE_NOT_FOUND
+
+    def to_status(self) -> dict[str, str]:
+        """The shape written to `status.vms[].error` (bounded, never a secret: ZStack echoes no credentials)."""
+        out = {
+            "code": self.code,
+            "description": self.description[:256],
+            "details": self.details[:512],
+            "rootCauseCode": self.root_cause_code,
+        }
+        return {k: v for k, v in out.items() if v}
+
+    def _render(self) -> str:
+        parts = [self.code]
+        if self.operation:
+            parts.append(f"in {self.operation}")
+        if self.http_status is not None:
+            parts.append(f"(HTTP {self.http_status})")
+        text = " ".join(parts)
+        if self.description:
+            text += f": {self.description}"
+        if self.details:
+            text += f" ({self.details})"
+        if self.root_cause_code != self.code:
+            text += f" [root cause {self.root_cause_code}]"
+        return text
