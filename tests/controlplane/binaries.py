@@ -1,0 +1,97 @@
+"""Finding kube-apiserver, etcd and kubectl the way controller-runtime's envtest does.
+
+Precedence per binary: ``TEST_ASSET_<NAME>`` (one file), then ``$KUBEBUILDER_ASSETS/<name>``, then the
+build cache (only when its ``.complete`` stamp exists, so a half-published build is never used).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .versions import Versions, cache_dir, versions_from_env
+
+NAMES = ("kube-apiserver", "etcd", "kubectl")
+STAMP = ".complete"
+
+
+class MissingBinariesError(RuntimeError):
+    """The binaries are not built; the message says how to build them."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    kube_apiserver: Path
+    etcd: Path
+    kubectl: Path
+
+    @property
+    def assets_dir(self) -> Path | None:
+        """The single directory holding all three (a valid ``KUBEBUILDER_ASSETS``), if there is one."""
+        parents = {self.kube_apiserver.parent, self.etcd.parent, self.kubectl.parent}
+        return parents.pop() if len(parents) == 1 else None
+
+    def env(self) -> dict[str, str]:
+        """Variables that make envtest-style tools (and this package) find the same binaries."""
+        assets = self.assets_dir
+        if assets is not None:
+            return {"KUBEBUILDER_ASSETS": str(assets)}
+        return {asset_variable(name): str(path) for name, path in zip(NAMES, self.paths(), strict=True)}
+
+    def paths(self) -> tuple[Path, Path, Path]:
+        return self.kube_apiserver, self.etcd, self.kubectl
+
+
+def asset_variable(name: str) -> str:
+    """``kube-apiserver`` -> ``TEST_ASSET_KUBE_APISERVER`` (envtest's naming rule)."""
+    return "TEST_ASSET_" + "".join(c if c.isalnum() else "_" for c in name.upper())
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _find_one(name: str, env: Mapping[str, str], cached: Path | None) -> Path | None:
+    candidates: list[Path] = []
+    if env.get(asset_variable(name)):
+        candidates.append(Path(env[asset_variable(name)]))
+    if env.get("KUBEBUILDER_ASSETS"):
+        candidates.append(Path(env["KUBEBUILDER_ASSETS"]) / name)
+    if cached is not None:
+        candidates.append(cached / name)
+    return next((path.absolute() for path in candidates if _executable(path)), None)
+
+
+def resolve_binaries(
+    versions: Versions | None = None, env: Mapping[str, str] | None = None, *, use_cache: bool = True
+) -> Binaries | None:
+    """All three binaries, or ``None`` if any of them is missing.  Never builds.
+
+    ``use_cache=False`` looks only at the explicit variables, so ``build`` can tell "provided by the user"
+    apart from "already built by us".
+    """
+    env = os.environ if env is None else env
+    cached: Path | None = None
+    if use_cache:
+        directory = cache_dir(versions or versions_from_env())
+        cached = directory if (directory / STAMP).is_file() else None
+    found = [_find_one(name, env, cached) for name in NAMES]
+    if any(path is None for path in found):
+        return None
+    apiserver, etcd, kubectl = (path for path in found if path is not None)
+    return Binaries(kube_apiserver=apiserver, etcd=etcd, kubectl=kubectl)
+
+
+def require_binaries(versions: Versions | None = None) -> Binaries:
+    """Like :func:`resolve_binaries` but fails with the command that fixes it (tests must never skip)."""
+    versions = versions or versions_from_env()
+    binaries = resolve_binaries(versions)
+    if binaries is None:
+        raise MissingBinariesError(
+            f"kube-apiserver/etcd/kubectl for {versions.cache_key} are not built "
+            f"(looked at TEST_ASSET_*, KUBEBUILDER_ASSETS and {cache_dir(versions)}). "
+            "Run `tests/controlplane/controlplane build` (or `make controlplane`) first."
+        )
+    return binaries
