@@ -7,7 +7,8 @@ so transport failures and garbage responses are folded into the same class with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # Client-side codes for failures that never produced a ZStack ErrorCode.
@@ -60,6 +61,19 @@ class ErrorCode:
             extra={k: v for k, v in data.items() if k not in known},
         )
 
+    def redacted(self, redact: Callable[[str], str]) -> ErrorCode:
+        """The same error with every text passed through `redact`, cause chain included.
+
+        ZStack's details are free text a server may fill with request values; the client knows which
+        values are secret (session ids, key secrets), this class does not.
+        """
+        return replace(
+            self,
+            description=redact(self.description),
+            details=redact(self.details),
+            cause=self.cause.redacted(redact) if self.cause is not None else None,
+        )
+
     @property
     def root(self) -> ErrorCode:
         node = self
@@ -85,10 +99,19 @@ class ZStackError(Exception):
 
     @classmethod
     def client(
-        cls, code: str, description: str, details: str = "", *, http_status: int | None = None, operation: str = ""
+        cls,
+        code: str,
+        description: str,
+        details: str = "",
+        *,
+        http_status: int | None = None,
+        operation: str = "",
     ) -> ZStackError:
-        return cls(ErrorCode(code=code, description=description, details=details),
-                   http_status=http_status, operation=operation)
+        return cls(
+            ErrorCode(code=code, description=description, details=details),
+            http_status=http_status,
+            operation=operation,
+        )
 
     @property
     def code(self) -> str:
@@ -120,7 +143,7 @@ class ZStackError(Exception):
         return self.code == SYS_RESOURCE_NOT_FOUND
 
     def to_status(self) -> dict[str, str]:
-        """The shape written to `status.vms[].error` (bounded, never a secret: ZStack echoes no credentials)."""
+        """The shape written to `status.vms[].error`: bounded, and never a secret (the client redacts)."""
         out = {
             "code": self.code,
             "description": self.description[:256],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal, get_args
 
 Track = Literal["guest", "host"]
@@ -15,7 +15,7 @@ TRACKS: tuple[str, ...] = get_args(Track)
 TRACK_EFFECTIVE_PLATFORMS = frozenset({"Windows", "WindowsVirtio"})
 
 
-class StorageMode(str, Enum):
+class StorageMode(StrEnum):
     """Where a ZStack version keeps a VM's clock track (zstack-api.md §5)."""
 
     RESOURCE_CONFIG = "ResourceConfig"  # >= 4.3.12: resource config vm.clock.track, global default

@@ -1,0 +1,111 @@
+"""Read and write a VM's RTC clock track, wherever this ZStack version keeps it (zstack-api.md §5).
+
+- >= 4.3.12: resource config `vm.clock.track` per VM; a VM without a row inherits the global value.
+- 4.1.0 - 4.3.10: system tag `clockTrack::guest` on the VM; no tag means `host`.
+There is no GetVmClockTrack API and the VM inventory has no track field, hence these bulk queries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any, cast
+
+from vmclock.zstack.calls import Api
+from vmclock.zstack.errors import GARBAGE, ZStackError
+from vmclock.zstack.inventory import parse_inventory, row_text
+from vmclock.zstack.listing import Listing, query_all, query_any_of
+from vmclock.zstack.models import TRACKS, StorageMode, Track, VmInventory
+from vmclock.zstack.query import Shape, eq
+
+SET_API = "SetVmClockTrack"
+CONFIG_NAME = "vm.clock.track"
+CONFIG_CATEGORY = "vm"
+GUEST_TAG = "clockTrack::guest"
+ZSTACK_DEFAULT_TRACK: Track = "host"  # conf/globalConfig/vm.xml
+
+RESOURCE_CONFIGS = Listing(
+    "QueryResourceConfig", "/v1/resource-configurations", Shape(sort="uuid", fields=("resourceUuid", "value"))
+)
+GLOBAL_CONFIGS = Listing("QueryGlobalConfig", "/v1/global-configurations")
+SYSTEM_TAGS = Listing("QuerySystemTag", "/v1/system-tags", Shape(sort="uuid", fields=("resourceUuid",)))
+
+VM_UUID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def as_track(value: Any, operation: str) -> Track:
+    if value not in TRACKS:
+        raise ZStackError.client(
+            GARBAGE, "clock track value is neither guest nor host", str(value)[:64], operation=operation
+        )
+    return cast(Track, value)
+
+
+async def read_tracks(
+    api: Api, mode: StorageMode, existing: Collection[str], *, page_size: int
+) -> dict[str, Track]:
+    """The effective track of each VM in `existing` (uuids already known to exist)."""
+    uuids = sorted(existing)
+    if not uuids:
+        return {}
+    if mode is StorageMode.SYSTEM_TAG:
+        return await _tracks_from_tags(api, uuids, page_size=page_size)
+    return await _tracks_from_configs(api, uuids, page_size=page_size)
+
+
+async def _tracks_from_tags(api: Api, uuids: list[str], *, page_size: int) -> dict[str, Track]:
+    """4.1.0 - 4.3.10: tagged `clockTrack::guest` means guest, untagged means host."""
+    conditions = [eq("tag", GUEST_TAG)]
+    rows = await query_any_of(api, SYSTEM_TAGS, conditions, "resourceUuid", uuids, page_size=page_size)
+    tagged = {row_text(row, "resourceUuid", SYSTEM_TAGS.api) for row in rows}
+    return {uuid: "guest" if uuid in tagged else "host" for uuid in uuids}
+
+
+async def _tracks_from_configs(api: Api, uuids: list[str], *, page_size: int) -> dict[str, Track]:
+    """>= 4.3.12: the VM's own resource config row, else the global value (read only when needed)."""
+    conditions = [eq("name", CONFIG_NAME)]
+    rows = await query_any_of(api, RESOURCE_CONFIGS, conditions, "resourceUuid", uuids, page_size=page_size)
+    own = {
+        row_text(row, "resourceUuid", RESOURCE_CONFIGS.api): as_track(row.get("value"), RESOURCE_CONFIGS.api)
+        for row in rows
+    }
+    if all(uuid in own for uuid in uuids):
+        return {uuid: own[uuid] for uuid in uuids}
+    default = await global_track(api, page_size=page_size)
+    return {uuid: own.get(uuid, default) for uuid in uuids}
+
+
+async def global_track(api: Api, *, page_size: int) -> Track:
+    """The global `vm.clock.track`, which every VM without its own resource config inherits."""
+    conditions = [eq("category", CONFIG_CATEGORY), eq("name", CONFIG_NAME)]
+    rows = await query_all(api, GLOBAL_CONFIGS, conditions, page_size=page_size)
+    if not rows:
+        return ZSTACK_DEFAULT_TRACK
+    return as_track(rows[0].get("value"), GLOBAL_CONFIGS.api)
+
+
+async def write_track(
+    api: Api,
+    uuid: str,
+    track: str,
+    *,
+    sync_after_vm_resume: bool | None = None,
+    interval_in_seconds: int | None = None,
+) -> VmInventory:
+    """SetVmClockTrack as an async job; the job's result is the VM's whole inventory, reloaded.
+
+    Only `track` is sent unless the caller asks for the QGA fields: sending them (even false/0) takes
+    ZStack's closed-source SetVmQgaSyncClockTask path, whose failure also discards the track.
+    """
+    if not VM_UUID_RE.match(uuid):
+        raise ValueError(f"VM uuid {uuid!r} is not 32 lowercase hex characters")
+    if track not in TRACKS:
+        raise ValueError(f"track {track!r} must be one of {', '.join(TRACKS)}")
+    params: dict[str, Any] = {"track": track}
+    if sync_after_vm_resume is not None:
+        params["syncAfterVMResume"] = sync_after_vm_resume
+    if interval_in_seconds is not None:
+        params["intervalInSeconds"] = interval_in_seconds
+    body = {"setVmClockTrack": params, "systemTags": [], "userTags": []}
+    result = await api.job(SET_API, "PUT", f"/v1/vm-instances/{uuid}/actions", body)
+    return parse_inventory(result.get("inventory"), SET_API)

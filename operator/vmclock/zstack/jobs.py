@@ -1,0 +1,191 @@
+"""ZStack async jobs: submit with our own X-Job-UUID, then poll adaptively until the job ends.
+
+Protocol (zstack-api.md §2): the submit answers 202 `{"location", "apiTimeout"}`; polling the location gives
+202 while running, 200 with the result, 503 with the job's ErrorCode, 404 when the job is unknown.
+
+Why our own X-Job-UUID: if the 202 is lost to a transport error the job may still have been stored and run.
+Polling `/v1/api-jobs/<our id>` tells: any job state means it reached the store (keep polling, do not submit
+twice); 404 means it never did, so a resubmit with a new id is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vmclock.zstack.errors import GARBAGE, JOB_EXPIRED, TIMEOUT, TRANSPORT, ZStackError
+from vmclock.zstack.options import ClientOptions
+from vmclock.zstack.replies import Reply, error_from_reply, garbage, success_body
+from vmclock.zstack.transport import Transport
+
+log = logging.getLogger(__name__)
+
+JOBS_PATH = "/v1/api-jobs/"
+DEFAULT_API_TIMEOUT_MS = 1_800_000  # ZStack's default for async APIs without @DefaultTimeout (30 min)
+_JOB_ID_RE = re.compile(r"^[0-9A-Za-z-]+$")
+_POLL_TRANSIENT = frozenset({TRANSPORT, TIMEOUT, GARBAGE})  # the job lives on; only this poll failed
+_GROWTH = 1.5
+_LEARNED_HEAD = 0.75  # first poll at 3/4 of the typical duration: early enough not to overshoot it
+_EWMA_WEIGHT = 0.2
+
+Headers = Callable[[str, str], dict[str, str]]  # (method, api path) -> auth headers
+
+
+@dataclass
+class PollPacer:
+    """When to poll next: soon at first, then x1.5 up to a cap; learns each API's typical job duration.
+
+    Jobs of one API on one management node take similar times. Once a few have finished, the first poll
+    waits for most of that typical time (capped) instead of spending five early polls to get there.
+    """
+
+    first_delay: float
+    max_delay: float
+    _typical: dict[str, float] = field(default_factory=dict)
+
+    def delays(self, api: str) -> Iterator[float]:
+        """Waits before each poll of one job of `api`: the learned head (if any), then the backoff."""
+        typical = self._typical.get(api)
+        if typical is not None:
+            head = min(self.max_delay, typical * _LEARNED_HEAD)
+            if head > self.first_delay:
+                yield head
+        yield from self.backoff()
+
+    def backoff(self) -> Iterator[float]:
+        """first_delay, growing x1.5 up to max_delay, forever."""
+        step = self.first_delay
+        while True:
+            yield step
+            step = min(self.max_delay, step * _GROWTH)
+
+    def record(self, api: str, seconds: float) -> None:
+        previous = self._typical.get(api)
+        self._typical[api] = seconds if previous is None else previous + _EWMA_WEIGHT * (seconds - previous)
+
+
+class JobRunner:
+    """One submit-and-wait attempt of an async API. Retrying failed attempts is the caller's business."""
+
+    def __init__(self, transport: Transport, options: ClientOptions) -> None:
+        self._transport = transport
+        self._options = options
+        self._pacer = PollPacer(options.poll_first_delay, options.poll_max_delay)
+
+    async def run(
+        self, api: str, method: str, api_path: str, body: Mapping[str, Any], headers: Headers
+    ) -> dict[str, Any]:
+        """Submit under a fresh X-Job-UUID and return the job's 200 body, or raise its error."""
+        job_id = uuid.uuid4().hex
+        started = time.monotonic()
+        request_headers = {**headers(method, api_path), "X-Job-UUID": job_id}
+        try:
+            reply = await self._transport.send(
+                method, api_path, body=body, headers=request_headers, operation=api
+            )
+        except ZStackError as err:
+            if err.code not in (TRANSPORT, TIMEOUT):
+                raise
+            return await self._recover(api, job_id, err, headers, started)
+        if reply.status != 202:
+            return success_body(reply, api, self._transport.redact)  # 200: finished synchronously
+        job_path = self._job_path(reply.body, job_id)
+        result = await self._wait(api, job_path, self._deadline(reply.body), headers)
+        self._pacer.record(api, time.monotonic() - started)
+        return result
+
+    async def _recover(
+        self, api: str, job_id: str, lost: ZStackError, headers: Headers, started: float
+    ) -> dict[str, Any]:
+        """The submit's answer was lost: find out from the job store whether the job exists."""
+        job_path = JOBS_PATH + job_id
+        log.info("%s: submit answer lost (%s); looking for job %s", api, lost.code, job_id)
+        reply = await self._poll_until_answered(api, job_path, headers)
+        if reply.status == 404:
+            # Not stored, so not run: raising the original transport error lets the caller resubmit. (A submit
+            # that timed out could still be on its way into the store; the resubmit then repeats the same
+            # setting, which changes nothing for SetVmClockTrack.)
+            log.info("%s: job %s was never stored; safe to resubmit", api, job_id)
+            raise lost
+        deadline = started + DEFAULT_API_TIMEOUT_MS / 1000.0
+        result = await self._wait(api, job_path, deadline, headers, reply)
+        self._pacer.record(api, time.monotonic() - started)
+        return result
+
+    async def _wait(
+        self, api: str, job_path: str, deadline: float, headers: Headers, reply: Reply | None = None
+    ) -> dict[str, Any]:
+        """Poll until the job leaves 202; `reply` is a poll answer already in hand (after a lost submit)."""
+        delays = self._pacer.delays(api)
+        while reply is None or reply.status == 202:
+            pause = next(delays)
+            if time.monotonic() + pause > deadline:
+                raise ZStackError.client(TIMEOUT, "job did not finish within its apiTimeout", operation=api)
+            await asyncio.sleep(pause)
+            reply = await self._poll_until_answered(api, job_path, headers)
+        if reply.status == 404:
+            description = "the job is unknown to ZStack (purged, or the node lost it)"
+            raise ZStackError.client(JOB_EXPIRED, description, http_status=404, operation=api)
+        return success_body(reply, api, self._transport.redact)
+
+    async def _poll_until_answered(self, api: str, job_path: str, headers: Headers) -> Reply:
+        """GET the job, retrying transport failures and garbage: they say nothing about the job itself."""
+        failures = 0
+        delays = self._pacer.backoff()
+        while True:
+            try:
+                reply = await self._transport.send(
+                    "GET", job_path, headers=headers("GET", job_path), operation=api
+                )
+            except ZStackError as err:
+                failure = err
+            else:
+                if _is_job_state(reply):
+                    return reply
+                failure = _poll_failure(reply, api, self._transport.redact)
+                if failure.code not in _POLL_TRANSIENT:
+                    raise failure
+            failures += 1
+            if failures >= self._options.retry_attempts:
+                raise failure
+            log.info("%s: polling %s failed (%s), polling again", api, job_path, failure.code)
+            await asyncio.sleep(next(delays))
+
+    @staticmethod
+    def _job_path(body: Any, job_id: str) -> str:
+        """Rewrite `location` to our endpoint: keep only what follows /v1/api-jobs/ (the MN may name an
+        internal address or another context path). Without a usable location, our own id finds the job."""
+        location = body.get("location") if isinstance(body, dict) else None
+        if isinstance(location, str) and JOBS_PATH in location:
+            tail = location.split(JOBS_PATH, 1)[1].split("?", 1)[0].strip("/")
+            if _JOB_ID_RE.match(tail):
+                return JOBS_PATH + tail
+        log.warning("job accepted without a usable location; polling by our X-Job-UUID %s", job_id)
+        return JOBS_PATH + job_id
+
+    def _deadline(self, body: Any) -> float:
+        """apiTimeout (ms) bounds the wait; ZStack fails the job itself by then, this is only a safety net."""
+        timeout_ms = body.get("apiTimeout") if isinstance(body, dict) else None
+        if not isinstance(timeout_ms, int | float) or isinstance(timeout_ms, bool) or timeout_ms <= 0:
+            timeout_ms = DEFAULT_API_TIMEOUT_MS
+        grace = self._options.request_timeout + self._options.poll_max_delay
+        return time.monotonic() + timeout_ms / 1000.0 + grace
+
+
+def _is_job_state(reply: Reply) -> bool:
+    """Running (202), gone (404), done (200 with a JSON object) or failed (an ErrorCode body)."""
+    if reply.status == 200:
+        return isinstance(reply.body, dict)
+    return reply.status in (202, 404) or reply.error_body is not None
+
+
+def _poll_failure(reply: Reply, api: str, redact: Callable[[str], str]) -> ZStackError:
+    if reply.status == 200:
+        return garbage(api, "job poll answered 200 without a JSON object", reply, redact)
+    return error_from_reply(reply, api, redact)

@@ -1,0 +1,97 @@
+"""Client settings and the endpoint they apply to.
+
+Kept apart from the client so the transport, the job poller and the query layer can read the same
+validated values without importing the facade.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl as ssl_module
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+_CONTEXT_PATH_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
+
+# Jetty (ZStack's servlet container) and aiohttp both refuse a request line longer than 8 KiB; counting the
+# trailing CRLF keeps us under aiohttp's 8190-character limit for the line itself.
+MAX_REQUEST_LINE = 8192
+HTTP_VERSION = "HTTP/1.1"
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How one client talks to one management node (defaults follow docs/api.md's ZStackConnection)."""
+
+    context_path: str = "/zstack"
+    max_concurrent_requests: int = 16
+    request_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    ssl: ssl_module.SSLContext | Literal[False] | None = None  # None: verify with the system CAs
+    retry_attempts: int = 5
+    retry_base_delay: float = 0.2
+    retry_max_delay: float = 5.0
+    poll_first_delay: float = 0.02
+    poll_max_delay: float = 2.0
+    page_size: int = 1000  # ZStack's own default `limit`
+
+    def __post_init__(self) -> None:
+        if not _CONTEXT_PATH_RE.match(self.context_path):
+            raise ValueError(f"context_path {self.context_path!r} must be empty or like /zstack")
+        positive = {
+            "max_concurrent_requests": self.max_concurrent_requests,
+            "request_timeout": self.request_timeout,
+            "connect_timeout": self.connect_timeout,
+            "retry_attempts": self.retry_attempts,
+            "poll_first_delay": self.poll_first_delay,
+            "page_size": self.page_size,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if not 0 <= self.retry_base_delay <= self.retry_max_delay:
+            raise ValueError("retry delays must satisfy 0 <= retry_base_delay <= retry_max_delay")
+        if self.poll_max_delay < self.poll_first_delay:
+            raise ValueError("poll_max_delay must not be smaller than poll_first_delay")
+
+    @property
+    def aiohttp_ssl(self) -> ssl_module.SSLContext | bool:
+        """aiohttp spells "verify with system CAs" as True."""
+        return True if self.ssl is None else self.ssl
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go: scheme://host:port plus the servlet context path in front of /v1."""
+
+    origin: str
+    context_path: str
+
+    @classmethod
+    def parse(cls, url: str, default_context_path: str) -> Endpoint:
+        """Accept `https://mn:8080` or `https://mn:8080/ctx`; a path replaces the context path."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("endpoint must be an http(s) URL with a host, e.g. https://zstack.example:8080")
+        if parts.username is not None or parts.password is not None:
+            # Never echo the URL here: its user-info part is exactly the secret we refuse to carry.
+            raise ValueError("endpoint must not carry credentials; use a credentials Secret")
+        if parts.query or parts.fragment:
+            raise ValueError("endpoint must not have a query or fragment")
+        context = parts.path if parts.path not in ("", "/") else default_context_path
+        if not _CONTEXT_PATH_RE.match(context):
+            raise ValueError(f"endpoint path {context!r} is not a plain context path like /zstack")
+        return cls(origin=f"{parts.scheme}://{parts.netloc}", context_path=context.rstrip("/"))
+
+    def target(self, api_path: str, query: str = "") -> str:
+        """The request target (path and query) for an API path such as `/v1/vm-instances`."""
+        path = f"{self.context_path}{api_path}"
+        return f"{path}?{query}" if query else path
+
+    def url(self, api_path: str, query: str = "") -> str:
+        return f"{self.origin}{self.target(api_path, query)}"
+
+    def request_line_length(self, method: str, api_path: str, query: str = "") -> int:
+        """Bytes of `METHOD target HTTP/1.1\\r\\n`, the line servers cap at 8 KiB (targets are ASCII)."""
+        return len(f"{method} {self.target(api_path, query)} {HTTP_VERSION}\r\n")

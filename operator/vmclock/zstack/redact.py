@@ -1,0 +1,30 @@
+"""Scrub secrets from text that may end up in exceptions, logs, Events or status.
+
+Error details come from places we do not control (a server's free-text message, an aiohttp exception that
+quotes a URL such as the logout path, which holds the session id). The client knows its own secrets, so
+every such text passes through one Redactor before it is put into a ZStackError.
+"""
+
+from __future__ import annotations
+
+MASK = "***"
+_MIN_SECRET_LENGTH = 4  # shorter strings would mask ordinary words, and are no secret worth the name
+
+
+class Redactor:
+    """Replace every registered secret with `***`; callable so it can be passed where a str->str is wanted."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, *secrets: str) -> None:
+        self._secrets.update(s for s in secrets if len(s) >= _MIN_SECRET_LENGTH)
+
+    def __call__(self, text: str) -> str:
+        # Longest first, so a secret that contains another one is masked whole.
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self._secrets)} secrets)"

@@ -1,0 +1,104 @@
+"""HTTP to one management node: one reused aiohttp session, a concurrency cap, timeouts, error folding.
+
+Everything above this layer sees either a `Reply` or a `ZStackError` with a client-side code
+(CLIENT.TRANSPORT / CLIENT.TIMEOUT), never an aiohttp exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from vmclock import __version__
+from vmclock.zstack.errors import TIMEOUT, TRANSPORT, ZStackError
+from vmclock.zstack.options import ClientOptions, Endpoint
+from vmclock.zstack.redact import Redactor
+from vmclock.zstack.replies import Reply
+
+log = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"  # what ZStack's own SDKs send
+
+
+class Transport:
+    """Sends requests; at most `max_concurrent_requests` on the wire at once (ZStack has 50 API workers)."""
+
+    def __init__(self, endpoint: Endpoint, options: ClientOptions, redact: Redactor) -> None:
+        self.endpoint = endpoint
+        self.redact = redact
+        self._options = options
+        self._gate = asyncio.Semaphore(options.max_concurrent_requests)
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _client_session(self) -> aiohttp.ClientSession:
+        """Created on first use, inside the running loop, then reused for keep-alive."""
+        if self._closed:
+            raise RuntimeError("the ZStack client is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._options.aiohttp_ssl)
+            timeout = aiohttp.ClientTimeout(
+                total=self._options.request_timeout, sock_connect=self._options.connect_timeout
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=timeout,
+                headers={"User-Agent": f"vmclock/{__version__}"},
+            )
+            # aiohttp silently resends a PUT/DELETE/GET once when its connection drops. A ZStack submit is
+            # not idempotent: the copy carries the same X-Job-UUID, which >= 4.6 refuses (400 "Duplicate
+            # job uuid") and older releases run twice. Lost answers are recovered by jobs.py instead.
+            # There is no public switch; aiohttp's own test client clears the same attribute.
+            self._session._retry_connection = False
+        return self._session
+
+    async def send(
+        self,
+        method: str,
+        api_path: str,
+        *,
+        operation: str,
+        query: str = "",
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """One HTTP exchange; `query` comes encoded (the query builder measures its exact length)."""
+        url = URL(self.endpoint.url(api_path, query), encoded=True)
+        request_headers = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            request_headers["Content-Type"] = JSON_CONTENT_TYPE
+        session = self._client_session()
+        async with self._gate:
+            try:
+                # Redirects are never followed: ZStack sends none, and following one could carry the
+                # Authorization header somewhere else.
+                async with session.request(
+                    method, url, data=data, headers=request_headers, allow_redirects=False
+                ) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+            # `from None`: aiohttp's own messages may quote the URL (the logout path holds the session id), so
+            # only the redacted text travels on, never the original exception.
+            except TimeoutError as exc:
+                raise self._failure(TIMEOUT, "request timed out", exc, operation) from None
+            except aiohttp.ClientError as exc:
+                raise self._failure(TRANSPORT, "connection failed", exc, operation) from None
+        return Reply.decode(status, raw)
+
+    def _failure(self, code: str, description: str, exc: BaseException, operation: str) -> ZStackError:
+        details = self.redact(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        return ZStackError.client(code, description, details, operation=operation)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,60 @@
+"""Endpoint parsing and option validation: context path rules, no credentials in URLs."""
+
+from __future__ import annotations
+
+import pytest
+
+from vmclock.zstack.jobs import PollPacer
+from vmclock.zstack.options import ClientOptions, Endpoint
+
+
+def test_endpoint_path_replaces_the_context_path() -> None:
+    assert Endpoint.parse("https://mn:8080", "/zstack").url("/v1/x") == "https://mn:8080/zstack/v1/x"
+    assert Endpoint.parse("https://mn:8080/", "/zstack").url("/v1/x") == "https://mn:8080/zstack/v1/x"
+    assert Endpoint.parse("https://mn/api/zs/", "/zstack").url("/v1/x", "q=a") == "https://mn/api/zs/v1/x?q=a"
+    assert Endpoint.parse("http://[::1]:8080", "").url("/v1/x") == "http://[::1]:8080/v1/x"
+
+
+def test_request_line_length_counts_method_target_version_and_crlf() -> None:
+    endpoint = Endpoint.parse("http://mn:8080", "/zstack")
+    assert endpoint.request_line_length("GET", "/v1/a", "q=b") == len("GET /zstack/v1/a?q=b HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize("url", ["ftp://mn", "mn:8080", "http://", "http://mn/a?b=c", "http://mn/a b"])
+def test_bad_endpoints_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="endpoint"):
+        Endpoint.parse(url, "/zstack")
+
+
+def test_endpoint_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(ValueError, match="credentials") as caught:
+        Endpoint.parse("https://admin:s3cret-pw@mn:8080", "/zstack")
+    assert "s3cret-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "why"),
+    [
+        ({"context_path": "zstack"}, "context_path"),
+        ({"max_concurrent_requests": 0}, "max_concurrent_requests"),
+        ({"retry_attempts": 0}, "retry_attempts"),
+        ({"retry_base_delay": 10.0, "retry_max_delay": 1.0}, "retry delays"),
+        ({"poll_first_delay": 1.0, "poll_max_delay": 0.5}, "poll_max_delay"),
+    ],
+)
+def test_invalid_options_are_refused(kwargs: dict[str, object], why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        ClientOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_polling_starts_soon_backs_off_to_a_cap_and_learns_typical_durations() -> None:
+    pacer = PollPacer(first_delay=0.02, max_delay=2.0)
+    fresh = pacer.delays("SetVmClockTrack")
+    assert [round(next(fresh), 4) for _ in range(4)] == [0.02, 0.03, 0.045, 0.0675]
+    assert max(next(fresh) for _ in range(30)) == 2.0
+    pacer.record("SetVmClockTrack", 0.2)
+    learned = pacer.delays("SetVmClockTrack")
+    assert [round(next(learned), 4) for _ in range(3)] == [0.15, 0.02, 0.03]  # most of 0.2 s, then soon again
+    pacer.record("SetVmClockTrack", 3600.0)
+    assert next(pacer.delays("SetVmClockTrack")) == 2.0  # a long job never makes one poll wait beyond the cap
+    assert next(pacer.delays("OtherApi")) == 0.02
