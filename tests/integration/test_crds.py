@@ -248,7 +248,7 @@ def test_boundary_values_are_accepted(published: None, kubectl: Kubectl, namespa
     """The other side of the rejection table: the limits themselves are valid."""
     policy = _policy(vmUuids=[_vm_uuid(i) for i in range(1000)], resyncIntervalSeconds=86400)
     policy["spec"].update(track="host", managementPolicy="Observe", deletionPolicy="Orphan")
-    lowest = _connection(maxConcurrentRequests=1, requestTimeoutSeconds=1, resyncIntervalSeconds=30)
+    lowest = _connection(maxConcurrentRequests=1, requestTimeoutSeconds=1, resyncIntervalSeconds=10)
     highest = _connection(maxConcurrentRequests=50, requestTimeoutSeconds=600, resyncIntervalSeconds=86400)
     highest["metadata"]["name"] = "conn-max"
     highest["spec"].update(endpoint="http://10.0.0.5:8080/custom/zstack", contextPath="/")
@@ -310,7 +310,7 @@ INVALID = [
         "spec.connectionRef.namespace",
     ),
     ("connection-ref-bad-name", _policy(connectionRef={"name": "Bad_Name"}), "spec.connectionRef.name"),
-    ("policy-resync-too-short", _policy(resyncIntervalSeconds=29), "spec.resyncIntervalSeconds"),
+    ("policy-resync-too-short", _policy(resyncIntervalSeconds=9), "spec.resyncIntervalSeconds"),
     ("policy-resync-string", _policy(resyncIntervalSeconds="300"), "spec.resyncIntervalSeconds"),
     ("endpoint-missing", _without(_connection(), "spec.endpoint"), "spec.endpoint"),
     ("endpoint-no-scheme", _connection(endpoint="zstack.example:8080"), "spec.endpoint"),

@@ -1,0 +1,153 @@
+"""The few Kubernetes API calls the operator makes outside kopf: read Secrets/ConfigMaps/our objects, and
+PATCH status.
+
+Why the official `kubernetes` client (sync, run in threads via `asyncio.to_thread`) rather than a home-made
+aiohttp helper on kopf's credentials: kopf's own login for a cluster with the `kubernetes` package installed
+(`kopf.login_via_client`, which this operator uses) already imports it, so the memory cost noted in
+operator-anchors.md §3.8 is paid either way; in exchange we get its kubeconfig handling (exec plugins,
+client certificates, in-cluster token refresh) and status-subresource calls without re-implementing them.
+Call volume is low (one Secret read per connection check, one status PATCH per changed reconcile), so
+threads are fine.
+
+Secret contents are returned as bytes and never logged; API errors are re-raised as `KubeApiError` whose text
+carries only the HTTP status and reason, never a response body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from vmclock.engine.spec import GROUP, VERSION
+
+NOT_FOUND = 404
+MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT = 30.0
+
+T = TypeVar("T")
+
+
+class KubeApiError(Exception):
+    def __init__(self, status: int | None, reason: str, what: str) -> None:
+        self.status = status
+        super().__init__(f"Kubernetes API {status or 'error'} ({reason}) for {what}")
+
+
+@dataclass(frozen=True)
+class KubeObject:
+    """A Secret's or ConfigMap's data (values as bytes) plus the resourceVersion to notice changes."""
+
+    resource_version: str
+    data: Mapping[str, bytes] = field(repr=False)
+
+
+class KubeApi:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._api: Any = None
+
+    def _client(self) -> Any:
+        with self._lock:
+            if self._api is None:
+                import kubernetes.client  # noqa: PLC0415 - imported on first use, off the CLI's --help path
+                import kubernetes.config  # noqa: PLC0415
+
+                try:
+                    kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+                except kubernetes.config.ConfigException:
+                    kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+                self._api = kubernetes.client.ApiClient()
+            return self._api
+
+    async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
+        def run() -> T:
+            from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+            try:
+                return fn(self._client())
+            except ApiException as exc:
+                raise KubeApiError(exc.status, str(exc.reason), what) from None
+
+        return await asyncio.to_thread(run)
+
+    async def _raw_get(self, what: str, fn: Callable[[Any], Any]) -> dict[str, Any] | None:
+        try:
+            response = await self._call(what, fn)
+        except KubeApiError as exc:
+            if exc.status == NOT_FOUND:
+                return None
+            raise
+        body: dict[str, Any] = json.loads(response.data)
+        return body
+
+    async def _read_data(self, kind: str, namespace: str, name: str) -> KubeObject | None:
+        """A Secret's or ConfigMap's data as bytes (Secret `data` and ConfigMap `binaryData` are base64)."""
+        import kubernetes.client  # noqa: PLC0415
+
+        read = "read_namespaced_secret" if kind == "Secret" else "read_namespaced_config_map"
+        body = await self._raw_get(
+            f"{kind} {namespace}/{name}",
+            lambda api: getattr(kubernetes.client.CoreV1Api(api), read)(
+                name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )
+        if body is None:
+            return None
+        plain, encoded = ("", "data") if kind == "Secret" else ("data", "binaryData")
+        data = {k: v.encode() for k, v in (body.get(plain) or {}).items()}
+        data |= {k: base64.b64decode(v) for k, v in (body.get(encoded) or {}).items()}
+        return KubeObject(str(body["metadata"].get("resourceVersion", "")), data)
+
+    async def read_secret(self, namespace: str, name: str) -> KubeObject | None:
+        return await self._read_data("Secret", namespace, name)
+
+    async def read_config_map(self, namespace: str, name: str) -> KubeObject | None:
+        return await self._read_data("ConfigMap", namespace, name)
+
+    async def read_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One of our custom objects (a VmClockPolicy or ZStackConnection), fresh from the API server."""
+        import kubernetes.client  # noqa: PLC0415
+
+        return await self._raw_get(
+            f"{plural} {namespace}/{name}",
+            lambda api: kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status_patch: Mapping[str, Any]
+    ) -> bool:
+        """Merge-patch the status subresource; False when the object is gone (nothing to report on)."""
+        import kubernetes.client  # noqa: PLC0415
+
+        try:
+            await self._call(
+                f"{plural} {namespace}/{name} status",
+                lambda api: kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    {"status": dict(status_patch)},
+                    _content_type=MERGE_PATCH,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        except KubeApiError as exc:
+            if exc.status == NOT_FOUND:
+                return False
+            raise
+        return True

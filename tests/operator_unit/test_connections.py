@@ -1,0 +1,163 @@
+"""ConnectionManager against the simulator: Secret -> credentials -> verified, cached client; every failure
+maps to its Ready reason with a message naming the object and key, never a value.
+
+Secrets come from an in-memory stand-in for the Kubernetes API (the only thing not real here)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from vmclock.connections import ConnectionManager
+from vmclock.connections.manager import ConnectionVerdict
+from vmclock.connections.status import connection_status
+from vmclock.engine import ConnectionUnavailable
+from vmclock.kubeapi import KubeObject
+from vmclock.simulator import Simulator, SimulatorConfig
+
+SECRET_VALUE = "s3cr3t-Pa55"
+
+
+class Objects:
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], KubeObject] = {}
+        self.config_maps: dict[tuple[str, str], KubeObject] = {}
+
+    def put_secret(self, name: str, version: str, **data: str) -> None:
+        self.secrets[("ns", name)] = KubeObject(version, {k: v.encode() for k, v in data.items()})
+
+    async def read_secret(self, namespace: str, name: str) -> KubeObject | None:
+        return self.secrets.get((namespace, name))
+
+    async def read_config_map(self, namespace: str, name: str) -> KubeObject | None:
+        return self.config_maps.get((namespace, name))
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    config = SimulatorConfig(vms=3, accounts={"admin": SECRET_VALUE}, access_keys={"AKID": SECRET_VALUE})
+    async with Simulator(config) as running:
+        yield running
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[tuple[ConnectionManager, Objects]]:
+    objects = Objects()
+    made = ConnectionManager(objects)
+    yield made, objects
+    await made.close_all()
+
+
+def spec(sim: Simulator, **extra: object) -> dict[str, object]:
+    return {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}, **extra}
+
+
+async def test_account_and_access_key_secrets_connect(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    verdict = await connections.check("ns", "zs", spec(sim))
+    assert (verdict.reason, verdict.version, verdict.storage) == ("Connected", "5.3.0", "ResourceConfig")
+    first = await connections.client_for("ns", "zs", spec(sim))
+
+    assert (await connections.check("ns", "zs", spec(sim))).ready
+    assert await connections.client_for("ns", "zs", spec(sim)) is first  # same fingerprint: reused
+
+    objects.put_secret("creds", "2", accessKeyId="AKID", accessKeySecret=SECRET_VALUE)
+    assert (await connections.check("ns", "zs", spec(sim))).ready
+    assert await connections.client_for("ns", "zs", spec(sim)) is not first  # Secret changed: rebuilt
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "hint"),
+    [
+        (None, "SecretNotFound", "Secret ns/creds (spec.credentialsSecretRef) not found"),
+        ({"accountName": "admin"}, "InvalidSecret", "missing key 'password'"),
+        ({"accessKeySecret": SECRET_VALUE}, "InvalidSecret", "missing key 'accessKeyId'"),
+        (
+            {"token": "x"},
+            "InvalidSecret",
+            "neither keys accountName+password nor accessKeyId+accessKeySecret",
+        ),
+        ({"accountName": "admin", "password": "wrong-" + SECRET_VALUE}, "AuthFailed", "ID.1000"),
+        ({"accessKeyId": "AKID", "accessKeySecret": "wrong-" + SECRET_VALUE}, "AuthFailed", "login failed"),
+    ],
+)
+async def test_broken_secrets_name_the_problem_but_never_a_value(
+    sim: Simulator,
+    manager: tuple[ConnectionManager, Objects],
+    data: dict[str, str] | None,
+    reason: str,
+    hint: str,
+) -> None:
+    connections, objects = manager
+    if data is not None:
+        objects.put_secret("creds", "1", **data)
+    verdict = await connections.check("ns", "zs", spec(sim))
+    assert verdict.reason == reason
+    assert hint in verdict.message
+    assert SECRET_VALUE not in verdict.message
+    with pytest.raises(ConnectionUnavailable) as caught:
+        await connections.client_for("ns", "zs", spec(sim))
+    assert caught.value.reason == reason
+    assert SECRET_VALUE not in str(caught.value)
+
+
+async def test_unreachable_not_ready_unsupported_and_missing(
+    manager: tuple[ConnectionManager, Objects],
+) -> None:
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    async with Simulator(
+        SimulatorConfig(vms=1, zstack_version="4.0.0", accounts={"admin": SECRET_VALUE})
+    ) as old:
+        assert (await connections.check("ns", "old", spec(old))).reason == "Unsupported"
+    async with Simulator(SimulatorConfig(vms=1, accounts={"admin": SECRET_VALUE})) as sim:
+        sim.faults.ready = False
+        assert (await connections.check("ns", "busy", spec(sim))).reason == "NotReady"
+        gone = spec(sim)
+    assert (
+        await connections.check("ns", "gone", {**gone, "requestTimeoutSeconds": 1})
+    ).reason == "Unreachable"
+    with pytest.raises(ConnectionUnavailable) as caught:
+        await connections.client_for("ns", "nothing", None)
+    assert (caught.value.reason, str(caught.value)) == ("NotFound", "ZStackConnection ns/nothing not found")
+
+
+async def test_ca_bundle_problems(sim: Simulator, manager: tuple[ConnectionManager, Objects]) -> None:
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    tls = {"tls": {"caBundleRef": {"kind": "ConfigMap", "name": "ca"}}}
+    assert (await connections.check("ns", "zs", spec(sim, **tls))).message.startswith(
+        "ConfigMap ns/ca (spec.tls.caBundleRef) not found"
+    )
+    objects.config_maps[("ns", "ca")] = KubeObject("1", {"ca.crt": b"not a certificate"})
+    verdict = await connections.check("ns", "zs", spec(sim, **tls))
+    assert (verdict.reason, "is not a PEM CA bundle" in verdict.message) == ("InvalidSecret", True)
+
+
+def test_connection_status_refreshes_last_check_time_only_when_due() -> None:
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    ok = ConnectionVerdict("Connected", "fine", "5.3.0", "ResourceConfig")
+    first = connection_status({}, ok, generation=1, now=now, refresh_seconds=300)
+    assert first["lastCheckTime"] == "2026-05-01T12:00:00Z"
+    assert (first["version"], first["clockTrackStorage"], first["conditions"][0]["status"]) == (
+        "5.3.0",
+        "ResourceConfig",
+        "True",
+    )
+    soon = connection_status(first, ok, generation=1, now=now + timedelta(seconds=60), refresh_seconds=300)
+    assert soon == first  # nothing to write
+    later = connection_status(first, ok, generation=1, now=now + timedelta(seconds=300), refresh_seconds=300)
+    assert later["lastCheckTime"] == "2026-05-01T12:05:00Z"
+    broken = connection_status(
+        first,
+        ConnectionVerdict("AuthFailed", "nope"),
+        generation=1,
+        now=now + timedelta(seconds=5),
+        refresh_seconds=300,
+    )
+    assert (broken["conditions"][0]["reason"], broken["version"]) == ("AuthFailed", "5.3.0")
