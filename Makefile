@@ -46,7 +46,7 @@ test: $(STAMP) lint typecheck controlplane ## everything CI runs: lint, types, c
 	$(BIN)/pytest -q -ra
 
 dev: $(STAMP) controlplane ## local sandbox: control plane + ZStack simulator + operator + examples
-	$(BIN)/python -m vmclock.sandbox
+	$(BIN)/python -m tests.sandbox $(SANDBOX_ARGS)
 
 bench: $(STAMP) controlplane ## benchmarks under bench/ (numbers, not pass/fail)
 	$(BIN)/python bench/run.py
