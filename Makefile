@@ -49,7 +49,8 @@ dev: $(STAMP) controlplane ## local sandbox: control plane + ZStack simulator + 
 	$(BIN)/python -m tests.sandbox $(SANDBOX_ARGS)
 
 bench: $(STAMP) controlplane ## benchmarks under bench/ (numbers, not pass/fail)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/bench_client.py
+	$(BIN)/python bench/bench_operator.py
 
 clean: ## remove the venv and caches (the control-plane cache outside the repo stays)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

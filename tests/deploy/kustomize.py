@@ -1,0 +1,90 @@
+"""Rendering the deploy/ kustomizations the way a user would, querying and applying the rendered objects.
+
+:func:`user_copy` reproduces the documented way of installing into another namespace: copy the tree and
+edit the overlay's ``namespace:`` (kustomize forbids absolute paths, and its replacements must see the
+final namespace, so a wrapper kustomization around the overlay would not be the same thing).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controlplane import Kubectl
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_NAMESPACE = "vmclock-system"
+OPERATOR = "vmclock-operator"
+CRD_ESTABLISHED_TIMEOUT = "60s"
+
+Obj = dict[str, Any]
+Render = Callable[[Path], list[Obj]]
+
+
+def parse_objects(text: str) -> list[Obj]:
+    return [document for document in yaml.safe_load_all(text) if document]
+
+
+def user_copy(destination: Path, overlay: str, *, namespace: str, components: tuple[str, ...] = ()) -> Path:
+    """Copy ``deploy/`` and ``crds/`` to ``destination``, set the overlay's namespace (and add components).
+
+    Returns the overlay directory inside the copy.
+    """
+    for tree in ("deploy", "crds"):
+        shutil.copytree(REPO / tree, destination / tree)
+    directory = destination / overlay
+    kustomization = directory / "kustomization.yaml"
+    text = kustomization.read_text()
+    old = f"\nnamespace: {DEFAULT_NAMESPACE}\n"
+    if old not in text:
+        raise AssertionError(
+            f"{overlay}/kustomization.yaml has no `namespace: {DEFAULT_NAMESPACE}` line to edit"
+        )
+    text = text.replace(old, f"\nnamespace: {namespace}\n")
+    if components:
+        text += "components:\n" + "".join(f"  - {component}\n" for component in components)
+    kustomization.write_text(text)
+    return directory
+
+
+def of_kind(objects: list[Obj], kind: str) -> list[Obj]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def one(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
+    (found,) = [obj for obj in of_kind(objects, kind) if name is None or obj["metadata"]["name"] == name]
+    return found
+
+
+def operator_container(objects: list[Obj]) -> Obj:
+    (container,) = one(objects, "Deployment", OPERATOR)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def bindings(objects: list[Obj]) -> Iterator[Obj]:
+    for obj in objects:
+        if obj["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            yield obj
+
+
+def apply_prerequisites(kubectl: Kubectl, objects: list[Obj]) -> None:
+    """Create for real what a dry run cannot: Namespaces and CRDs the other objects need.
+
+    Namespaces the rendering only refers to (an overlay installing into an existing namespace) are
+    created bare when missing; those it defines are applied as rendered.
+    """
+    needed = [obj for obj in objects if obj["kind"] in ("Namespace", "CustomResourceDefinition")]
+    defined = {obj["metadata"]["name"] for obj in needed if obj["kind"] == "Namespace"}
+    referred = {obj["metadata"]["namespace"] for obj in objects if "namespace" in obj["metadata"]}
+    for name in sorted(referred - defined):
+        if kubectl("get", "namespace", name, check=False).returncode != 0:
+            kubectl("create", "namespace", name)
+    if needed:
+        kubectl.apply(needed, server_side=True)
+    crds = [f"crd/{obj['metadata']['name']}" for obj in needed if obj["kind"] == "CustomResourceDefinition"]
+    if crds:
+        kubectl("wait", "--for=condition=established", f"--timeout={CRD_ESTABLISHED_TIMEOUT}", *crds)

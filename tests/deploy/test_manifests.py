@@ -1,0 +1,203 @@
+"""deploy/: every variant renders with kustomize, passes a server-side dry run, and keeps its promises.
+
+Variants: ``deploy/`` (cluster-wide), ``overlays/ha`` (plus the peering component), ``overlays/namespaced``
+as shipped, and the documented way of using it elsewhere (a copy with another ``namespace:``, optionally
+listing the peering component).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from controlplane import Kubectl
+from deploy.dockerfile_replay import parse_dockerfile
+from deploy.kustomize import (
+    DEFAULT_NAMESPACE,
+    OPERATOR,
+    REPO,
+    Obj,
+    Render,
+    apply_prerequisites,
+    bindings,
+    of_kind,
+    one,
+    operator_container,
+    parse_objects,
+    user_copy,
+)
+from vmclock.kopfapp.settings import build_settings
+
+SHIPPED = {
+    "default": REPO / "deploy",
+    "namespaced": REPO / "deploy" / "overlays" / "namespaced",
+    "ha": REPO / "deploy" / "overlays" / "ha",
+}
+PEERING = "../../components/peering"
+
+
+def flag_values(container: Obj) -> dict[str, str]:
+    """``--name=value`` arguments of the operator container as a mapping."""
+    return dict(arg.removeprefix("--").split("=", 1) for arg in container["args"] if "=" in arg)
+
+
+def downward_env(container: Obj) -> dict[str, str]:
+    return {
+        item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"]
+        for item in container["env"]
+        if "fieldRef" in item.get("valueFrom", {})
+    }
+
+
+def dockerfile_instructions(keyword: str) -> list[str]:
+    (*_, runtime) = parse_dockerfile((REPO / "Dockerfile").read_text())
+    return [instruction.arguments for instruction in runtime.instructions if instruction.keyword == keyword]
+
+
+def test_crds_kustomization_lists_every_crd_manifest() -> None:
+    listed = yaml.safe_load((REPO / "crds" / "Kustomization").read_text())["resources"]
+    assert sorted(listed) == sorted(path.name for path in (REPO / "crds").glob("*.yaml"))
+
+
+def test_default_install_carries_the_crds_unchanged(render: Render) -> None:
+    rendered = {
+        obj["metadata"]["name"]: obj["spec"]
+        for obj in of_kind(render(SHIPPED["default"]), "CustomResourceDefinition")
+    }
+    files = [parse_objects(path.read_text()) for path in sorted((REPO / "crds").glob("*.yaml"))]
+    assert rendered == {obj["metadata"]["name"]: obj["spec"] for (obj,) in files}
+
+
+@pytest.mark.parametrize("variant", SHIPPED)
+def test_operator_pod_is_locked_down(render: Render, variant: str) -> None:
+    objects = render(SHIPPED[variant])
+    pod = one(objects, "Deployment", OPERATOR)["spec"]["template"]["spec"]
+    container = operator_container(objects)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
+    assert container["resources"]["limits"] == {"memory": "256Mi"}
+    assert downward_env(container)["POD_NAME"] == "metadata.name"
+    assert pod["serviceAccountName"] == OPERATOR
+
+
+def test_probe_ports_and_user_agree_with_the_operator_flags_and_the_image(render: Render) -> None:
+    objects = render(SHIPPED["default"])
+    container = operator_container(objects)
+    pod = one(objects, "Deployment", OPERATOR)["spec"]["template"]["spec"]
+    flags = flag_values(container)
+    liveness = urlsplit(flags["liveness"])
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    probe = container["livenessProbe"]["httpGet"]
+    assert (probe["path"], ports[probe["port"]]) == (liveness.path, liveness.port)
+    assert ports["metrics"] == int(flags["metrics-port"])
+    (service_port,) = one(objects, "Service")["spec"]["ports"]
+    assert (service_port["name"], service_port["port"], service_port["targetPort"]) == (
+        "metrics",
+        9090,
+        "metrics",
+    )
+    exposed = {int(port) for line in dockerfile_instructions("EXPOSE") for port in shlex.split(line)}
+    assert exposed == set(ports.values())
+    (user,) = dockerfile_instructions("USER")
+    assert user == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+
+
+def test_default_install_is_one_recreated_replica_watching_all_namespaces(render: Render) -> None:
+    objects = render(SHIPPED["default"])
+    deployment = one(objects, "Deployment", OPERATOR)
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]) == (1, {"type": "Recreate"})
+    assert operator_container(objects)["args"][0] == "-A"
+    assert (
+        one(objects, "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    )
+
+
+def test_namespaced_overlay_binds_the_operator_rules_only_in_its_namespace(render: Render) -> None:
+    objects = render(SHIPPED["namespaced"])
+    container = operator_container(objects)
+    assert container["args"][0] == "--namespace=$(POD_NAMESPACE)"
+    assert "-A" not in container["args"]
+    assert downward_env(container)["POD_NAMESPACE"] == "metadata.namespace"
+    assert of_kind(objects, "Namespace") == []  # the tenant's namespace is not ours to manage or prune
+    cluster_wide = {obj["roleRef"]["name"] for obj in of_kind(objects, "ClusterRoleBinding")}
+    assert cluster_wide == {"vmclock-operator-crd-watch", "vmclock-operator-namespace-watch"}
+    rolebinding = one(objects, "RoleBinding", OPERATOR)
+    assert (rolebinding["metadata"]["namespace"], rolebinding["roleRef"]["name"]) == (
+        DEFAULT_NAMESPACE,
+        OPERATOR,
+    )
+
+
+def test_ha_overlay_runs_a_standby_replica_with_peering(render: Render) -> None:
+    objects = render(SHIPPED["ha"])
+    deployment = one(objects, "Deployment", OPERATOR)
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert operator_container(objects)["args"][-1] == "--peering=vmclock"
+    assert {obj["kind"] for obj in objects} >= {"ClusterKopfPeering", "KopfPeering"}
+
+
+def rendered_variant(render: Render, variant: str, copy_root: Path, namespace: str) -> list[Obj]:
+    """A shipped variant, or ``namespaced-in-<ns>[+peering]``: the documented copy into another namespace."""
+    if variant in SHIPPED:
+        return render(SHIPPED[variant])
+    components = (PEERING,) if variant.endswith("+peering") else ()
+    return render(
+        user_copy(copy_root, "deploy/overlays/namespaced", namespace=namespace, components=components)
+    )
+
+
+ALL_VARIANTS = [*SHIPPED, "namespaced-elsewhere", "namespaced-elsewhere+peering"]
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS)
+def test_every_binding_names_the_operator_service_account_where_it_lives(
+    render: Render, variant: str, tmp_path: Path
+) -> None:
+    objects = rendered_variant(render, variant, tmp_path, "tenant-a")
+    (account,) = of_kind(objects, "ServiceAccount")
+    expected = [{"kind": "ServiceAccount", "name": OPERATOR, "namespace": account["metadata"]["namespace"]}]
+    wrong = {
+        obj["metadata"]["name"]: obj["subjects"] for obj in bindings(objects) if obj["subjects"] != expected
+    }
+    assert wrong == {}
+    if variant.startswith("namespaced-elsewhere"):
+        assert account["metadata"]["namespace"] == "tenant-a"
+        assert all(
+            obj["metadata"]["name"].endswith(".tenant-a") for obj in of_kind(objects, "ClusterRoleBinding")
+        )
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS)
+def test_server_side_dry_run_accepts_everything_rendered(
+    render: Render, kubectl: Kubectl, namespace: str, variant: str, tmp_path: Path
+) -> None:
+    objects = rendered_variant(render, variant, tmp_path, namespace)
+    apply_prerequisites(kubectl, objects)
+    result = kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(objects),
+    )
+    assert result.stdout.count("serverside-applied (server dry run)") == len(objects)
+    assert "PodSecurity" not in result.stderr
+
+
+def test_kubelet_waits_longer_than_the_operator_takes_to_shut_down(render: Render) -> None:
+    pod = one(render(SHIPPED["default"]), "Deployment", OPERATOR)["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > build_settings().process.ultimate_exiting_timeout

@@ -1,0 +1,137 @@
+"""The operator's RBAC, applied for real and queried with ``kubectl auth can-i --as=<its ServiceAccount>``.
+
+Every verb the operator (kopf included) uses must be allowed and nothing beyond it. RBAC cannot tell a
+patch of ``spec`` from a patch of ``metadata``: kopf needs ``patch`` on the objects for its finalizer and
+annotations, so "never edits spec" is the operator's promise, not something RBAC enforces; ``update``
+(a full replace) is denied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from controlplane import Kubectl
+from deploy.kustomize import OPERATOR, Obj, Render, apply_prerequisites, user_copy
+
+POLICIES = "vmclockpolicies.vmclock.zstack.io"
+CONNECTIONS = "zstackconnections.vmclock.zstack.io"
+CRDS = "customresourcedefinitions.apiextensions.k8s.io"
+EVERYWHERE = "*"  # cluster-wide: list/watch across all namespaces, or a cluster-scoped resource
+HOME = "@home"  # the namespace whose objects the operator serves
+ELSEWHERE = "@elsewhere"  # a namespace a namespaced install must not reach
+
+
+class Access(NamedTuple):
+    verb: str
+    resource: str
+    where: str
+    subresource: str = ""
+
+
+OWN_KINDS_AT_HOME = [
+    *(
+        Access(verb, kind, HOME)
+        for kind in (POLICIES, CONNECTIONS)
+        for verb in ("get", "list", "watch", "patch")
+    ),
+    *(Access("patch", kind, HOME, "status") for kind in (POLICIES, CONNECTIONS)),
+    Access("get", "secrets", HOME),
+    Access("get", "configmaps", HOME),
+    Access("create", "events", HOME),
+    Access("list", CRDS, EVERYWHERE),
+    Access("watch", CRDS, EVERYWHERE),
+]
+NEVER = [
+    *(Access(verb, "secrets", HOME) for verb in ("list", "watch", "create", "update", "patch", "delete")),
+    Access("watch", "secrets", EVERYWHERE),
+    Access("list", "configmaps", HOME),
+    *(
+        Access(verb, kind, HOME)
+        for kind in (POLICIES, CONNECTIONS)
+        for verb in ("create", "update", "delete")
+    ),
+    Access("deletecollection", POLICIES, HOME),
+    Access("update", POLICIES, HOME, "status"),
+    Access("get", CONNECTIONS, HOME, "status"),  # status is read with the object
+    Access("patch", "events", HOME),
+    Access("create", "events.events.k8s.io", HOME),
+    Access("get", "pods", HOME),
+    Access("create", "serviceaccounts", HOME, "token"),
+    Access("impersonate", "serviceaccounts", HOME),
+    Access("create", CRDS, EVERYWHERE),
+    Access("patch", CRDS, EVERYWHERE),
+    Access("list", "clusterkopfpeerings.kopf.dev", EVERYWHERE),  # only with components/peering
+]
+
+
+def can_i(kubectl: Kubectl, account: Obj, access: Access, places: dict[str, str]) -> bool:
+    identity = f"system:serviceaccount:{account['metadata']['namespace']}:{account['metadata']['name']}"
+    args = ["auth", "can-i", access.verb, access.resource, f"--as={identity}"]
+    args += ["--all-namespaces"] if access.where == EVERYWHERE else ["--namespace", places[access.where]]
+    args += [f"--subresource={access.subresource}"] if access.subresource else []
+    result = kubectl(*args, check=False)
+    answer = result.stdout.strip()
+    if answer not in ("yes", "no"):
+        raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
+    return answer == "yes"
+
+
+def wrong_answers(
+    kubectl: Kubectl, account: Obj, allowed: list[Access], denied: list[Access], places: dict[str, str]
+) -> dict[str, list[Access]]:
+    return {
+        "denied but needed": [access for access in allowed if not can_i(kubectl, account, access, places)],
+        "allowed but not needed": [access for access in denied if can_i(kubectl, account, access, places)],
+    }
+
+
+def service_account(objects: list[Obj]) -> Obj:
+    (account,) = [obj for obj in objects if obj["kind"] == "ServiceAccount"]
+    assert account["metadata"]["name"] == OPERATOR
+    return account
+
+
+def test_cluster_wide_install_grants_exactly_what_the_operator_uses(
+    kubectl: Kubectl, installed_deploy: list[Obj], namespace: str
+) -> None:
+    allowed = [
+        *OWN_KINDS_AT_HOME,
+        Access("list", POLICIES, EVERYWHERE),
+        Access("watch", CONNECTIONS, EVERYWHERE),
+        Access("get", "secrets", ELSEWHERE),  # cluster-wide mode reads each tenant's connection Secret
+    ]
+    denied = [*NEVER, Access("list", "namespaces", EVERYWHERE)]  # kopf lists namespaces only with --namespace
+    places = {HOME: namespace, ELSEWHERE: "default"}
+    assert wrong_answers(kubectl, service_account(installed_deploy), allowed, denied, places) == {
+        "denied but needed": [],
+        "allowed but not needed": [],
+    }
+
+
+def test_namespaced_install_reaches_nothing_outside_its_namespace(
+    kubectl: Kubectl, render: Render, namespace: str, tmp_path: Path
+) -> None:
+    objects = render(user_copy(tmp_path, "deploy/overlays/namespaced", namespace=namespace))
+    apply_prerequisites(kubectl, objects)
+    kubectl.apply(objects, server_side=True)
+    allowed = [
+        *OWN_KINDS_AT_HOME,
+        Access("list", "namespaces", EVERYWHERE),
+        Access("watch", "namespaces", EVERYWHERE),
+    ]
+    denied = [
+        *NEVER,
+        Access("get", "secrets", ELSEWHERE),
+        Access("get", "configmaps", ELSEWHERE),
+        Access("get", POLICIES, ELSEWHERE),
+        Access("patch", CONNECTIONS, ELSEWHERE, "status"),
+        Access("create", "events", ELSEWHERE),
+        Access("list", POLICIES, EVERYWHERE),
+        Access("watch", CONNECTIONS, EVERYWHERE),
+    ]
+    places = {HOME: namespace, ELSEWHERE: "default"}
+    assert wrong_answers(kubectl, service_account(objects), allowed, denied, places) == {
+        "denied but needed": [],
+        "allowed but not needed": [],
+    }
