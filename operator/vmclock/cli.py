@@ -4,9 +4,10 @@ Flags mirror `kopf run` where they overlap (`-n/--namespace`, `-A/--all-namespac
 `--peering`, `--priority`, `--liveness`, `--verbose`, `--debug`). Defaults differ on purpose:
 - all namespaces unless `-n` is given;
 - standalone (no peering) unless `--peering NAME` is given. For a standby replica, run two pods with
-  `--peering vmclock` and distinct `--priority` values (and create kopf's KopfPeering CRD); the paused one
-  stops its resync loops, because those are kopf daemons. The shipped Deployment runs one replica with
-  `strategy: Recreate` instead;
+  `--peering vmclock` (and create kopf's KopfPeering CRD); replicas of one Deployment share their arguments,
+  and kopf freezes every replica when priorities are equal, so without `--priority` each process draws a
+  random one. The paused replica stops its resync loops, because those are kopf daemons. The shipped
+  Deployment runs one replica with `strategy: Recreate` instead;
 - a liveness endpoint on :8080/healthz and Prometheus metrics on :9090.
 Environment: POD_NAME names the Event reporting instance (default: the host name); KUBECONFIG or the
 in-cluster service account select the cluster.
@@ -15,6 +16,7 @@ in-cluster service account select the cluster.
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -45,7 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     peering = run.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", default=True, help="no peering (default)")
     peering.add_argument("--peering", metavar="NAME", help="join kopf peering NAME (active/standby replicas)")
-    run.add_argument("--priority", type=int, default=None, help="peering priority (higher wins)")
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority (higher wins; default: random when peering)",
+    )
     run.add_argument(
         "--liveness",
         default=DEFAULT_LIVENESS,
@@ -63,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="debug logs of the operator and kopf")
     run.add_argument("--debug", action="store_true", help="also asyncio and Kubernetes API traffic")
     return parser
+
+
+def peering_priority(args: argparse.Namespace) -> int | None:
+    """Distinct priorities per replica: equal ones make kopf pause every replica of the peering."""
+    if args.priority is not None or args.peering is None:
+        return args.priority  # type: ignore[no-any-return]
+    return 1 + secrets.randbelow(1_000_000)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -84,7 +98,7 @@ def run(args: argparse.Namespace) -> None:
         namespaces=args.namespaces,
         standalone=args.peering is None,
         peering_name=args.peering,
-        priority=args.priority,
+        priority=peering_priority(args),
         liveness_endpoint=args.liveness or None,
     )
 
