@@ -32,7 +32,7 @@ ACTIONS = ARGOCD / "actions" / "vmclock.zstack.io" / "VmClockPolicy"
 KINDS = ("VmClockPolicy", "ZStackConnection")
 # docs/api.md: the reasons after which only a human can help; Argo CD must show them as Degraded.
 TERMINAL_REASONS = {
-    "VmClockPolicy": {"InvalidSpec", "VmNotFound", "Conflict", "ConnectionNotReady"},
+    "VmClockPolicy": {"InvalidSpec", "VmNotFound", "Conflict", "ConnectionNotReady", "Drifted"},
     "ZStackConnection": {"AuthFailed", "InvalidSecret", "SecretNotFound", "Unsupported"},
 }
 REQUESTED_AT = "vmclock.zstack.io/reconcile-requested-at"

@@ -20,7 +20,10 @@ local function message_or(condition, fallback)
 end
 
 -- Ready=False for these reasons does not heal by retrying: the spec, ZStack or a Secret has to change.
-local terminal = { InvalidSpec = true, VmNotFound = true, Conflict = true, ConnectionNotReady = true }
+-- Drifted only happens in Observe mode, which never writes: a person has to act, so it is Degraded too.
+local terminal = {
+  InvalidSpec = true, VmNotFound = true, Conflict = true, ConnectionNotReady = true, Drifted = true,
+}
 
 local annotations = obj.metadata.annotations or {}
 local generation = obj.metadata.generation
