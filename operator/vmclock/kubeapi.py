@@ -28,6 +28,7 @@ from vmclock.engine.spec import GROUP, VERSION
 NOT_FOUND = 404
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 30.0
+POOL_SIZE = 32
 
 T = TypeVar("T")
 
@@ -61,7 +62,11 @@ class KubeApi:
                     kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
                 except kubernetes.config.ConfigException:
                     kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-                self._api = kubernetes.client.ApiClient()
+                configuration = kubernetes.client.Configuration.get_default_copy()
+                # Above the worker-thread count, so bursts (many policies at start-up) reuse connections
+                # instead of discarding them ("Connection pool is full").
+                configuration.connection_pool_maxsize = POOL_SIZE
+                self._api = kubernetes.client.ApiClient(configuration=configuration)
             return self._api
 
     async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
