@@ -1,0 +1,1 @@
+"""The local sandbox behind ``make dev`` (see ``run.py``)."""
