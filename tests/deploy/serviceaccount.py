@@ -1,0 +1,121 @@
+"""Acting as the operator's ServiceAccount, and running the operator the way the shipped Deployment would.
+
+``kubectl auth can-i --as`` (``test_rbac_access``) asks the authorizer; a token kubeconfig goes further: the
+real operator process authenticates as the ServiceAccount, so any verb its code paths (kopf's included) use
+but the ClusterRole lacks shows up as a 403 in a real reconcile.  There is no kubelet, so the Deployment is
+never run; instead its container ``args`` and ``env`` are replayed around the image's ``ENTRYPOINT`` from
+the venv built by ``dockerfile_replay``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from controlplane import Kubectl
+from deploy.dockerfile_replay import ReplayedImage
+from deploy.kustomize import Obj
+from harness import OperatorError, OperatorProcess
+from harness.processes import free_port, spawn
+
+TOKEN_DURATION = "1h"
+
+
+def identity(account: Obj) -> str:
+    """The user name the API server gives the ServiceAccount's tokens."""
+    return f"system:serviceaccount:{account['metadata']['namespace']}:{account['metadata']['name']}"
+
+
+def mint_token(admin: Kubectl, account: Obj) -> str:
+    """A bound token for the ServiceAccount (TokenRequest API), as the kubelet would project into the pod."""
+    result = admin(
+        "create",
+        "token",
+        account["metadata"]["name"],
+        f"--duration={TOKEN_DURATION}",
+        namespace=account["metadata"]["namespace"],
+    )
+    return result.stdout.strip()
+
+
+def write_token_kubeconfig(admin_kubeconfig: Path, token: str, path: Path) -> Path:
+    """A kubeconfig with the admin kubeconfig's server and CA but only ``token`` as credentials.
+
+    No client certificate is carried over, so every request is authenticated as the token's subject.
+    """
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    contexts = {item["name"]: item["context"] for item in admin["contexts"]}
+    clusters = {item["name"]: item["cluster"] for item in admin["clusters"]}
+    cluster = clusters[contexts[admin["current-context"]]["cluster"]]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "target",
+                "cluster": {
+                    "server": cluster["server"],
+                    "certificate-authority-data": cluster["certificate-authority-data"],
+                },
+            }
+        ],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "target", "user": "operator"}}],
+        "current-context": "operator",
+    }
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@dataclass(kw_only=True)
+class DeployedOperatorProcess(OperatorProcess):
+    """The image's ``ENTRYPOINT`` with the Deployment container's ``args`` and ``env``, in the image's env.
+
+    The liveness and metrics listeners are moved from the pod's fixed ports to free loopback ports (several
+    operators may share this machine); every other argument is passed exactly as rendered.  Downward-API
+    variables (``fieldRef``) get the values the kubelet would give a pod named :attr:`pod_name` in
+    :attr:`pod_namespace`.
+    """
+
+    image: ReplayedImage
+    container: Obj
+    pod_namespace: str
+
+    def argv(self) -> list[str]:
+        listeners = {"--liveness": self.liveness_url, "--metrics-port": str(self.metrics_port)}
+        args: list[str] = self.container["args"]
+        flags = {arg.partition("=")[0]: arg for arg in args if "=" in arg}
+        if missing := sorted(listeners.keys() - flags.keys()):
+            raise OperatorError(f"the Deployment's args have no {missing} (expected the --flag=value form)")
+        rebound = {flags[flag]: f"{flag}={value}" for flag, value in listeners.items()}
+        return [*self.image.entrypoint, *(rebound.get(arg, arg) for arg in args)]
+
+    def container_env(self) -> dict[str, str]:
+        downward = {"metadata.name": self.pod_name, "metadata.namespace": self.pod_namespace}
+        env = {}
+        for variable in self.container.get("env", []):
+            if "value" in variable:
+                env[variable["name"]] = variable["value"]
+            else:
+                env[variable["name"]] = downward[variable["valueFrom"]["fieldRef"]["fieldPath"]]
+        return env
+
+    def start(self) -> DeployedOperatorProcess:
+        """Start in the image's environment and root, and wait until the liveness endpoint answers 200.
+
+        Overrides :meth:`OperatorProcess.start` only because that one inherits the test's environment.
+        """
+        if self.alive():
+            raise OperatorError("the operator is already running")
+        self.liveness_port, self.metrics_port = free_port(), free_port()
+        env = {**self.image.env, **self.container_env(), "KUBECONFIG": str(self.kubeconfig)}
+        with contextlib.ExitStack() as unless_live:
+            unless_live.callback(self.stop)
+            self._proc = spawn(self.argv(), log=self._open_log(), env=env, cwd=self.image.root)
+            self._wait_live()
+            unless_live.pop_all()
+        return self
