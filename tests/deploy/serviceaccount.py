@@ -9,7 +9,6 @@ the venv built by ``dockerfile_replay``.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from controlplane import Kubectl
 from deploy.dockerfile_replay import ReplayedImage
 from deploy.kustomize import Obj
 from harness import OperatorError, OperatorProcess
-from harness.processes import free_port, spawn
 
 TOKEN_DURATION = "1h"
 
@@ -104,18 +102,6 @@ class DeployedOperatorProcess(OperatorProcess):
                 env[variable["name"]] = downward[variable["valueFrom"]["fieldRef"]["fieldPath"]]
         return env
 
-    def start(self) -> DeployedOperatorProcess:
-        """Start in the image's environment and root, and wait until the liveness endpoint answers 200.
-
-        Overrides :meth:`OperatorProcess.start` only because that one inherits the test's environment.
-        """
-        if self.alive():
-            raise OperatorError("the operator is already running")
-        self.liveness_port, self.metrics_port = free_port(), free_port()
-        env = {**self.image.env, **self.container_env(), "KUBECONFIG": str(self.kubeconfig)}
-        with contextlib.ExitStack() as unless_live:
-            unless_live.callback(self.stop)
-            self._proc = spawn(self.argv(), log=self._open_log(), env=env, cwd=self.image.root)
-            self._wait_live()
-            unless_live.pop_all()
-        return self
+    def environment(self) -> dict[str, str]:
+        """The image's env plus the container's, never the test's own environment."""
+        return {**self.image.env, **self.container_env(), "KUBECONFIG": str(self.kubeconfig)}

@@ -103,6 +103,7 @@ def operator(
         kubeconfig=login.kubeconfig,
         pod_name=POD_NAME,
         image=replayed_image,
+        cwd=replayed_image.root,
         container=operator_container(installed_deploy),
         pod_namespace=login.account["metadata"]["namespace"],
     ) as process:
