@@ -8,7 +8,7 @@ import pytest
 
 from vmclock.simulator import Simulator, SimulatorConfig
 from vmclock.zstack import ZStackClient, ZStackError
-from vmclock.zstack.errors import JOB_EXPIRED, TRANSPORT
+from vmclock.zstack.errors import JOB_EXPIRED, JOB_TIMEOUT, TRANSPORT
 
 from .recorder import RecordingProxy
 from .support import CallLog, MakeClient
@@ -155,3 +155,50 @@ async def test_transport_failures_are_retried_then_raised(make_client: MakeClien
         await client.get_version()
     assert caught.value.code == TRANSPORT
     assert call_log.codes("GetVersion") == [TRANSPORT] * 3
+
+
+async def submitted(sim: Simulator) -> None:
+    """Until the simulator has taken the first SetVmClockTrack (it offers counters, not events)."""
+    while sim.stats.calls["SetVmClockTrack"] == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+
+
+async def test_an_outage_while_polling_never_submits_the_job_twice(make_client: MakeClient) -> None:
+    """Polls failing for longer than a few fast retries must not turn into a resubmit of a live job."""
+    async with Simulator(SimulatorConfig(vms=1, job_latency=1.0)) as sim:
+        client = make_client(sim.endpoint, retry_base_delay=0.05, retry_max_delay=0.2)
+        await client.login()
+
+        async def outage() -> None:
+            await submitted(sim)
+            sim.faults.drop_rate = 1.0
+            await asyncio.sleep(0.8)
+            sim.faults.drop_rate = 0.0
+
+        blip = asyncio.create_task(outage())
+        await client.set_clock_track(sim.state.vm_uuids()[0], "guest")
+        await blip
+        assert sim.stats.calls["SetVmClockTrack"] == 1
+        assert len(sim.stats.writes) == 1
+
+
+async def test_a_job_unreachable_past_its_deadline_is_terminal_not_resubmitted(
+    make_client: MakeClient,
+) -> None:
+    """The job is stored, so once its apiTimeout has passed we report it instead of queueing a copy."""
+    async with Simulator(SimulatorConfig(vms=1, job_latency=5.0, api_timeout=0.5)) as sim:
+        client = make_client(sim.endpoint, request_timeout=0.2, poll_max_delay=0.1, retry_max_delay=0.1)
+        await client.login()
+
+        async def node_goes_silent() -> None:
+            await submitted(sim)
+            sim.faults.drop_rate = 1.0
+
+        silence = asyncio.create_task(node_goes_silent())
+        with pytest.raises(ZStackError) as caught:
+            await client.set_clock_track(sim.state.vm_uuids()[0], "guest")
+        await silence
+        sim.faults.drop_rate = 0.0
+        assert caught.value.code == JOB_TIMEOUT
+        assert not caught.value.retryable
+        assert sim.stats.calls["SetVmClockTrack"] == 1

@@ -6,44 +6,55 @@ branches listed in zstack-api.md §5, so a test can pick a ZStack version and ge
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-
-from vmclock.zstack.models import ZStackVersion
 
 DEFAULT_ADVERTISED_URL = "http://mn.internal:8080"
 """ZStack builds a job `location` from the MN's own base URL, which clients often cannot reach; answering
 with a host other than the one the client dialled by default forces clients to rewrite it, as the SDKs do."""
 
 
+_RELEASE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
 @dataclass(frozen=True)
 class Features:
-    """The protocol differences between ZStack release branches that matter for clock track."""
+    """The protocol differences between ZStack release branches that matter for clock track.
 
-    version: ZStackVersion
+    Versions are parsed here rather than with the client's ZStackVersion: the simulator is the oracle the
+    client is tested against, so it must not share the client's code.
+    """
+
+    version: str
+    release: tuple[int, int, int]
 
     @classmethod
     def of(cls, text: str) -> Features:
-        return cls(ZStackVersion.parse(text))
+        match = _RELEASE.search(text)
+        if match is None:
+            raise ValueError(f"unrecognised ZStack version {text!r}; expected x.y.z")
+        major, minor, patch = (int(group) for group in match.groups())
+        return cls(text, (major, minor, patch))
 
     @property
     def has_set_vm_clock_track(self) -> bool:
         """APISetVmClockTrackMsg exists from branch 4.1.0 on (absent on 4.0.x)."""
-        return self.version >= ZStackVersion(4, 1, 0)
+        return self.release >= (4, 1, 0)
 
     @property
     def has_qga_clock_fields(self) -> bool:
         """`syncAfterVMResume` / `intervalInSeconds` exist on branches >= 4.4.24 (absent on 4.4.18)."""
-        return self.version >= ZStackVersion(4, 4, 24)
+        return self.release >= (4, 4, 24)
 
     @property
     def track_in_resource_config(self) -> bool:
         """>= 4.3.12 keeps the track in resource config `vm.clock.track`; older releases in a system tag."""
-        return self.version >= ZStackVersion(4, 3, 12)
+        return self.release >= (4, 3, 12)
 
     @property
     def rejects_duplicate_job_uuid(self) -> bool:
         """The "Duplicate job uuid" check on X-Job-UUID exists on branches >= 4.6.0."""
-        return self.version >= ZStackVersion(4, 6, 0)
+        return self.release >= (4, 6, 0)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ from vmclock.simulator.model import Call, Reply
 from vmclock.simulator.queries import QuerySpec, Table, run_query
 from vmclock.simulator.state import SimState
 from vmclock.simulator.stats import Stats
-from vmclock.simulator.tracks import CATEGORY, CLOCK_TRACK
-from vmclock.zstack.models import TRACKS
+from vmclock.simulator.tracks import CATEGORY, CLOCK_TRACK, TRACKS
 
 VM_CLASS = "org.zstack.header.vm.VmInstanceInventory"
 SESSION_CLASS = "org.zstack.header.identity.SessionInventory"

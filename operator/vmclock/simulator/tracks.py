@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmclock.simulator.wire import gson_date
-from vmclock.zstack.models import TRACKS
 
+TRACKS = ("guest", "host")  # VmClockTrack enum; the simulator keeps its own copy as the test oracle
 CLOCK_TRACK = "vm.clock.track"
 CATEGORY = "vm"
 VM_RESOURCE_TYPE = "VmInstanceVO"

@@ -8,7 +8,7 @@ so transport failures and garbage responses are folded into the same class with 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 # Client-side codes for failures that never produced a ZStack ErrorCode.
@@ -17,12 +17,13 @@ TIMEOUT = "CLIENT.TIMEOUT"  # request or job polling exceeded its deadline
 GARBAGE = "CLIENT.GARBAGE"  # a 5xx or 200 whose body is not the JSON ZStack would send
 HTTP = "CLIENT.HTTP"  # plain-text 4xx from the REST layer; http_status says which
 JOB_EXPIRED = "CLIENT.JOB_EXPIRED"  # 404 on a job we submitted: purged, or the submit never reached the store
+# A submitted job that did not end (or could not be polled) within its apiTimeout. Not retryable: the job is
+# stored and may still run, so resubmitting would only queue a second copy behind it.
+JOB_TIMEOUT = "CLIENT.JOB_TIMEOUT"
 
 # ZStack codes the operator treats specially (zstack-api.md §4).
-SYS_INTERNAL = "SYS.1000"
 SYS_TIMEOUT = "SYS.1001"
 SYS_RESOURCE_NOT_FOUND = "SYS.1003"
-SYS_OPERATION_ERROR = "SYS.1006"
 SYS_INVALID_ARGUMENT = "SYS.1007"
 SYS_NOT_READY = "SYS.1010"
 SYS_MN_UNAVAILABLE = "SYS.1012"
@@ -41,7 +42,6 @@ class ErrorCode:
     description: str = ""
     details: str = ""
     cause: ErrorCode | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: Any) -> ErrorCode:
@@ -52,13 +52,11 @@ class ErrorCode:
         causes = data.get("causes")
         if cause_data is None and isinstance(causes, list) and causes:
             cause_data = causes[0]
-        known = {"code", "description", "details", "cause", "causes"}
         return cls(
             code=str(data.get("code") or "UNKNOWN"),
             description=str(data.get("description") or ""),
             details=str(data.get("details") or ""),
             cause=cls.from_json(cause_data) if isinstance(cause_data, dict) else None,
-            extra={k: v for k, v in data.items() if k not in known},
         )
 
     def redacted(self, redact: Callable[[str], str]) -> ErrorCode:

@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmclock.zstack.errors import GARBAGE, JOB_EXPIRED, TIMEOUT, TRANSPORT, ZStackError
+from vmclock.zstack.errors import GARBAGE, JOB_EXPIRED, JOB_TIMEOUT, TIMEOUT, TRANSPORT, ZStackError
 from vmclock.zstack.options import ClientOptions
 from vmclock.zstack.replies import Reply, error_from_reply, garbage, success_body
+from vmclock.zstack.retry import RetryPolicy
 from vmclock.zstack.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ class JobRunner:
         self._transport = transport
         self._options = options
         self._pacer = PollPacer(options.poll_first_delay, options.poll_max_delay)
+        # Waits after a failed poll: a failing poll means the node or the path to it is unwell, so back off
+        # like any retry instead of at the (fast) polling pace.
+        self._poll_retry = RetryPolicy(base_delay=options.retry_base_delay, max_delay=options.retry_max_delay)
 
     async def run(
         self, api: str, method: str, api_path: str, body: Mapping[str, Any], headers: Headers
@@ -96,7 +100,7 @@ class JobRunner:
         if reply.status != 202:
             return success_body(reply, api, self._transport.redact)  # 200: finished synchronously
         job_path = self._job_path(reply.body, job_id)
-        result = await self._wait(api, job_path, self._deadline(reply.body), headers)
+        result = await self._wait(api, job_path, self._deadline(reply.body, since=started), headers)
         self._pacer.record(api, time.monotonic() - started)
         return result
 
@@ -106,17 +110,15 @@ class JobRunner:
         """The submit's answer was lost: find out from the job store whether the job exists."""
         job_path = JOBS_PATH + job_id
         log.info("%s: submit answer lost (%s); looking for job %s", api, lost.code, job_id)
-        reply = await self._poll_until_answered(api, job_path, headers)
+        reply = await self._poll_until_answered(api, job_path, headers, deadline=None)
         if reply.status == 404:
             # Not stored, so not run: raising the original transport error lets the caller resubmit. (A submit
             # that timed out could still be on its way into the store; the resubmit then repeats the same
             # setting, which changes nothing for SetVmClockTrack.)
             log.info("%s: job %s was never stored; safe to resubmit", api, job_id)
             raise lost
-        deadline = started + DEFAULT_API_TIMEOUT_MS / 1000.0
-        result = await self._wait(api, job_path, deadline, headers, reply)
-        self._pacer.record(api, time.monotonic() - started)
-        return result
+        # The job exists. Its duration is not recorded: it includes the lost submit's timeout.
+        return await self._wait(api, job_path, self._deadline(None, since=started), headers, reply)
 
     async def _wait(
         self, api: str, job_path: str, deadline: float, headers: Headers, reply: Reply | None = None
@@ -126,18 +128,24 @@ class JobRunner:
         while reply is None or reply.status == 202:
             pause = next(delays)
             if time.monotonic() + pause > deadline:
-                raise ZStackError.client(TIMEOUT, "job did not finish within its apiTimeout", operation=api)
+                raise _job_timeout(api)
             await asyncio.sleep(pause)
-            reply = await self._poll_until_answered(api, job_path, headers)
+            reply = await self._poll_until_answered(api, job_path, headers, deadline=deadline)
         if reply.status == 404:
             description = "the job is unknown to ZStack (purged, or the node lost it)"
             raise ZStackError.client(JOB_EXPIRED, description, http_status=404, operation=api)
         return success_body(reply, api, self._transport.redact)
 
-    async def _poll_until_answered(self, api: str, job_path: str, headers: Headers) -> Reply:
-        """GET the job, retrying transport failures and garbage: they say nothing about the job itself."""
+    async def _poll_until_answered(
+        self, api: str, job_path: str, headers: Headers, *, deadline: float | None
+    ) -> Reply:
+        """GET the job, retrying transport failures and garbage: they say nothing about the job itself.
+
+        With a `deadline` the job is known to exist, so polling goes on until then and never ends in a
+        retryable error (that would make the caller submit a second copy of a job that is still running).
+        Without one (probing for a job whose submit answer was lost) the usual bounded attempts apply.
+        """
         failures = 0
-        delays = self._pacer.backoff()
         while True:
             try:
                 reply = await self._transport.send(
@@ -151,11 +159,14 @@ class JobRunner:
                 failure = _poll_failure(reply, api, self._transport.redact)
                 if failure.code not in _POLL_TRANSIENT:
                     raise failure
+            pause = self._poll_retry.delay(failures)
             failures += 1
-            if failures >= self._options.retry_attempts:
+            if deadline is None and failures >= self._options.retry_attempts:
                 raise failure
+            if deadline is not None and time.monotonic() + pause > deadline:
+                raise _job_timeout(api) from None
             log.info("%s: polling %s failed (%s), polling again", api, job_path, failure.code)
-            await asyncio.sleep(next(delays))
+            await asyncio.sleep(pause)
 
     @staticmethod
     def _job_path(body: Any, job_id: str) -> str:
@@ -169,13 +180,17 @@ class JobRunner:
         log.warning("job accepted without a usable location; polling by our X-Job-UUID %s", job_id)
         return JOBS_PATH + job_id
 
-    def _deadline(self, body: Any) -> float:
+    def _deadline(self, body: Any, *, since: float) -> float:
         """apiTimeout (ms) bounds the wait; ZStack fails the job itself by then, this is only a safety net."""
         timeout_ms = body.get("apiTimeout") if isinstance(body, dict) else None
         if not isinstance(timeout_ms, int | float) or isinstance(timeout_ms, bool) or timeout_ms <= 0:
             timeout_ms = DEFAULT_API_TIMEOUT_MS
         grace = self._options.request_timeout + self._options.poll_max_delay
-        return time.monotonic() + timeout_ms / 1000.0 + grace
+        return since + timeout_ms / 1000.0 + grace
+
+
+def _job_timeout(api: str) -> ZStackError:
+    return ZStackError.client(JOB_TIMEOUT, "job did not finish within its apiTimeout", operation=api)
 
 
 def _is_job_state(reply: Reply) -> bool:
