@@ -45,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="serve all namespaces (default)")
     peering = run.add_mutually_exclusive_group()
-    peering.add_argument("--standalone", action="store_true", default=True, help="no peering (default)")
+    peering.add_argument(
+        "--standalone",
+        action="store_true",
+        default=True,
+        help="no peering; already the default, accepted for `kopf run` compatibility",
+    )
     peering.add_argument("--peering", metavar="NAME", help="join kopf peering NAME (active/standby replicas)")
     run.add_argument(
         "--priority",

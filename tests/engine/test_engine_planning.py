@@ -6,7 +6,7 @@ import pytest
 
 from vmclock.engine.observation import VmReading
 from vmclock.engine.phases import Phase, Purpose
-from vmclock.engine.planning import plan_policy
+from vmclock.engine.planning import dropped_targets, plan_policy
 from vmclock.engine.previous import PreviousVm
 from vmclock.engine.restore import RestoreStep
 from vmclock.engine.spec import PolicySpec
@@ -89,6 +89,7 @@ def test_phase_and_write(  # noqa: PLR0917 - one parameter per table column
         paused=paused,
         same_generation=same_gen,
         owners={uuid(1): OWNER} if owned else {},
+        restore_to=dropped_targets(spec, {uuid(1): before} if before else {}),
         handed_over=set(),
     )
     (only,) = plan.vms
@@ -121,6 +122,7 @@ def test_vms_dropped_from_a_restore_policy(
         paused=paused,
         same_generation=True,
         owners={},
+        restore_to=dropped_targets(RESTORE, before),
         handed_over={uuid(2)} if handed_over else set(),
     )
     (restore,) = plan.restores
@@ -132,6 +134,8 @@ def test_vms_dropped_from_a_restore_policy(
 
 def test_orphan_policies_forget_dropped_vms() -> None:
     before = {uuid(2): previous(2, phase="Applied", observed_track="guest", previous_track="host")}
+    assert dropped_targets(RESTORE, before) == {uuid(2): "host"}
+    assert dropped_targets(ENFORCE, before) == {}
     plan = plan_policy(
         ENFORCE,
         {uuid(1): reading(1)},
@@ -139,6 +143,7 @@ def test_orphan_policies_forget_dropped_vms() -> None:
         paused=False,
         same_generation=True,
         owners={},
+        restore_to=dropped_targets(ENFORCE, before),
         handed_over=set(),
     )
     assert plan.restores == ()

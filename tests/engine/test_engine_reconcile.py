@@ -174,6 +174,16 @@ async def test_connection_problems_and_invalid_specs_keep_the_vm_picture(client:
     assert (ready["reason"], synced["reason"]) == ("ConnectionNotReady", "ConnectionNotReady")
     assert ready["message"].startswith("SecretNotFound: ZStackConnection ns/default")
 
+    annotations = {"vmclock.zstack.io/paused": "true"}
+    paused = PolicyState(**{**policy([uuid(1)]).__dict__, "annotations": annotations})
+    held = await reconcile(paused, broken, [], NOW)
+    ready, synced = held.status["conditions"]
+    assert (ready["reason"], synced["status"], synced["reason"]) == (
+        "ConnectionNotReady",
+        "False",
+        "ReconcilePaused",
+    )
+
     invalid = await reconcile(policy([uuid(1)], track="wall"), connector(client), [], NOW)
     assert invalid.status["conditions"][0]["reason"] == "InvalidSpec"
     assert "spec.track" in invalid.status["conditions"][0]["message"]
@@ -208,3 +218,17 @@ async def test_requested_reconcile_is_echoed_and_last_sync_time_moves_only_on_ch
         "now",
         "2026-05-01T13:00:00Z",
     )
+
+
+async def test_an_overlong_reconcile_request_is_echoed_within_the_crd_limit(client: ZStackClient) -> None:
+    """The annotation has no length limit but status.lastHandledReconcileAt has maxLength 1024: a longer echo
+    would get the whole status PATCH rejected."""
+    request = "x" * 1500
+    poked = PolicyState(
+        **{
+            **policy([uuid(1)]).__dict__,
+            "annotations": {"vmclock.zstack.io/reconcile-requested-at": request},
+        }
+    )
+    result = await reconcile(poked, connector(client), [], NOW)
+    assert result.status["lastHandledReconcileAt"] == request[:1024]

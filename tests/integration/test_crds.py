@@ -110,6 +110,16 @@ def test_every_spec_and_status_field_is_documented_and_bounded(crd_file: Path) -
     assert problems == []
 
 
+def test_status_vms_has_room_for_every_selected_vm_and_every_dropped_one() -> None:
+    """status.vms lists the (up to 1000) selected VMs plus each dropped VM still awaiting restore, which may
+    be as many again; a smaller maxItems would make the API server reject (422) the operator's status."""
+    crd = _load_crd(ROOT / "crds" / "vmclock.zstack.io_vmclockpolicies.yaml")
+    (version,) = crd["spec"]["versions"]
+    properties = version["schema"]["openAPIV3Schema"]["properties"]
+    assert properties["spec"]["properties"]["vmUuids"]["maxItems"] == 1000
+    assert properties["status"]["properties"]["vms"]["maxItems"] == 2000
+
+
 def test_kustomization_lists_every_example() -> None:
     kustomization = yaml.safe_load((EXAMPLES / "kustomization.yaml").read_text())
     assert sorted(kustomization["resources"]) == [p.name for p in EXAMPLE_FILES]

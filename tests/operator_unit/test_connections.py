@@ -5,6 +5,7 @@ Secrets come from an in-memory stand-in for the Kubernetes API (the only thing n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -24,11 +25,13 @@ class Objects:
     def __init__(self) -> None:
         self.secrets: dict[tuple[str, str], KubeObject] = {}
         self.config_maps: dict[tuple[str, str], KubeObject] = {}
+        self.secret_reads = 0
 
     def put_secret(self, name: str, version: str, **data: str) -> None:
         self.secrets[("ns", name)] = KubeObject(version, {k: v.encode() for k, v in data.items()})
 
     async def read_secret(self, namespace: str, name: str) -> KubeObject | None:
+        self.secret_reads += 1
         return self.secrets.get((namespace, name))
 
     async def read_config_map(self, namespace: str, name: str) -> KubeObject | None:
@@ -69,6 +72,19 @@ async def test_account_and_access_key_secrets_connect(
     objects.put_secret("creds", "2", accessKeyId="AKID", accessKeySecret=SECRET_VALUE)
     assert (await connections.check("ns", "zs", spec(sim))).ready
     assert await connections.client_for("ns", "zs", spec(sim)) is not first  # Secret changed: rebuilt
+
+
+async def test_simultaneous_first_uses_share_one_check(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    """Policies of a fresh connection reconciling at once must not each read the Secret and probe ZStack."""
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    clients = await asyncio.gather(*(connections.client_for("ns", "zs", spec(sim)) for _ in range(5)))
+    assert len({id(c) for c in clients}) == 1
+    assert objects.secret_reads == 1
+    await connections.check("ns", "zs", spec(sim))  # the periodic check still checks for real
+    assert objects.secret_reads == 2
 
 
 @pytest.mark.parametrize(

@@ -116,14 +116,19 @@ class ConnectionManager:
     def _entry(self, key: Key) -> _Entry:
         return self._entries.setdefault(key, _Entry())
 
-    def verdict(self, namespace: str, name: str) -> ConnectionVerdict | None:
-        entry = self._entries.get((namespace, name))
-        return entry.verdict if entry else None
-
     async def check(self, namespace: str, name: str, raw_spec: Mapping[str, Any]) -> ConnectionVerdict:
         """Build (or reuse) the client and verify it end to end; never raises for connection problems."""
+        return await self._check(namespace, name, raw_spec, reuse=False)
+
+    async def _check(
+        self, namespace: str, name: str, raw_spec: Mapping[str, Any], *, reuse: bool
+    ) -> ConnectionVerdict:
+        """`reuse`: a verdict set while waiting for the lock is good enough (first uses by many policies at
+        once share one check instead of each reading the Secret and probing ZStack)."""
         entry = self._entry((namespace, name))
         async with entry.lock:
+            if reuse and entry.verdict is not None:
+                return entry.verdict
             try:
                 entry.verdict = await self._check_locked(
                     entry, namespace, name, parse_connection_spec(raw_spec)
@@ -162,7 +167,7 @@ class ConnectionManager:
         if raw_spec is None:
             raise ConnectionUnavailable(NOT_FOUND, f"{where} not found")
         entry = self._entry((namespace, name))
-        verdict = entry.verdict or await self.check(namespace, name, raw_spec)
+        verdict = entry.verdict or await self._check(namespace, name, raw_spec, reuse=True)
         if not verdict.ready or entry.client is None:
             raise ConnectionUnavailable(verdict.reason, f"{where} is not ready: {verdict.message}")
         return entry.client

@@ -50,3 +50,11 @@ def parse_connection_spec(spec: Mapping[str, Any]) -> ConnectionSpec:
         request_timeout_seconds=int(spec.get("requestTimeoutSeconds") or DEFAULT_REQUEST_TIMEOUT),
         resync_interval_seconds=int(spec.get("resyncIntervalSeconds") or DEFAULT_RESYNC_SECONDS),
     )
+
+
+def resync_interval(policy_override: int | None, connection: ConnectionSpec | None) -> int:
+    """How often a policy is drift-checked: its own resyncIntervalSeconds, else its connection's, else the
+    default (the connection may be missing). The one place this rule lives, for resyncs and retries alike."""
+    if policy_override is not None:
+        return policy_override
+    return connection.resync_interval_seconds if connection is not None else DEFAULT_RESYNC_SECONDS

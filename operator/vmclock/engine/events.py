@@ -29,9 +29,10 @@ class EventSpec:
     message: str
 
 
-def _listing(uuids: Sequence[str]) -> str:
-    shown = ", ".join(uuids[:LISTED])
-    return shown + (f" and {len(uuids) - LISTED} more" if len(uuids) > LISTED else "")
+def listing(uuids: Sequence[str], limit: int = LISTED) -> str:
+    """The first `limit` UUIDs and how many more: messages stay short however many VMs are involved."""
+    shown = ", ".join(uuids[:limit])
+    return shown + (f" and {len(uuids) - limit} more" if len(uuids) > limit else "")
 
 
 def _written(outcomes: Iterable[WriteOutcome], purpose: Purpose) -> list[WriteOutcome]:
@@ -54,7 +55,7 @@ def write_events(outcomes: Iterable[WriteOutcome]) -> list[EventSpec]:
                     "Normal",
                     reason,
                     f"{verb} track {'/'.join(tracks)} on {len(written)} VMs: "
-                    f"{_listing([o.write.uuid for o in written])}",
+                    f"{listing([o.write.uuid for o in written])}",
                 )
             )
     return events
@@ -103,7 +104,7 @@ def transition_events(
     if drifted:
         events.append(
             EventSpec(
-                "Warning", "DriftDetected", f"{len(drifted)} VMs have another track: {_listing(drifted)}"
+                "Warning", "DriftDetected", f"{len(drifted)} VMs have another track: {listing(drifted)}"
             )
         )
     events.extend(write_events(outcomes))
@@ -113,7 +114,7 @@ def transition_events(
             EventSpec(
                 "Warning",
                 "Conflict",
-                f"{len(conflicted)} VMs are owned by older policies: {_listing(conflicted)}",
+                f"{len(conflicted)} VMs are owned by older policies: {listing(conflicted)}",
             )
         )
     errors = _new_errors(entries, previous)
@@ -124,7 +125,7 @@ def transition_events(
                 "Warning",
                 "ApiError",
                 f"ZStack calls failed for {len(errors)} VMs ({', '.join(codes)}): "
-                f"{_listing([u for u, _ in errors])}",
+                f"{listing([u for u, _ in errors])}",
             )
         )
     return events

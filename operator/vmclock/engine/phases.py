@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from vmclock.zstack.errors import ZStackError
 from vmclock.zstack.models import Track
 
 
@@ -19,6 +20,13 @@ class Phase(StrEnum):
 
 
 HAS_DESIRED_TRACK = frozenset({Phase.IN_SYNC.value, Phase.APPLIED.value})
+
+
+def failure_phase(error: ZStackError) -> Phase:
+    """The phase of a VM whose read or write failed: retryable trouble is only Pending."""
+    if error.not_found:
+        return Phase.NOT_FOUND
+    return Phase.PENDING if error.retryable else Phase.FAILED
 
 
 class Purpose(StrEnum):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from vmclock.engine.observation import VmReading
 from vmclock.engine.ownership import PolicyClaim
-from vmclock.engine.phases import HAS_DESIRED_TRACK, Phase, Purpose, Write
+from vmclock.engine.phases import HAS_DESIRED_TRACK, Phase, Purpose, Write, failure_phase
 from vmclock.engine.previous import PreviousVm
 from vmclock.engine.restore import RestorePlan, plan_restores
 from vmclock.engine.spec import PolicySpec
@@ -40,13 +40,6 @@ class Plan:
         return [w for w in found if w is not None]
 
 
-def _error_phase(reading: VmReading) -> Phase:
-    assert reading.error is not None
-    if reading.error.not_found:
-        return Phase.NOT_FOUND
-    return Phase.PENDING if reading.error.retryable else Phase.FAILED
-
-
 def _plan_vm(
     uuid: str,
     spec: PolicySpec,
@@ -60,7 +53,7 @@ def _plan_vm(
     if owner is not None:
         return VmPlan(uuid, reading, Phase.CONFLICT, owner=owner)
     if reading.error is not None:
-        return VmPlan(uuid, reading, _error_phase(reading))
+        return VmPlan(uuid, reading, failure_phase(reading.error))
     if not reading.found:
         return VmPlan(uuid, reading, Phase.NOT_FOUND)
     if reading.track == spec.track:
@@ -81,6 +74,14 @@ def restore_targets(
     return {vm.uuid: vm.previous_track for vm in chosen if vm.previous_track is not None}
 
 
+def dropped_targets(spec: PolicySpec, previous: Mapping[str, PreviousVm]) -> dict[str, Track]:
+    """What a live `Restore` policy puts back: VMs it changed and no longer selects (none for `Orphan`)."""
+    if not spec.restore:
+        return {}
+    selected = set(spec.vm_uuids)
+    return restore_targets(previous, [uuid for uuid in previous if uuid not in selected])
+
+
 def plan_policy(
     spec: PolicySpec,
     readings: Mapping[str, VmReading],
@@ -89,9 +90,11 @@ def plan_policy(
     paused: bool,
     same_generation: bool,
     owners: Mapping[str, PolicyClaim],
+    restore_to: Mapping[str, Track],
     handed_over: set[str],
 ) -> Plan:
-    """`owners`: conflicting older policy per VM; `handed_over`: dropped VMs another policy still selects."""
+    """`owners`: conflicting older policy per VM; `restore_to`: `dropped_targets` (the caller has already
+    read those VMs); `handed_over`: dropped VMs another policy still selects."""
     may_write = spec.enforce and not paused
     vms = tuple(
         _plan_vm(
@@ -105,10 +108,5 @@ def plan_policy(
         )
         for uuid in spec.vm_uuids
     )
-    selected = set(spec.vm_uuids)
-    dropped = [uuid for uuid in previous if uuid not in selected]
-    restores: tuple[RestorePlan, ...] = ()
-    if spec.restore:
-        targets = restore_targets(previous, dropped)
-        restores = tuple(plan_restores(targets, readings, paused=paused, handed_over=handed_over))
+    restores = tuple(plan_restores(restore_to, readings, paused=paused, handed_over=handed_over))
     return Plan(vms=vms, restores=restores)

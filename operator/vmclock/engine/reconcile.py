@@ -19,7 +19,7 @@ from vmclock.engine.events import PAUSED_REASON, EventSpec, transition_events, w
 from vmclock.engine.observation import observe
 from vmclock.engine.ownership import PolicyClaim, conflicting_owners, selected_elsewhere
 from vmclock.engine.phases import Phase
-from vmclock.engine.planning import Plan, plan_policy, restore_targets
+from vmclock.engine.planning import Plan, dropped_targets, plan_policy, restore_targets
 from vmclock.engine.ports import ClockTrackClient
 from vmclock.engine.previous import PreviousVm, condition_reason, previous_generation, previous_vms
 from vmclock.engine.restore import RestoreStep, plan_restores
@@ -38,6 +38,7 @@ from vmclock.engine.vmstatus import restore_entry, selected_vm_entry
 
 CONNECTION_NOT_READY = "ConnectionNotReady"
 RECONCILING = "Reconciling"
+MAX_HANDLED_RECONCILE_AT = 1024  # the CRD's maxLength for status.lastHandledReconcileAt
 
 
 class ConnectionUnavailable(Exception):
@@ -148,7 +149,9 @@ def _finish(
     }
     requested = state.annotations.get(RECONCILE_REQUESTED_ANNOTATION)
     if requested is not None:
-        status["lastHandledReconcileAt"] = requested
+        # The annotation is unbounded but the CRD caps the echo at maxLength 1024; a longer value would get
+        # the whole status PATCH rejected (422), so echo its first 1024 characters.
+        status["lastHandledReconcileAt"] = requested[:MAX_HANDLED_RECONCILE_AT]
     status = bound_status(status)
     unchanged = {k: v for k, v in status.items() if k != "lastSyncTime"} == {
         k: v for k, v in state.status.items() if k != "lastSyncTime"
@@ -199,13 +202,17 @@ async def reconcile(
     except ConnectionUnavailable as problem:
         message = f"{problem.reason}: {problem}"
         ready = Condition(READY, "False", CONNECTION_NOT_READY, message)
-        synced = Condition(SYNCED, "False", CONNECTION_NOT_READY, message)
+        # Paused wins for Synced: no writes would be made even with a working connection.
+        synced = (
+            synced_condition(paused=True, first_error=None)
+            if state.paused
+            else Condition(SYNCED, "False", CONNECTION_NOT_READY, message)
+        )
         return _blocked(state, ready, synced, now, stored_conditions)
 
     previous = previous_vms(state.status)
     me = state.claim_for(spec)
-    selected = set(spec.vm_uuids)
-    targets = restore_targets(previous, [u for u in previous if u not in selected]) if spec.restore else {}
+    targets = dropped_targets(spec, previous)
     readings = await observe(client, [*spec.vm_uuids, *targets])
     plan = plan_policy(
         spec,
@@ -214,6 +221,7 @@ async def reconcile(
         paused=state.paused,
         same_generation=previous_generation(state.status) == state.generation,
         owners=conflicting_owners(me, others),
+        restore_to=targets,
         handed_over=selected_elsewhere(targets, state.ref, others),
     )
     outcomes = await apply_writes(client, plan.writes)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vmclock.engine.conditions import READY, SYNCED, Condition
+from vmclock.engine.events import listing
 from vmclock.engine.phases import Phase
 
 EXAMPLES = 3
@@ -33,9 +34,7 @@ def summarize(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 def _examples(entries: Sequence[Mapping[str, Any]], *phases: Phase) -> str:
     wanted = {p.value for p in phases}
-    uuids = [str(e["uuid"]) for e in entries if e.get("phase") in wanted]
-    shown = ", ".join(uuids[:EXAMPLES])
-    return shown + (f" and {len(uuids) - EXAMPLES} more" if len(uuids) > EXAMPLES else "")
+    return listing([str(e["uuid"]) for e in entries if e.get("phase") in wanted], EXAMPLES)
 
 
 def ready_condition(

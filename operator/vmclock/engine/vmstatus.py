@@ -14,7 +14,7 @@ from vmclock.engine.apply import WriteOutcome
 from vmclock.engine.conditions import one_line
 from vmclock.engine.observation import VmReading
 from vmclock.engine.ownership import describe_owner
-from vmclock.engine.phases import Phase
+from vmclock.engine.phases import Phase, failure_phase
 from vmclock.engine.planning import VmPlan
 from vmclock.engine.previous import PreviousVm
 from vmclock.engine.restore import RestorePlan, RestoreStep
@@ -31,12 +31,6 @@ def platform_advisory(inventory: VmInventory) -> str | None:
         return None
     platform = inventory.platform or "unknown"
     return f"platform {platform}: ZStack stores the track but applies it only to Windows/WindowsVirtio VMs"
-
-
-def failure_phase(error: ZStackError) -> Phase:
-    if error.not_found:
-        return Phase.NOT_FOUND
-    return Phase.PENDING if error.retryable else Phase.FAILED
 
 
 def _pending_restart(

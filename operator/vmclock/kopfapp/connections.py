@@ -28,9 +28,10 @@ from typing import Any
 import kopf
 
 from vmclock.connections import ConnectionManager, ConnectionVerdict, parse_connection_spec
+from vmclock.connections.spec import resync_interval
 from vmclock.connections.status import connection_status, was_ready
 from vmclock.engine.spec import CONNECTION_PLURAL
-from vmclock.kopfapp.claims import PolicyIndex, all_entries, of_connection
+from vmclock.kopfapp.claims import IndexedPolicy, PolicyIndex, all_entries, of_connection
 from vmclock.kopfapp.liveness import Heartbeats
 from vmclock.kopfapp.metrics import Metrics
 from vmclock.kopfapp.policies import PolicyWorker, utcnow
@@ -80,7 +81,13 @@ class ConnectionWorker:
         key = (namespace, name)
         spec = parse_connection_spec(body.get("spec") or {})
         async with self._locks.setdefault(key, asyncio.Lock()):
-            verdict = await self._manager.check(namespace, name, body.get("spec") or {})
+            try:
+                verdict = await self._manager.check(namespace, name, body.get("spec") or {})
+            except Exception:
+                # e.g. the Secret read failed with a Kubernetes API error: count it as a failed check and
+                # back off, or the daemon's 1 s tick would start the next check right away.
+                self._plan_next_check(key, ready=False, interval=spec.resync_interval_seconds)
+                raise
             stored: Mapping[str, Any] = body.get("status") or {}
             generation = int(meta.get("generation") or 0)
             wanted = connection_status(
@@ -92,7 +99,7 @@ class ConnectionWorker:
             )
             await write_status(self._kube, CONNECTION_PLURAL, key, stored, wanted)
             self._metrics.report_connection(key, verdict.reason)
-            self._plan_next_check(key, verdict, spec.resync_interval_seconds)
+            self._plan_next_check(key, ready=verdict.ready, interval=spec.resync_interval_seconds)
             if was_ready(stored) != verdict.ready or stored.get("observedGeneration") != generation:
                 for entry in of_connection(index, namespace, name):
                     self._scheduler.kick(entry.key, key)
@@ -102,8 +109,8 @@ class ConnectionWorker:
             )
         return verdict
 
-    def _plan_next_check(self, key: Key, verdict: ConnectionVerdict, interval: float) -> None:
-        if verdict.ready:
+    def _plan_next_check(self, key: Key, *, ready: bool, interval: float) -> None:
+        if ready:
             self._failures.pop(key, None)
             delay = interval
         else:
@@ -148,12 +155,15 @@ class ConnectionWorker:
                 log.error("resync of %s failed: %r", done, task.exception())
         if "check" not in tasks and self._check_due(key):
             tasks["check"] = asyncio.create_task(self.check(dict(body), index))
-        interval = parse_connection_spec(body.spec).resync_interval_seconds
+        connection = parse_connection_spec(body.spec)
+        peers: list[IndexedPolicy] | None = None
         for entry in of_connection(index, *key):
-            if len(tasks) > PARALLEL_RECONCILES:
+            if len(tasks) >= PARALLEL_RECONCILES:
                 break
-            if entry.key not in tasks and self._scheduler.is_due(entry.key, entry.resync_seconds or interval):
-                peers = list(all_entries(index))
+            interval = resync_interval(entry.resync_seconds, connection)
+            if entry.key not in tasks and self._scheduler.is_due(entry.key, interval):
+                if peers is None:  # one snapshot per tick, taken only when something is due
+                    peers = list(all_entries(index))
                 tasks[entry.key] = asyncio.create_task(
                     self._policies.reconcile(entry.key, peers, from_resync=True)
                 )

@@ -16,7 +16,7 @@ from typing import Any, cast
 import kopf
 
 from vmclock.connections import ConnectionManager
-from vmclock.connections.spec import DEFAULT_RESYNC_SECONDS, parse_connection_spec
+from vmclock.connections.spec import ConnectionSpec, parse_connection_spec, resync_interval
 from vmclock.engine import (
     ClockTrackClient,
     ConnectionUnavailable,
@@ -46,6 +46,14 @@ def utcnow() -> datetime:
 
 def as_body(body: Mapping[str, Any]) -> kopf.Body:
     return body if isinstance(body, kopf.Body) else kopf.Body(cast(kopf.RawBody, dict(body)))
+
+
+def _resync_override(state: PolicyState) -> int | None:
+    """The policy's own resyncIntervalSeconds, parsed; an invalid spec has none (and says so in status)."""
+    try:
+        return parse_policy_spec(state.spec).resync_interval_seconds
+    except InvalidSpec:
+        return None
 
 
 def post_events(body: Mapping[str, Any], events: Sequence[EventSpec]) -> None:
@@ -87,21 +95,32 @@ class PolicyWorker:
         reconciling from it would lose what that status remembered (previousTrack, lastAppliedTime).
         """
         async with self._lock(key):
-            body = await self._kube.read_object(POLICY_PLURAL, *key)
-            if body is None:
-                self.forget(key)
-                return
-            state = PolicyState.from_body(body)
-            if state.deleting:
-                return
-            if from_resync and needs_reconciling_mark(state):
-                # A new generation is for kopf's handler (already queued); look again soon.
-                self._scheduler.record(key, DEFAULT_RESYNC_SECONDS, retry_soon=True)
-                return
-            await self._reconcile_locked(state, body, peers)
+            override: int | None = None
+            try:
+                body = await self._kube.read_object(POLICY_PLURAL, *key)
+                if body is None:
+                    self.forget(key)
+                    return
+                state = PolicyState.from_body(body)
+                override = _resync_override(state)
+                if state.deleting or (from_resync and needs_reconciling_mark(state)):
+                    # Deletion is the finalizer's business, a new generation kopf's handler's (both already
+                    # queued); look again soon, not on every tick of the resync loop.
+                    self._scheduler.record(key, resync_interval(override, None), retry_soon=True)
+                    return
+                await self._reconcile_locked(state, body, peers, override)
+            except Exception:
+                # Without a recorded next look the policy stays due and the resync loop, which ticks every
+                # second, would start it again right away, hammering the API server; back off instead.
+                self._scheduler.record(key, resync_interval(override, None), retry_soon=True)
+                raise
 
     async def _reconcile_locked(
-        self, state: PolicyState, body: Mapping[str, Any], peers: Sequence[IndexedPolicy]
+        self,
+        state: PolicyState,
+        body: Mapping[str, Any],
+        peers: Sequence[IndexedPolicy],
+        override: int | None,
     ) -> None:
         stored: Mapping[str, Any] = state.status
         stored_conditions = None
@@ -110,13 +129,12 @@ class PolicyWorker:
             marked = reconciling_status(state, self._now())
             await write_status(self._kube, POLICY_PLURAL, state.ref, stored, marked)
             stored, stored_conditions = marked, marked["conditions"]
-        interval = float(state.spec.get("resyncIntervalSeconds") or DEFAULT_RESYNC_SECONDS)
+        connection_spec: ConnectionSpec | None = None
 
         async def connect(connection: str) -> ClockTrackClient:
-            nonlocal interval
+            nonlocal connection_spec
             spec = await self._connection_spec(state.namespace, connection)
-            if spec is not None and not state.spec.get("resyncIntervalSeconds"):
-                interval = float(parse_connection_spec(spec).resync_interval_seconds)
+            connection_spec = parse_connection_spec(spec) if spec is not None else None
             return await self._connections.client_for(state.namespace, connection, spec)
 
         others = [p.claim for p in peers if p.claim is not None and p.key != state.ref]
@@ -124,6 +142,7 @@ class PolicyWorker:
         await write_status(self._kube, POLICY_PLURAL, state.ref, stored, result.status)
         post_events(body, result.events)
         self._measure(state.ref, result.status, result.drift_detected, result.outcomes)
+        interval = resync_interval(override, connection_spec)
         self._scheduler.record(state.ref, interval, retry_soon=result.retry_soon)
         if new_generation:
             self._kick_overlapping(state, peers)
@@ -161,26 +180,33 @@ class PolicyWorker:
 
     async def restore(self, body: Mapping[str, Any], peers: Sequence[IndexedPolicy]) -> None:
         """Deletion of a Restore policy. Retryable trouble raises kopf.TemporaryError (kopf retries until the
-        handler's timeout, then lets the deletion finish); a paused policy restores nothing."""
-        state = PolicyState.from_body(body)
-        try:
-            spec = parse_policy_spec(state.spec)
-        except InvalidSpec:
-            return
-        if not spec.restore:
-            return
-        if state.paused:
-            kopf.info(
-                as_body(body), reason="Paused", message="deleted while paused: VMs keep their current track"
-            )
-            return
-        try:
-            connection = await self._connection_spec(state.namespace, spec.connection_name)
-            client = await self._connections.client_for(state.namespace, spec.connection_name, connection)
-        except ConnectionUnavailable as problem:
-            raise kopf.TemporaryError(f"cannot restore yet: {problem}", delay=RESTORE_RETRY_SECONDS) from None
-        others = [p.claim for p in peers if p.claim is not None and p.key != state.ref]
-        async with self._lock(state.ref):
+        handler's timeout, then lets the deletion finish); a paused policy restores nothing.
+
+        Like `reconcile`, it works from the object as read *inside* the policy's lock: kopf's event body may
+        predate a resync that recorded another previousTrack, and restoring from it would put back the
+        wrong track or miss a VM. The event body is the fallback only when the object is already gone."""
+        ref = PolicyState.from_body(body).ref
+        async with self._lock(ref):
+            fresh = await self._kube.read_object(POLICY_PLURAL, *ref)
+            state = PolicyState.from_body(fresh if fresh is not None else body)
+            try:
+                spec = parse_policy_spec(state.spec)
+            except InvalidSpec:
+                return
+            if not spec.restore:
+                return
+            if state.paused:
+                message = "deleted while paused: VMs keep their current track"
+                kopf.info(as_body(body), reason="Paused", message=message)
+                return
+            try:
+                connection = await self._connection_spec(state.namespace, spec.connection_name)
+                client = await self._connections.client_for(state.namespace, spec.connection_name, connection)
+            except ConnectionUnavailable as problem:
+                raise kopf.TemporaryError(
+                    f"cannot restore yet: {problem}", delay=RESTORE_RETRY_SECONDS
+                ) from None
+            others = [p.claim for p in peers if p.claim is not None and p.key != state.ref]
             result = await restore_all(state, client, others)
         post_events(body, result.events)
         self._measure(state.ref, state.status, 0, result.outcomes)
