@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Self
 
+from .procfs import group_members
+
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # resolved in the parent: the forked child only calls into it
 STOP_TIMEOUT = 15.0
@@ -89,13 +91,26 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int:
             _signal_group(proc, signal.SIGKILL)
             proc.wait()
     _signal_group(proc, signal.SIGKILL)  # stragglers in the group, if the leader left any behind
+    _wait_group_gone(proc.pid, timeout)
     return proc.returncode
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Signals are delivered asynchronously: return only once no live member of the group is left, so a
+    caller that stops a process can rely on everything it started being gone."""
+    deadline = time.monotonic() + timeout
+    while group_members(pgid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process group {pgid} still has live members after SIGKILL")
+        time.sleep(0.02)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> int:
     """SIGKILL the child's process group at once (a crash, as far as the child can tell)."""
     _signal_group(proc, signal.SIGKILL)
-    return proc.wait()
+    code = proc.wait()
+    _wait_group_gone(proc.pid, STOP_TIMEOUT)
+    return code
 
 
 def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
