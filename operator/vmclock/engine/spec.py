@@ -135,8 +135,9 @@ def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
 
 
 def is_paused(annotations: Mapping[str, str]) -> bool:
-    """Only the literal "true" (any case) pauses, so a typo never silently stops enforcement."""
-    return str(annotations.get(PAUSED_ANNOTATION, "")).strip().lower() == "true"
+    """Only the word "true" in any letter case, with nothing around it, pauses: a typo never silently stops
+    enforcement, and Argo CD's health Lua (which has no string library) can list the same 16 spellings."""
+    return str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
 
 
 def parse_timestamp(text: str) -> datetime:
