@@ -8,6 +8,7 @@ would let CI pass without running a single integration test.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import sys
@@ -21,9 +22,16 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))  # the controlplane package is plain stdlib code next to this file
 
 from controlplane import ControlPlane, Kubectl, MissingBinariesError, require_binaries  # noqa: E402
+from controlplane.versions import requested_releases  # noqa: E402
 
 INTEGRATION_DIRS = ("integration", "deploy")
 CRD_ESTABLISHED_TIMEOUT = "60s"
+
+
+def pytest_report_header() -> str:
+    """Name the Kubernetes release up front: ``make compat`` runs the same tests on an older one."""
+    k8s, etcd = requested_releases()
+    return f"control plane: Kubernetes {k8s}, etcd {etcd} (K8S_VERSION / ETCD_VERSION)"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,9 +51,25 @@ def controlplane() -> Iterator[ControlPlane]:
         pytest.fail(str(error), pytrace=False)
     plane = ControlPlane(binaries).start()
     try:
+        _check_release(plane)
         yield plane
     finally:
         plane.stop()
+
+
+def _check_release(plane: ControlPlane) -> None:
+    """A run that asked for a release (``K8S_VERSION``) must be on it, never on binaries found elsewhere.
+
+    ``KUBEBUILDER_ASSETS``/``TEST_ASSET_*`` take precedence over the build cache, so without this check a
+    compatibility run could pass on the default release and claim an older one.
+    """
+    requested = os.environ.get("K8S_VERSION")
+    reported = plane.server_version()
+    if requested and reported != requested:
+        pytest.fail(
+            f"K8S_VERSION={requested} but the apiserver ({plane.binaries.kube_apiserver}) reports {reported}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

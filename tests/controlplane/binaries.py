@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .versions import Versions, cache_dir, versions_from_env
+from .versions import DEFAULT_K8S_VERSION, Versions, cache_dir, versions_from_env
 
 NAMES = ("kube-apiserver", "etcd", "kubectl")
 STAMP = ".complete"
@@ -89,9 +89,14 @@ def require_binaries(versions: Versions | None = None) -> Binaries:
     versions = versions or versions_from_env()
     binaries = resolve_binaries(versions)
     if binaries is None:
+        command = (
+            "`tests/controlplane/controlplane build` (or `make controlplane`)"
+            if versions.k8s == DEFAULT_K8S_VERSION
+            else f"`tests/controlplane/controlplane build --kubernetes {versions.k8s}`"
+        )
         raise MissingBinariesError(
             f"kube-apiserver/etcd/kubectl for {versions.cache_key} are not built "
             f"(looked at TEST_ASSET_*, KUBEBUILDER_ASSETS and {cache_dir(versions)}). "
-            "Run `tests/controlplane/controlplane build` (or `make controlplane`) first."
+            f"Run {command} first."
         )
     return binaries

@@ -22,7 +22,7 @@ from .build import BuildError, build
 from .certs import CertificateError
 from .plane import ControlPlane, ControlPlaneError, describe
 from .rundir import RunDir, all_rundirs, reap_orphans
-from .versions import VersionError
+from .versions import DEFAULT_K8S_VERSION, VersionError, release
 
 STOP_TIMEOUT = 10.0
 FAILURES = (BuildError, CertificateError, ControlPlaneError, MissingBinariesError, VersionError, OSError)
@@ -137,21 +137,32 @@ def _run_child(command: Sequence[str], env: Mapping[str, str]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="controlplane", description=__doc__.split("\n")[0])
+    versioned = argparse.ArgumentParser(add_help=False)
+    versioned.add_argument(
+        "--kubernetes",
+        metavar="VERSION",
+        help=f"Kubernetes release, e.g. 1.34.4 (default: $K8S_VERSION, else {DEFAULT_K8S_VERSION}); "
+        "etcd follows it unless $ETCD_VERSION is set; each pair is cached in its own directory",
+    )
     commands = parser.add_subparsers(dest="name", required=True)
     commands.add_parser(
-        "build", help="build kube-apiserver, kubectl and etcd into the cache (no-op when cached)"
+        "build",
+        parents=[versioned],
+        help="build kube-apiserver, kubectl and etcd into the cache (no-op when cached)",
     )
-    commands.add_parser("start", help="start a detached control plane and print its environment")
-    for name, text in (
-        ("stop", "stop detached control planes and reap orphans"),
-        ("env", "print the environment"),
-    ):
-        command = commands.add_parser(name, help=text)
+    commands.add_parser(
+        "start", parents=[versioned], help="start a detached control plane and print its environment"
+    )
+    stop = commands.add_parser("stop", help="stop detached control planes and reap orphans")
+    env = commands.add_parser("env", parents=[versioned], help="print the environment")
+    for command in (stop, env):
         command.add_argument(
             "--dir", help="control plane directory (default: $CONTROLPLANE_DIR, else all detached)"
         )
     run = commands.add_parser(
-        "run", help="start, run COMMAND with KUBECONFIG set, tear down; exit with its code"
+        "run",
+        parents=[versioned],
+        help="start, run COMMAND with KUBECONFIG set, tear down; exit with its code",
     )
     run.add_argument("command", nargs=argparse.REMAINDER)
     return parser
@@ -162,6 +173,9 @@ HANDLERS = {"build": _cmd_build, "start": _cmd_start, "stop": _cmd_stop, "env": 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "kubernetes", None):
+        # Through the environment, so the version reaches every reader, including ``run``'s child.
+        os.environ["K8S_VERSION"] = release(args.kubernetes)
     try:
         return HANDLERS[args.name](args)
     except FAILURES as error:

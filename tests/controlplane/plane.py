@@ -193,6 +193,14 @@ class ControlPlane:
         finally:
             connection.close()
 
+    def server_version(self) -> str:
+        """The release the running apiserver reports (``/version`` ``gitVersion``, e.g. ``v1.34.4``)."""
+        status, body = self.get("/version")
+        if status != 200:
+            raise ControlPlaneError(f"GET /version answered {status}: {body[:200]!r}")
+        version: str = json.loads(body)["gitVersion"]
+        return version
+
     # ----------------------------------------------------------------- start steps
 
     def _running(self) -> RunDir:

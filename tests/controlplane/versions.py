@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_K8S_VERSION = "v1.37.2"
-DEFAULT_ETCD_VERSION = "v3.7.3"
+# etcd per Kubernetes minor, as envtest and kops pair them: 3.7 from 1.37 on, the newest served 3.6 before.
+ETCD_FROM_37 = "v3.7.3"
+ETCD_BEFORE_37 = "v3.6.16"
+FIRST_MINOR_ON_ETCD_37 = 37
 GO_ENV = {"GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOWORK": "off"}
 
 _SEMVER = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
@@ -82,13 +85,33 @@ def go_version() -> str:
     return version
 
 
+def release(text: str) -> str:
+    """``1.34.4`` or ``v1.34.4`` -> ``v1.34.4``: the command line accepts the form people type."""
+    version = text.strip()
+    return version if version.startswith("v") else f"v{version}"
+
+
+def paired_etcd(k8s: str) -> str:
+    """The etcd a Kubernetes release is built and tested with unless ``ETCD_VERSION`` says otherwise."""
+    match = _SEMVER.match(k8s)
+    if match is None:
+        raise VersionError(f"K8S_VERSION={k8s!r} is not a release version like v1.2.3")
+    return ETCD_FROM_37 if int(match.group(2)) >= FIRST_MINOR_ON_ETCD_37 else ETCD_BEFORE_37
+
+
+def requested_releases() -> tuple[str, str]:
+    """Kubernetes and etcd chosen by ``K8S_VERSION`` / ``ETCD_VERSION``, else the default and its etcd.
+
+    Needs no Go, so a pytest header or an error message can name the versions on a machine without it.
+    """
+    k8s = os.environ.get("K8S_VERSION") or DEFAULT_K8S_VERSION
+    return k8s, os.environ.get("ETCD_VERSION") or paired_etcd(k8s)
+
+
 def versions_from_env() -> Versions:
-    """Versions chosen by ``K8S_VERSION`` / ``ETCD_VERSION`` (or the defaults) and the local Go."""
-    return Versions(
-        k8s=os.environ.get("K8S_VERSION", DEFAULT_K8S_VERSION),
-        etcd=os.environ.get("ETCD_VERSION", DEFAULT_ETCD_VERSION),
-        go=go_version(),
-    )
+    """:func:`requested_releases` plus the local Go, which is part of the cache key."""
+    k8s, etcd = requested_releases()
+    return Versions(k8s=k8s, etcd=etcd, go=go_version())
 
 
 def cache_root() -> Path:
