@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 from vmclock.engine.spec import GROUP, VERSION
 
 NOT_FOUND = 404
+CONFLICT = 409
+UNPROCESSABLE = 422
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 30.0
 POOL_SIZE = 32
@@ -37,6 +39,10 @@ class KubeApiError(Exception):
     def __init__(self, status: int | None, reason: str, what: str) -> None:
         self.status = status
         super().__init__(f"Kubernetes API {status or 'error'} ({reason}) for {what}")
+
+
+class ObjectReplaced(Exception):
+    """A write guarded by uid found another object (or none) under the name: the work it was for is void."""
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,25 @@ class KubeApi:
         )
 
     async def patch_status(
-        self, plural: str, namespace: str, name: str, status_patch: Mapping[str, Any]
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status_patch: Mapping[str, Any],
+        *,
+        uid: str | None = None,
     ) -> bool:
-        """Merge-patch the status subresource; False when the object is gone (nothing to report on)."""
+        """Merge-patch the status subresource; False when the object is gone (nothing to report on).
+
+        `uid` makes the patch apply only to that incarnation of the object (design.md §5.7): the API server
+        refuses a patch whose metadata.uid differs from the stored object's, so a reconcile of a deleted
+        policy can never write onto a re-created one of the same name. That refusal (409 or 422) is
+        reported as ObjectReplaced."""
         import kubernetes.client  # noqa: PLC0415
 
+        body: dict[str, Any] = {"status": dict(status_patch)}
+        if uid:
+            body["metadata"] = {"uid": uid}
         try:
             await self._call(
                 f"{plural} {namespace}/{name} status",
@@ -146,7 +166,7 @@ class KubeApi:
                     namespace,
                     plural,
                     name,
-                    {"status": dict(status_patch)},
+                    body,
                     _content_type=MERGE_PATCH,
                     _request_timeout=REQUEST_TIMEOUT,
                 ),
@@ -154,5 +174,9 @@ class KubeApi:
         except KubeApiError as exc:
             if exc.status == NOT_FOUND:
                 return False
+            if uid and exc.status in (CONFLICT, UNPROCESSABLE):
+                raise ObjectReplaced(
+                    f"{plural} {namespace}/{name} is no longer the object with uid {uid}"
+                ) from None
             raise
         return True

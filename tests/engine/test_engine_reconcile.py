@@ -158,7 +158,7 @@ async def test_restore_on_drop_and_on_delete(sim: Simulator, client: ZStackClien
     result = await restore_all(deleted, client, [keeper])
     assert (sim.state.track_of(vms[1]), sim.state.track_of(vms[2])) == ("host", "guest")
     assert [e.reason for e in result.events] == ["Restored"]
-    assert result.retryable_left == ()
+    assert result.left == ()
 
 
 async def test_connection_problems_and_invalid_specs_keep_the_vm_picture(client: ZStackClient) -> None:

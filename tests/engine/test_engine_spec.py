@@ -71,7 +71,8 @@ def test_invalid_specs_name_the_field_and_what_is_allowed(
 
 
 @pytest.mark.parametrize(
-    ("value", "paused"), [("true", True), ("True", True), ("tRUe", True), (" TRUE ", False), ("false", False), ("yes", False)]
+    ("value", "paused"),
+    [("true", True), ("True", True), ("tRUe", True), (" TRUE ", False), ("false", False), ("yes", False)],
 )
 def test_only_true_pauses(value: str, paused: bool) -> None:
     assert is_paused({"vmclock.zstack.io/paused": value}) is paused

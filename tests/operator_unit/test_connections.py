@@ -53,6 +53,13 @@ async def manager() -> AsyncIterator[tuple[ConnectionManager, Objects]]:
     await made.close_all()
 
 
+async def client_of(
+    manager: ConnectionManager, namespace: str, name: str, raw_spec: dict[str, object] | None
+) -> object:
+    async with manager.lease(namespace, name, raw_spec) as client:
+        return client
+
+
 def spec(sim: Simulator, **extra: object) -> dict[str, object]:
     return {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}, **extra}
 
@@ -64,14 +71,14 @@ async def test_account_and_access_key_secrets_connect(
     objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
     verdict = await connections.check("ns", "zs", spec(sim))
     assert (verdict.reason, verdict.version, verdict.storage) == ("Connected", "5.3.0", "ResourceConfig")
-    first = await connections.client_for("ns", "zs", spec(sim))
+    first = await client_of(connections, "ns", "zs", spec(sim))
 
     assert (await connections.check("ns", "zs", spec(sim))).ready
-    assert await connections.client_for("ns", "zs", spec(sim)) is first  # same fingerprint: reused
+    assert await client_of(connections, "ns", "zs", spec(sim)) is first  # same fingerprint: reused
 
     objects.put_secret("creds", "2", accessKeyId="AKID", accessKeySecret=SECRET_VALUE)
     assert (await connections.check("ns", "zs", spec(sim))).ready
-    assert await connections.client_for("ns", "zs", spec(sim)) is not first  # Secret changed: rebuilt
+    assert await client_of(connections, "ns", "zs", spec(sim)) is not first  # Secret changed: rebuilt
 
 
 async def test_simultaneous_first_uses_share_one_check(
@@ -80,7 +87,7 @@ async def test_simultaneous_first_uses_share_one_check(
     """Policies of a fresh connection reconciling at once must not each read the Secret and probe ZStack."""
     connections, objects = manager
     objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
-    clients = await asyncio.gather(*(connections.client_for("ns", "zs", spec(sim)) for _ in range(5)))
+    clients = await asyncio.gather(*(client_of(connections, "ns", "zs", spec(sim)) for _ in range(5)))
     assert len({id(c) for c in clients}) == 1
     assert objects.secret_reads == 1
     await connections.check("ns", "zs", spec(sim))  # the periodic check still checks for real
@@ -117,7 +124,7 @@ async def test_broken_secrets_name_the_problem_but_never_a_value(
     assert hint in verdict.message
     assert SECRET_VALUE not in verdict.message
     with pytest.raises(ConnectionUnavailable) as caught:
-        await connections.client_for("ns", "zs", spec(sim))
+        await client_of(connections, "ns", "zs", spec(sim))
     assert caught.value.reason == reason
     assert SECRET_VALUE not in str(caught.value)
 
@@ -139,7 +146,7 @@ async def test_unreachable_not_ready_unsupported_and_missing(
         await connections.check("ns", "gone", {**gone, "requestTimeoutSeconds": 1})
     ).reason == "Unreachable"
     with pytest.raises(ConnectionUnavailable) as caught:
-        await connections.client_for("ns", "nothing", None)
+        await client_of(connections, "ns", "nothing", None)
     assert (caught.value.reason, str(caught.value)) == ("NotFound", "ZStackConnection ns/nothing not found")
 
 
@@ -177,3 +184,49 @@ def test_connection_status_refreshes_last_check_time_only_when_due() -> None:
         refresh_seconds=300,
     )
     assert (broken["conditions"][0]["reason"], broken["version"]) == ("AuthFailed", "5.3.0")
+
+
+async def test_a_rebuilt_client_drains_the_old_one_instead_of_failing_its_work(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    """Secret rotation mid-reconcile: the old client keeps serving its lease and closes when it ends."""
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    vm = sim.state.vm_uuids()[0]
+    async with connections.lease("ns", "zs", spec(sim)) as old:
+        objects.put_secret("creds", "2", accountName="admin", password=SECRET_VALUE)
+        assert (await connections.check("ns", "zs", spec(sim))).ready
+        async with connections.lease("ns", "zs", spec(sim)) as new:
+            assert new is not old
+        await old.set_clock_track(vm, "guest")  # in flight on the retired client: still works
+        assert not old._closed
+    assert old._closed, "closed once its last lease ended"
+    assert sim.state.track_of(vm) == "guest"
+
+
+async def test_a_lease_notices_a_rotated_secret_without_waiting_for_a_check(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    first = await client_of(connections, "ns", "zs", spec(sim))
+    objects.put_secret("creds", "2", accountName="admin", password=SECRET_VALUE)
+    assert await client_of(connections, "ns", "zs", spec(sim)) is first, "looked at again only every few s"
+    for entry in connections._entries.values():
+        entry.looked_at -= 60  # a few seconds later
+    assert await client_of(connections, "ns", "zs", spec(sim)) is not first
+
+
+async def test_a_restore_lease_falls_back_to_the_last_known_good_client(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    good = await client_of(connections, "ns", "zs", spec(sim))
+    del objects.secrets[("ns", "creds")]
+    for entry in connections._entries.values():
+        entry.looked_at -= 60
+    with pytest.raises(ConnectionUnavailable, match=r"SecretNotFound|not found"):
+        await client_of(connections, "ns", "zs", spec(sim))
+    async with connections.lease("ns", "zs", None, for_restore=True) as client:
+        assert client is good

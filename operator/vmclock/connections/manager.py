@@ -3,16 +3,26 @@
 A client holds an aiohttp session and a ZStack login; building one per reconcile would log in thousands of
 times a day. So the manager keys clients by (namespace, name) and fingerprints what they were built from:
 the connection spec, the Secret's resourceVersion and the CA object's resourceVersion. A check with the same
-fingerprint reuses the client; a different one closes the old client and builds a new one. Every check walks
-the same ladder (Secret -> TLS -> ready -> version -> login) and stops at the first rung that fails, which
-becomes the connection's `Ready` reason.
+fingerprint reuses the client; a different one builds a new one. Every check walks the same ladder
+(Secret -> TLS -> ready -> version -> login) and stops at the first rung that fails, which becomes the
+connection's `Ready` reason.
+
+Clients are used through `lease` (design.md §5.8):
+- a lease re-reads the Secret when the last look is older than a few seconds, so a rotation is noticed at
+  the next use, not at the connection's next periodic check;
+- a client replaced by a rebuild is retired, not closed: requests in flight on it finish, and it is closed
+  when its last lease ends;
+- a lease for a restore may use the last client that proved to work even when the connection or its Secret
+  is gone (a namespace deletion removes them together with the policy that still has VMs to put back).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +44,7 @@ from vmclock.zstack.errors import HTTP, ID_AUTHENTICATION, ID_PERMISSION_DENIED,
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
+FRESH_SECONDS = 5.0  # a lease re-reads the Secret when its last look is older than this
 Key = tuple[str, str]
 
 
@@ -57,6 +68,8 @@ class _Entry:
     client: ZStackClient | None = None
     verdict: ConnectionVerdict | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    looked_at: float = float("-inf")  # when the Secret/CA fingerprint was last compared
+    proven: ZStackClient | None = None  # the last client that passed a check: last-known-good for restores
 
 
 def _options(spec: ConnectionSpec, tls: Any) -> ClientOptions:
@@ -108,10 +121,19 @@ async def _probe(client: ZStackClient, where: str, *, login: bool) -> Connection
 
 
 class ConnectionManager:
-    def __init__(self, reader: ObjectReader, *, on_call: OnCall | None = None) -> None:
+    def __init__(
+        self,
+        reader: ObjectReader,
+        *,
+        on_call: OnCall | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._reader = reader
         self._on_call = on_call
+        self._clock = clock
         self._entries: dict[Key, _Entry] = {}
+        self._leases: dict[ZStackClient, int] = {}
+        self._retired: set[ZStackClient] = set()
 
     def _entry(self, key: Key) -> _Entry:
         return self._entries.setdefault(key, _Entry())
@@ -135,18 +157,23 @@ class ConnectionManager:
                 )
             except ConnectionProblem as problem:
                 entry.verdict = ConnectionVerdict(problem.reason, str(problem))
+            await self._promote(entry)
             return entry.verdict
+
+    async def _fingerprint(self, namespace: str, spec: ConnectionSpec) -> tuple[tuple[Any, ...], Any, Any]:
+        credentials, secret_version = await load_credentials(self._reader, namespace, spec)
+        tls, ca_version = await load_tls(self._reader, namespace, spec)
+        return (spec, secret_version, ca_version), credentials, tls
 
     async def _check_locked(
         self, entry: _Entry, namespace: str, name: str, spec: ConnectionSpec
     ) -> ConnectionVerdict:
-        credentials, secret_version = await load_credentials(self._reader, namespace, spec)
-        tls, ca_version = await load_tls(self._reader, namespace, spec)
-        fingerprint = (spec, secret_version, ca_version)
+        fingerprint, credentials, tls = await self._fingerprint(namespace, spec)
+        entry.looked_at = self._clock()
         proven = entry.verdict is not None and entry.verdict.ready
         if entry.client is None or entry.fingerprint != fingerprint:
             proven = False
-            await self._close(entry)
+            await self._retire(entry)
             try:
                 options = _options(spec, tls)
                 entry.client = ZStackClient(spec.endpoint, credentials, options, on_call=self._on_call)
@@ -156,37 +183,124 @@ class ConnectionManager:
             log.info("ZStackConnection %s/%s: client built for %s", namespace, name, spec.endpoint)
         return await _probe(entry.client, spec.endpoint, login=not proven)
 
-    async def client_for(self, namespace: str, name: str, raw_spec: Mapping[str, Any] | None) -> ZStackClient:
-        """The ready client for a policy's connection; ConnectionUnavailable says why there is none.
-
-        `raw_spec` is the connection's spec when the caller has it (None: the object does not exist). The
-        first use checks the connection; later uses reuse the verdict of the last check, which the
-        connection's own periodic check keeps fresh.
-        """
-        where = f"ZStackConnection {namespace}/{name}"
-        if raw_spec is None:
-            raise ConnectionUnavailable(NOT_FOUND, f"{where} not found")
+    async def _current(
+        self, namespace: str, name: str, raw_spec: Mapping[str, Any]
+    ) -> tuple[ZStackClient | None, ConnectionVerdict]:
+        """The client to use now: re-checked when the Secret, CA or spec changed since the last look."""
         entry = self._entry((namespace, name))
-        verdict = entry.verdict or await self._check(namespace, name, raw_spec, reuse=True)
-        if not verdict.ready or entry.client is None:
-            raise ConnectionUnavailable(verdict.reason, f"{where} is not ready: {verdict.message}")
-        return entry.client
+        if entry.verdict is None:
+            verdict = await self._check(namespace, name, raw_spec, reuse=True)
+            return entry.client, verdict
+        if self._clock() - entry.looked_at >= FRESH_SECONDS:
+            async with entry.lock:
+                if self._clock() - entry.looked_at >= FRESH_SECONDS:
+                    await self._look_again(entry, namespace, name, raw_spec)
+        return entry.client, entry.verdict
+
+    async def _look_again(
+        self, entry: _Entry, namespace: str, name: str, raw_spec: Mapping[str, Any]
+    ) -> None:
+        """Called with the entry's lock held: compare fingerprints, and rebuild only if they differ."""
+        spec = parse_connection_spec(raw_spec)
+        try:
+            fingerprint, _, _ = await self._fingerprint(namespace, spec)
+        except ConnectionProblem as problem:
+            entry.looked_at = self._clock()
+            entry.verdict = ConnectionVerdict(problem.reason, str(problem))
+            return
+        if fingerprint == entry.fingerprint:
+            entry.looked_at = self._clock()
+            return
+        try:
+            entry.verdict = await self._check_locked(entry, namespace, name, spec)
+        except ConnectionProblem as problem:
+            entry.verdict = ConnectionVerdict(problem.reason, str(problem))
+        await self._promote(entry)
+
+    async def _promote(self, entry: _Entry) -> None:
+        """A client that just passed its check becomes the last-known-good one; the one before it retires."""
+        if not (entry.verdict is not None and entry.verdict.ready and entry.client is not None):
+            return
+        previous, entry.proven = entry.proven, entry.client
+        if previous is not None and previous is not entry.client:
+            await self._retire_client(previous)
+
+    @asynccontextmanager
+    async def lease(
+        self,
+        namespace: str,
+        name: str,
+        raw_spec: Mapping[str, Any] | None,
+        *,
+        for_restore: bool = False,
+    ) -> AsyncIterator[ZStackClient]:
+        """The ready client of a connection for one reconcile; ConnectionUnavailable says why there is none.
+
+        `raw_spec` is the connection's spec when the object exists and is not being deleted (None
+        otherwise). `for_restore`: fall back to the last-known-good client when the connection, its Secret
+        or its check is gone or failing, because putting VMs back must not depend on objects that a
+        namespace deletion removes first."""
+        client = await self._client_for(namespace, name, raw_spec, for_restore=for_restore)
+        self._leases[client] = self._leases.get(client, 0) + 1
+        try:
+            yield client
+        finally:
+            self._leases[client] -= 1
+            if not self._leases[client]:
+                del self._leases[client]
+                if client in self._retired:
+                    self._retired.discard(client)
+                    await _close(client)
+
+    async def _client_for(
+        self, namespace: str, name: str, raw_spec: Mapping[str, Any] | None, *, for_restore: bool
+    ) -> ZStackClient:
+        where = f"ZStackConnection {namespace}/{name}"
+        proven = self._entries[(namespace, name)].proven if (namespace, name) in self._entries else None
+        if raw_spec is None:
+            if for_restore and proven is not None:
+                return proven
+            raise ConnectionUnavailable(NOT_FOUND, f"{where} not found")
+        client, verdict = await self._current(namespace, name, raw_spec)
+        if verdict.ready and client is not None:
+            return client
+        if for_restore and proven is not None:
+            log.info("%s is not ready (%s): restoring with its last-known-good client", where, verdict.reason)
+            return proven
+        raise ConnectionUnavailable(verdict.reason, f"{where} is not ready: {verdict.message}")
+
+    def verdict(self, namespace: str, name: str) -> ConnectionVerdict | None:
+        entry = self._entries.get((namespace, name))
+        return entry.verdict if entry is not None else None
 
     async def forget(self, namespace: str, name: str) -> None:
         entry = self._entries.pop((namespace, name), None)
         if entry is not None:
             async with entry.lock:
-                await self._close(entry)
+                await self._retire(entry)
+                if entry.proven is not None:
+                    await self._retire_client(entry.proven)
 
     async def close_all(self) -> None:
         for key in list(self._entries):
             await self.forget(*key)
 
-    @staticmethod
-    async def _close(entry: _Entry) -> None:
+    async def _retire(self, entry: _Entry) -> None:
+        """Detach the entry's client; the last-known-good one stays until a newer client proves itself."""
         client, entry.client, entry.fingerprint = entry.client, None, None
-        if client is not None:
-            try:
-                await client.close()
-            except Exception:  # closing is best effort: a dead node must not block the rebuild
-                log.warning("closing a ZStack client failed", exc_info=True)
+        if client is not None and client is not entry.proven:
+            await self._retire_client(client)
+
+    async def _retire_client(self, client: ZStackClient) -> None:
+        """Close now if unused, else when its last lease ends: requests in flight are never cut off."""
+        if self._leases.get(client):
+            self._retired.add(client)
+        else:
+            await _close(client)
+
+
+async def _close(client: ZStackClient) -> None:
+    try:
+        await client.close()
+    except Exception:  # closing is best effort: a dead node must not block the rebuild
+        log.warning("closing a ZStack client failed", exc_info=True)

@@ -7,7 +7,9 @@ write without a fresh reading would be blind.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from vmclock.engine.ports import ClockTrackClient
@@ -15,6 +17,7 @@ from vmclock.zstack.errors import ZStackError
 from vmclock.zstack.models import Track, VmInventory
 
 UNEXPECTED = "CLIENT.UNEXPECTED"
+MAX_READING_AGE = 300.0  # readings are only ever reused within a round; drop them long before they matter
 
 
 @dataclass(frozen=True)
@@ -67,3 +70,58 @@ async def observe(client: ClockTrackClient, uuids: Sequence[str]) -> dict[str, V
             )
             readings[uuid] = VmReading(inventory=inventory, error=error)
     return readings
+
+
+class SharedObserver:
+    """Observation shared by the policies of one connection (design.md §5.5).
+
+    Policies that are due together ask for their VMs within moments of each other; each asking on its own
+    would cost one batched set of queries per policy. Here requests join the next batch, which reads the
+    union of every UUID asked for (plus the UUIDs the resync round announced with `hint`), so ZStack reads
+    grow with distinct VMs, not with the number of policies. A reading answers a request only when it was
+    taken after the request was made (`since`): a reconcile never acts on an observation older than the
+    event that asked for it. Batches of one connection run one after another.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: float = 0.02) -> None:
+        self._clock = clock
+        self._window = window
+        self._cache: dict[str, tuple[float, VmReading]] = {}
+        self._wanted: set[str] = set()
+        self._next: asyncio.Future[None] | None = None
+        self._running = asyncio.Lock()
+        self.batches = 0
+
+    def hint(self, uuids: Iterable[str]) -> None:
+        """UUIDs that reconciles are about to ask for: read them in the next batch."""
+        self._wanted.update(uuids)
+
+    async def read(
+        self, client: ClockTrackClient, uuids: Sequence[str], since: float
+    ) -> dict[str, VmReading]:
+        missing = self._stale(uuids, since)
+        while missing:
+            self._wanted.update(missing)
+            if self._next is None:
+                self._next = asyncio.ensure_future(self._batch(client))
+            await asyncio.shield(self._next)
+            missing = self._stale(uuids, since)
+        return {uuid: self._cache[uuid][1] for uuid in uuids}
+
+    def _stale(self, uuids: Iterable[str], since: float) -> list[str]:
+        return [u for u in uuids if (cached := self._cache.get(u)) is None or cached[0] < since]
+
+    async def _batch(self, client: ClockTrackClient) -> None:
+        async with self._running:
+            await asyncio.sleep(self._window)  # let the other policies of this round join
+            wanted, self._wanted = sorted(self._wanted), set()
+            self._next = None  # requests from now on go to the batch after this one
+            taken = self._clock()
+            readings = await observe(client, wanted)
+            self._evict(taken - MAX_READING_AGE)
+            self._cache.update((uuid, (taken, reading)) for uuid, reading in readings.items())
+            self.batches += 1
+
+    def _evict(self, older_than: float) -> None:
+        for uuid in [u for u, (taken, _) in self._cache.items() if taken < older_than]:
+            del self._cache[uuid]

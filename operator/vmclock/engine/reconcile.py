@@ -15,8 +15,8 @@ from typing import Any
 
 from vmclock.engine.apply import WriteOutcome, apply_writes
 from vmclock.engine.conditions import READY, SYNCED, Condition, merge_conditions
-from vmclock.engine.events import PAUSED_REASON, EventSpec, transition_events, write_events
-from vmclock.engine.observation import observe
+from vmclock.engine.events import PAUSED_REASON, EventSpec, listing, transition_events, write_events
+from vmclock.engine.observation import VmReading, observe
 from vmclock.engine.ownership import PolicyClaim, conflicting_owners, selected_elsewhere
 from vmclock.engine.phases import Phase
 from vmclock.engine.planning import Plan, dropped_targets, plan_policy, restore_targets
@@ -25,6 +25,7 @@ from vmclock.engine.previous import PreviousVm, condition_reason, previous_gener
 from vmclock.engine.restore import RestoreStep, plan_restores
 from vmclock.engine.sizing import bound_status
 from vmclock.engine.spec import (
+    DEFAULT_CONNECTION,
     RECONCILE_REQUESTED_ANNOTATION,
     InvalidSpec,
     PolicySpec,
@@ -37,7 +38,10 @@ from vmclock.engine.verdict import ready_condition, summarize, synced_condition
 from vmclock.engine.vmstatus import restore_entry, selected_vm_entry
 
 CONNECTION_NOT_READY = "ConnectionNotReady"
+CONNECTED = "Connected"
 RECONCILING = "Reconciling"
+RESTORE_PENDING = "RestorePending"
+APPLYING = "being written now"
 MAX_HANDLED_RECONCILE_AT = 1024  # the CRD's maxLength for status.lastHandledReconcileAt
 
 
@@ -50,6 +54,8 @@ class ConnectionUnavailable(Exception):
 
 
 Connect = Callable[[str], Awaitable[ClockTrackClient]]
+Read = Callable[[ClockTrackClient, Sequence[str]], Awaitable[dict[str, VmReading]]]
+Save = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,33 @@ class ReconcileResult:
     outcomes: tuple[WriteOutcome, ...] = ()
     retry_soon: bool = False  # something retryable failed: look again before the resync interval
     drift_detected: int = 0
+    unsent: int = 0  # writes left for the next reconcile (time bound reached, or superseded)
+    requeue_after_failure: bool = False  # could not reach ZStack at all: back off and try again
+
+
+async def _save_nothing(_: Mapping[str, Any]) -> None:
+    return None
+
+
+def _never_stop() -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ReconcileIO:
+    """What the caller lends a reconcile besides the policy itself (defaults: standalone, unbounded).
+
+    - `read(client, uuids)`: observe VMs; the operator passes a connection's SharedObserver here.
+    - `save(status)`: persist a status now (intent before the first write, progress while writing); raising
+      stops the reconcile before anything more is written.
+    - `stop_reason()`: why no further write may be submitted (a newer generation, the time bound), or None.
+    - `concurrency`: writes in flight at once (each is an async ZStack job, mostly waiting).
+    """
+
+    read: Read = observe
+    save: Save = _save_nothing
+    stop_reason: Callable[[], str | None] = _never_stop
+    concurrency: int = 32
 
 
 def reconciling_status(state: PolicyState, now: datetime) -> dict[str, Any]:
@@ -167,9 +200,18 @@ def _blocked(
     synced: Condition,
     now: datetime,
     stored: Sequence[Mapping[str, Any]] | None,
+    *,
+    connection: str | None = None,
 ) -> ReconcileResult:
-    """A reconcile that could not reach ZStack: keep the per-VM picture, replace the verdicts."""
-    return ReconcileResult(_finish(state, dict(state.status), [ready, synced], now, stored))
+    """A reconcile that could not reach ZStack: keep the per-VM picture, replace the verdicts.
+
+    `connection`: the connection's Ready reason, recorded as `status.connection` so tools without string
+    functions (Argo CD's health Lua) can tell a transient connection problem from one a person must fix."""
+    body = dict(state.status)
+    if connection is not None:
+        name = str((state.spec.get("connectionRef") or {}).get("name") or DEFAULT_CONNECTION)
+        body["connection"] = {"name": name, "reason": connection}
+    return ReconcileResult(_finish(state, body, [ready, synced], now, stored), requeue_after_failure=True)
 
 
 def _first_error(plan: Plan, outcomes: Mapping[str, WriteOutcome]) -> str | None:
@@ -186,9 +228,13 @@ async def reconcile(
     others: Sequence[PolicyClaim],
     now: datetime,
     stored_conditions: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    io: ReconcileIO | None = None,
 ) -> ReconcileResult:
     """One full reconcile of one policy. `stored_conditions`: the conditions as stored right now, when they
-    differ from `state.status` (the handler already wrote `Reconciling`)."""
+    differ from `state.status` (the caller already wrote `Reconciling`). `io`: how to read (shared
+    observation), where to record intent and progress, and when to stop submitting writes."""
+    io = io or ReconcileIO()
     try:
         spec = parse_policy_spec(state.spec)
     except InvalidSpec as problem:
@@ -208,12 +254,12 @@ async def reconcile(
             if state.paused
             else Condition(SYNCED, "False", CONNECTION_NOT_READY, message)
         )
-        return _blocked(state, ready, synced, now, stored_conditions)
+        return _blocked(state, ready, synced, now, stored_conditions, connection=problem.reason)
 
     previous = previous_vms(state.status)
     me = state.claim_for(spec)
     targets = dropped_targets(spec, previous)
-    readings = await observe(client, [*spec.vm_uuids, *targets])
+    readings = await io.read(client, [*spec.vm_uuids, *targets])
     plan = plan_policy(
         spec,
         readings,
@@ -224,29 +270,24 @@ async def reconcile(
         restore_to=targets,
         handed_over=selected_elsewhere(targets, state.ref, others),
     )
-    outcomes = await apply_writes(client, plan.writes)
-    stamp = format_timestamp(now)
-    entries = [
-        selected_vm_entry(p, outcomes.get(p.uuid), previous.get(p.uuid), desired=spec.track, now=stamp)
-        for p in plan.vms
-    ]
-    entries += [
-        entry
-        for r in plan.restores
-        if (entry := restore_entry(r, outcomes.get(r.uuid), previous.get(r.uuid)))
-    ]
-    ready = ready_condition(entries, track=spec.track, enforce=spec.enforce, paused=state.paused)
-    synced = synced_condition(paused=state.paused, first_error=_first_error(plan, outcomes))
-    status = _finish(
-        state,
-        {**state.status, "summary": summarize(entries), "vms": entries},
-        [ready, synced],
-        now,
-        stored_conditions,
+    draft = _Draft(state, spec, plan, previous=previous, now=now, stored_conditions=stored_conditions)
+    if plan.writes:
+        # Intent before action (design.md §5.4): every VM about to be written has its previousTrack in the
+        # stored status before the first SetVmClockTrack for it leaves, whatever happens next.
+        await io.save(draft.status({}, unsent=dict.fromkeys((w.uuid for w in plan.writes), APPLYING)))
+
+    async def progress(done: Mapping[str, WriteOutcome]) -> None:
+        await io.save(
+            draft.status(done, unsent={w.uuid: APPLYING for w in plan.writes if w.uuid not in done})
+        )
+
+    applied = await apply_writes(
+        client, plan.writes, concurrency=io.concurrency, stop=io.stop_reason, progress=progress
     )
+    status, entries = draft.final(applied.outcomes, applied.unsent)
     events = transition_events(
         plan,
-        outcomes.values(),
+        applied.outcomes.values(),
         entries,
         previous,
         was_paused=condition_reason(state.status, SYNCED) == PAUSED_REASON,
@@ -255,40 +296,128 @@ async def reconcile(
     return ReconcileResult(
         status=status,
         events=tuple(events),
-        outcomes=tuple(outcomes.values()),
+        outcomes=tuple(applied.outcomes.values()),
         retry_soon=any(e["phase"] == Phase.PENDING.value for e in entries),
         drift_detected=sum(1 for p in plan.vms if p.drift),
+        unsent=len(applied.unsent),
     )
+
+
+class _Draft:
+    """The status of one reconcile at any point of its apply: before the first write (intent), while
+    writes finish (progress) and at the end. One place builds all three, so they can never disagree."""
+
+    def __init__(
+        self,
+        state: PolicyState,
+        spec: PolicySpec,
+        plan: Plan,
+        *,
+        previous: Mapping[str, PreviousVm],
+        now: datetime,
+        stored_conditions: Sequence[Mapping[str, Any]] | None,
+    ) -> None:
+        self.state, self.spec, self.plan, self.previous = state, spec, plan, previous
+        self.now, self.stored_conditions = now, stored_conditions
+        self.stamp = format_timestamp(now)
+
+    def entries(
+        self, outcomes: Mapping[str, WriteOutcome], unsent: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
+        entries = [
+            selected_vm_entry(
+                p,
+                outcomes.get(p.uuid),
+                self.previous.get(p.uuid),
+                desired=self.spec.track,
+                now=self.stamp,
+                unsent=unsent.get(p.uuid),
+            )
+            for p in self.plan.vms
+        ]
+        entries += [
+            entry
+            for r in self.plan.restores
+            if (entry := restore_entry(r, outcomes.get(r.uuid), self.previous.get(r.uuid)))
+        ]
+        return entries
+
+    def status(self, outcomes: Mapping[str, WriteOutcome], *, unsent: Mapping[str, str]) -> dict[str, Any]:
+        """Intent and progress: the VMs still to be written show as Pending with their previousTrack."""
+        entries = self.entries(outcomes, unsent)
+        ready = ready_condition(entries, track=self.spec.track, enforce=self.spec.enforce, paused=False)
+        message = f"writing track {self.spec.track}: {len(outcomes)} of {len(self.plan.writes)} writes done"
+        synced = Condition(SYNCED, "Unknown", RECONCILING, message)
+        return self._finish(entries, ready, synced)
+
+    def final(
+        self, outcomes: Mapping[str, WriteOutcome], unsent: Mapping[str, str]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        entries = self.entries(outcomes, unsent)
+        ready = ready_condition(
+            entries, track=self.spec.track, enforce=self.spec.enforce, paused=self.state.paused
+        )
+        synced = synced_condition(paused=self.state.paused, first_error=_first_error(self.plan, outcomes))
+        return self._finish(entries, ready, synced), entries
+
+    def _finish(self, entries: list[dict[str, Any]], ready: Condition, synced: Condition) -> dict[str, Any]:
+        body = {**self.state.status, "summary": summarize(entries), "vms": entries}
+        body["connection"] = {"name": self.spec.connection_name, "reason": CONNECTED}
+        return _finish(self.state, body, [ready, synced], self.now, self.stored_conditions)
 
 
 @dataclass(frozen=True)
 class RestoreResult:
     events: tuple[EventSpec, ...]
     outcomes: tuple[WriteOutcome, ...]
-    retryable_left: tuple[str, ...]  # VMs worth another attempt before giving up
+    left: tuple[str, ...]  # VMs not restored yet; the deletion waits for them
+    why: str = ""  # what stands in the way, for the condition and the Warning Event
+
+    @property
+    def done(self) -> bool:
+        return not self.left
 
 
 async def restore_all(
-    state: PolicyState, client: ClockTrackClient, others: Sequence[PolicyClaim]
+    state: PolicyState,
+    client: ClockTrackClient,
+    others: Sequence[PolicyClaim],
+    io: ReconcileIO | None = None,
 ) -> RestoreResult:
-    """Deletion of a `Restore` policy: write each changed VM back to its previousTrack."""
+    """Deletion of a `Restore` policy: write each changed VM back to its previousTrack.
+
+    A promise (design.md §5.6): every VM that is still there, not handed over to another policy and not yet
+    back on its previous track is `left`, whatever the error (retryable or not); the caller keeps the
+    finalizer and tries again with backoff until nothing is left."""
+    io = io or ReconcileIO()
     previous: Mapping[str, PreviousVm] = previous_vms(state.status)
     targets = restore_targets(previous)
-    readings = await observe(client, list(targets))
+    readings = await io.read(client, list(targets))
     plans = plan_restores(
         targets, readings, paused=False, handed_over=selected_elsewhere(targets, state.ref, others)
     )
     writes = [p.write for p in plans if p.write is not None]
-    outcomes = await apply_writes(client, writes)
+    applied = await apply_writes(client, writes, concurrency=io.concurrency, stop=io.stop_reason)
+    outcomes = applied.outcomes
     failed = [o for o in outcomes.values() if o.error is not None]
-    unreadable = [
-        p.uuid
-        for p in plans
-        if p.step is RestoreStep.UNREADABLE and p.reading.error is not None and p.reading.error.retryable
-    ]
+    unreadable = [p for p in plans if p.step is RestoreStep.UNREADABLE]
     events = list(write_events(outcomes.values()))
-    if failed:
-        codes = ", ".join(sorted({o.error.code for o in failed if o.error is not None}))
-        events.append(EventSpec("Warning", "ApiError", f"restoring {len(failed)} VMs failed ({codes})"))
-    retryable = [o.write.uuid for o in failed if o.error is not None and o.error.retryable] + unreadable
-    return RestoreResult(tuple(events), tuple(outcomes.values()), tuple(sorted(retryable)))
+    problems = [str(o.error) for o in failed if o.error is not None]
+    problems += [str(p.reading.error) for p in unreadable if p.reading.error is not None]
+    left = sorted({o.write.uuid for o in failed} | {p.uuid for p in unreadable} | set(applied.unsent))
+    why = ""
+    if left:
+        cause = problems[0] if problems else next(iter(applied.unsent.values()), "")
+        why = f"{len(left)} of {len(targets)} VMs not restored yet ({cause}): {listing(left)}"
+    return RestoreResult(tuple(events), tuple(outcomes.values()), tuple(left), why)
+
+
+def restore_pending_status(state: PolicyState, why: str, now: datetime) -> dict[str, Any]:
+    """What a deleting `Restore` policy shows while it cannot finish: the finalizer stays, and says why."""
+    hint = (
+        "the deletion completes once every VM is restored; to give up instead, set spec.deletionPolicy "
+        "to Orphan (or remove the finalizer, see README)"
+    )
+    ready = Condition(READY, "False", RESTORE_PENDING, f"{why}; {hint}")
+    synced = Condition(SYNCED, "False", RESTORE_PENDING, why)
+    return _finish(state, dict(state.status), [ready, synced], now, None)

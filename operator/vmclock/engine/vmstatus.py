@@ -76,13 +76,25 @@ def _entry(
 
 
 def selected_vm_entry(
-    plan: VmPlan, outcome: WriteOutcome | None, previous: PreviousVm | None, *, desired: Track, now: str
+    plan: VmPlan,
+    outcome: WriteOutcome | None,
+    previous: PreviousVm | None,
+    *,
+    desired: Track,
+    now: str,
+    unsent: str | None = None,
 ) -> dict[str, Any]:
+    """`unsent`: why a planned write has not been sent (yet): the VM is Pending, and its previousTrack is
+    recorded already, because this entry may be the intent saved before the write goes out."""
     reading = plan.reading
     phase, observed, inventory, error = plan.phase, reading.track, reading.inventory, reading.error
     previous_track = previous.previous_track if previous else None
     last_applied = previous.last_applied_time if previous else None
     messages: list[str] = []
+    if outcome is None and unsent is not None and plan.write is not None:
+        previous_track = previous_track or reading.track
+        phase = Phase.PENDING
+        messages.append(f"track {desired}: {unsent}")
     if outcome is not None:
         previous_track = previous_track or reading.track
         if outcome.error is None:

@@ -1,6 +1,6 @@
 """The in-memory index of policies (a kopf index: no finalizer, populated before any handler runs).
 
-Entries are keyed by the policy's connection, so a connection's resync loop finds its policies directly;
+Entries are keyed by the policy's connection, so a connection's resync round finds its policies directly;
 ownership checks walk all entries. kopf fills every index from the initial listing before it invokes the
 first handler, so a reconcile never misses an older policy that would own its VMs.
 """
@@ -15,36 +15,44 @@ import kopf
 
 from vmclock.engine import PolicyClaim, PolicyState
 from vmclock.engine.spec import DEFAULT_CONNECTION
+from vmclock.refs import Ref
 
-Key = tuple[str, str]
 INDEX_ID = "vmclock_policies"
 
 
 @dataclass(frozen=True)
 class IndexedPolicy:
-    namespace: str
-    name: str
+    ref: Ref
     connection: str
     resync_seconds: int | None
     claim: PolicyClaim | None  # None when the spec is invalid
+    restore: bool = False  # deletionPolicy Restore: its connection must outlive it
 
     @property
-    def key(self) -> Key:
-        return (self.namespace, self.name)
+    def connection_ref(self) -> Ref:
+        return Ref(self.ref.namespace, self.connection)
+
+    @property
+    def uuids(self) -> frozenset[str]:
+        return self.claim.vm_uuids if self.claim is not None else frozenset()
 
 
-PolicyIndex = kopf.Index[Key, IndexedPolicy]
+PolicyIndex = kopf.Index[Ref, IndexedPolicy]
 
 
-def index_entry(body: Mapping[str, Any]) -> dict[Key, IndexedPolicy]:
+def index_entry(body: Mapping[str, Any]) -> dict[Ref, IndexedPolicy]:
     state = PolicyState.from_body(body)
     spec = state.spec
     connection = str((spec.get("connectionRef") or {}).get("name") or DEFAULT_CONNECTION)
     resync = spec.get("resyncIntervalSeconds")
     entry = IndexedPolicy(
-        state.namespace, state.name, connection, resync if isinstance(resync, int) else None, state.claim()
+        Ref(state.namespace, state.name),
+        connection,
+        resync if isinstance(resync, int) else None,
+        state.claim(),
+        restore=spec.get("deletionPolicy") == "Restore",
     )
-    return {(state.namespace, connection): entry}
+    return {Ref(state.namespace, connection): entry}
 
 
 def all_entries(index: PolicyIndex) -> Iterable[IndexedPolicy]:
@@ -52,5 +60,5 @@ def all_entries(index: PolicyIndex) -> Iterable[IndexedPolicy]:
         yield from store
 
 
-def of_connection(index: PolicyIndex, namespace: str, connection: str) -> list[IndexedPolicy]:
-    return list(index.get((namespace, connection), ()))
+def of_connection(index: PolicyIndex, connection: Ref) -> list[IndexedPolicy]:
+    return list(index.get(connection, ()))

@@ -1,18 +1,17 @@
-"""ZStackConnection checks and the per-connection resync loop (a kopf daemon).
+"""ZStackConnection checks and the per-connection loop (a kopf daemon).
 
 Why a daemon per connection rather than a timer per policy or a loop started at operator start-up:
 - timers/daemons put kopf's finalizer on every object they match; on policies that would break "an Orphan
   policy deletes while the operator is down". The finalizer sits on the connection instead: deleting a
   ZStackConnection needs the operator running (or `kubectl patch ... -p '{"metadata":{"finalizers":[]}}'`);
-- kopf stops daemons when the operator is paused by peering, so a standby replica never resyncs or writes;
-  a loop started from `on.startup` would keep running there;
+- kopf stops daemons when the operator is paused by peering, so a standby replica never starts resync rounds;
 - the loop is where a connection's health and its policies meet: it re-checks the connection every resync
   interval (sooner, with backoff, while it is broken, so a Secret created later is picked up within a
-  minute without watching every Secret in the cluster), and kicks the connection's policies when it turns
-  ready or broken, so waiting policies recover by themselves.
+  minute without watching every Secret in the cluster), starts the resync rounds of its policies, and on a
+  flip to ready or broken queues them all, so waiting policies recover by themselves.
 
-The loop never awaits ZStack itself: checks and policy reconciles run as tasks, so its heartbeat (liveness)
-only stops when the operator is really wedged.
+The loop never awaits ZStack itself and never reconciles: checks run as tasks and reconciles go through the
+controller's work queue, so its heartbeat (liveness) only stops when the operator is really wedged.
 """
 
 from __future__ import annotations
@@ -27,26 +26,23 @@ from typing import Any
 
 import kopf
 
+from vmclock.backoff import Backoff, FailureCounter
 from vmclock.connections import ConnectionManager, ConnectionVerdict, parse_connection_spec
-from vmclock.connections.spec import resync_interval
 from vmclock.connections.status import connection_status, was_ready
+from vmclock.engine import EventSpec
 from vmclock.engine.spec import CONNECTION_PLURAL
-from vmclock.kopfapp.claims import IndexedPolicy, PolicyIndex, all_entries, of_connection
+from vmclock.kopfapp.controller import PolicyController, post_events, utcnow
 from vmclock.kopfapp.liveness import Heartbeats
 from vmclock.kopfapp.metrics import Metrics
-from vmclock.kopfapp.policies import PolicyWorker, utcnow
-from vmclock.kopfapp.scheduler import ResyncScheduler
 from vmclock.kopfapp.statuswrite import write_status
 from vmclock.kubeapi import KubeApi
+from vmclock.refs import Ref
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]
 TICK_SECONDS = 1.0
-BROKEN_RECHECK_FIRST = 2.0
-BROKEN_RECHECK_MAX = 60.0
-PARALLEL_RECONCILES = 8
-DRAIN_SECONDS = 10.0
+RECHECK_BACKOFF = Backoff(base=2.0, cap=60.0, floor=1.0)
+DELETION_RETRY_SECONDS = 10.0
 
 
 class ConnectionWorker:
@@ -54,8 +50,7 @@ class ConnectionWorker:
         self,
         kube: KubeApi,
         manager: ConnectionManager,
-        policies: PolicyWorker,
-        scheduler: ResyncScheduler,
+        controller: PolicyController,
         metrics: Metrics,
         *,
         heartbeats: Heartbeats,
@@ -64,29 +59,28 @@ class ConnectionWorker:
     ) -> None:
         self._kube = kube
         self._manager = manager
-        self._policies = policies
-        self._scheduler = scheduler
+        self._controller = controller
         self._metrics = metrics
         self._heartbeats = heartbeats
         self._now = now
         self._clock = clock
-        self._next_check: dict[Key, float] = {}
-        self._failures: dict[Key, int] = {}
-        self._locks: dict[Key, asyncio.Lock] = {}
+        self._next_check: dict[Ref, float] = {}
+        self._failures = FailureCounter(RECHECK_BACKOFF)
+        self._locks: dict[Ref, asyncio.Lock] = {}
+        self._holding: set[Ref] = set()
 
-    async def check(self, body: Mapping[str, Any], index: PolicyIndex) -> ConnectionVerdict:
+    async def check(self, body: Mapping[str, Any]) -> ConnectionVerdict:
         """Check the connection, write its status if it changed, and wake its policies on a flip."""
         meta = body.get("metadata") or {}
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        key = (namespace, name)
+        ref = Ref.of(body)
         spec = parse_connection_spec(body.get("spec") or {})
-        async with self._locks.setdefault(key, asyncio.Lock()):
+        async with self._locks.setdefault(ref, asyncio.Lock()):
             try:
-                verdict = await self._manager.check(namespace, name, body.get("spec") or {})
+                verdict = await self._manager.check(*ref, body.get("spec") or {})
             except Exception:
                 # e.g. the Secret read failed with a Kubernetes API error: count it as a failed check and
                 # back off, or the daemon's 1 s tick would start the next check right away.
-                self._plan_next_check(key, ready=False, interval=spec.resync_interval_seconds)
+                self._plan_next_check(ref, ready=False, interval=spec.resync_interval_seconds)
                 raise
             stored: Mapping[str, Any] = body.get("status") or {}
             generation = int(meta.get("generation") or 0)
@@ -97,94 +91,67 @@ class ConnectionWorker:
                 now=self._now(),
                 refresh_seconds=spec.resync_interval_seconds,
             )
-            await write_status(self._kube, CONNECTION_PLURAL, key, stored, wanted)
-            self._metrics.report_connection(key, verdict.reason)
-            self._plan_next_check(key, ready=verdict.ready, interval=spec.resync_interval_seconds)
+            await write_status(self._kube, CONNECTION_PLURAL, ref, stored, wanted, uid=meta.get("uid"))
+            self._metrics.report_connection(ref, verdict.reason)
+            self._plan_next_check(ref, ready=verdict.ready, interval=spec.resync_interval_seconds)
             if was_ready(stored) != verdict.ready or stored.get("observedGeneration") != generation:
-                for entry in of_connection(index, namespace, name):
-                    self._scheduler.kick(entry.key, key)
+                self._controller.kick_connection(ref)
         if not verdict.ready:
-            log.warning(
-                "ZStackConnection %s/%s not ready (%s): %s", namespace, name, verdict.reason, verdict.message
-            )
+            log.warning("ZStackConnection %s not ready (%s): %s", ref, verdict.reason, verdict.message)
         return verdict
 
-    def _plan_next_check(self, key: Key, *, ready: bool, interval: float) -> None:
+    def _plan_next_check(self, ref: Ref, *, ready: bool, interval: float) -> None:
         if ready:
-            self._failures.pop(key, None)
-            delay = interval
+            self._failures.forget(ref)
+            delay = float(interval)
         else:
-            failures = self._failures.get(key, 0)
-            self._failures[key] = failures + 1
-            delay = min(interval, BROKEN_RECHECK_MAX, BROKEN_RECHECK_FIRST * 2**failures)
-        self._next_check[key] = self._clock() + delay
+            delay = min(float(interval), self._failures.next_delay(ref))
+        self._next_check[ref] = self._clock() + delay
 
-    def _check_due(self, key: Key) -> bool:
-        return self._clock() >= self._next_check.get(key, 0.0)
+    def _check_due(self, ref: Ref) -> bool:
+        return self._clock() >= self._next_check.get(ref, 0.0)
 
-    async def run(
-        self,
-        body: kopf.Body,
-        index: PolicyIndex,
-        stopped: kopf.DaemonStopped,
-    ) -> None:
-        """The daemon body; `body` and `index` are kopf's live views, refreshed as events arrive."""
-        key = (str(body.metadata.namespace), str(body.metadata.name))
-        wake = self._scheduler.wakeup(key)
-        tasks: dict[Any, asyncio.Task[Any]] = {}
+    async def run(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
+        """The daemon body; `body` is kopf's live view, refreshed as events arrive."""
+        ref = Ref.of(body)
+        check: asyncio.Task[ConnectionVerdict] | None = None
         try:
             while not stopped:
-                self._heartbeats.beat(key)
-                self._start_due_work(key, body, index, tasks)
-                wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), TICK_SECONDS)
+                self._heartbeats.beat(ref)
+                if check is not None and check.done():
+                    if not check.cancelled() and check.exception() is not None:
+                        log.error("check of ZStackConnection %s failed: %r", ref, check.exception())
+                    check = None
+                if check is None and self._check_due(ref):
+                    check = asyncio.create_task(self.check(dict(body)))
+                self._controller.start_round(ref, parse_connection_spec(body.spec))
+                await stopped.wait(TICK_SECONDS)
         finally:
-            await self._drain(tasks)
-            self._heartbeats.forget(key)
-            self._scheduler.forget_connection(key)
-            if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
-                await self._connection_gone(key, index)
+            self._heartbeats.forget(ref)
+            if check is not None and not check.done():
+                check.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await check
 
-    def _start_due_work(
-        self, key: Key, body: kopf.Body, index: PolicyIndex, tasks: dict[Any, asyncio.Task[Any]]
-    ) -> None:
-        for done in [k for k, task in tasks.items() if task.done()]:
-            task = tasks.pop(done)
-            if not task.cancelled() and task.exception() is not None:
-                log.error("resync of %s failed: %r", done, task.exception())
-        if "check" not in tasks and self._check_due(key):
-            tasks["check"] = asyncio.create_task(self.check(dict(body), index))
-        connection = parse_connection_spec(body.spec)
-        peers: list[IndexedPolicy] | None = None
-        for entry in of_connection(index, *key):
-            if len(tasks) >= PARALLEL_RECONCILES:
-                break
-            interval = resync_interval(entry.resync_seconds, connection)
-            if entry.key not in tasks and self._scheduler.is_due(entry.key, interval):
-                if peers is None:  # one snapshot per tick, taken only when something is due
-                    peers = list(all_entries(index))
-                tasks[entry.key] = asyncio.create_task(
-                    self._policies.reconcile(entry.key, peers, from_resync=True)
-                )
-
-    @staticmethod
-    async def _drain(tasks: Mapping[Any, asyncio.Task[Any]]) -> None:
-        """Give running work a moment (a half-done status write is worse than a late stop), then cancel."""
-        pending = [t for t in tasks.values() if not t.done()]
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=DRAIN_SECONDS)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-
-    async def _connection_gone(self, key: Key, index: PolicyIndex) -> None:
-        """The connection was deleted: close its client and let its policies say so right away."""
-        await self._manager.forget(*key)
-        self._metrics.forget_connection(key)
-        self._next_check.pop(key, None)
-        self._failures.pop(key, None)
-        self._locks.pop(key, None)
-        peers = list(all_entries(index))
-        for entry in of_connection(index, *key):
-            await self._policies.reconcile(entry.key, peers, from_resync=True)
+    async def release(self, body: kopf.Body) -> None:
+        """Deletion of a connection: wait while Restore policies may still need it, then forget it."""
+        ref = Ref.of(body)
+        users = self._controller.restore_users(ref)
+        if users:
+            names = ", ".join(sorted(e.ref.name for e in users))
+            message = (
+                f"deletion waits for {len(users)} VmClockPolicies with deletionPolicy Restore that may need "
+                f"this connection to put VMs back: {names}"
+            )
+            if ref not in self._holding:
+                self._holding.add(ref)
+                post_events(body, [EventSpec("Warning", "DeletionWaiting", message)])
+            raise kopf.TemporaryError(message, delay=DELETION_RETRY_SECONDS)
+        self._holding.discard(ref)
+        await self._manager.forget(*ref)
+        self._metrics.forget_connection(ref)
+        self._next_check.pop(ref, None)
+        self._failures.forget(ref)
+        self._locks.pop(ref, None)
+        self._controller.forget_connection(ref)
+        self._controller.kick_connection(ref)

@@ -1,10 +1,14 @@
-"""The kopf handlers: thin wiring from Kubernetes events to the workers (no logic of their own).
+"""The kopf handlers: thin wiring from Kubernetes events to the controller's work queue (no logic here).
 
-Policies: create/resume/spec change and the two trigger annotations reconcile; deletion restores only for
-`deletionPolicy: Restore` (the `when=` filter means Orphan policies never get a finalizer, and kopf removes
-ours as soon as a policy switches to Orphan); DELETED events let policies sharing VMs take over. Drift
-checks come from one daemon per ZStackConnection (see kopfapp/connections.py for why not timers).
-Handlers return nothing, so kopf writes nothing of its own into status.
+Policies: create/resume/spec change and the two trigger annotations enqueue a reconcile; deletion of a
+`Restore` policy enqueues its restore and waits for it (the `when=` filter means Orphan policies never get a
+finalizer, and kopf removes ours as soon as a policy switches to Orphan); DELETED events let the worker forget
+the policy and let policies sharing its VMs take over. Connections: checks on create/resume/spec change, one
+daemon each for checks and resync rounds, and a deletion handler that keeps the connection while Restore
+policies may still need it. Handlers return nothing, so kopf writes nothing of its own into status.
+
+The restore handler has no timeout and retries forever: a Restore policy's deletion completes only when its
+VMs are restored, or when a person decides otherwise (design.md §5.6).
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ from typing import Any
 import kopf
 
 from vmclock.engine.spec import CONNECTION_PLURAL, GROUP, POLICY_PLURAL, VERSION
-from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, all_entries, index_entry
-from vmclock.kopfapp.connections import DRAIN_SECONDS
+from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, index_entry
+from vmclock.kopfapp.controller import DRAIN_SECONDS
 from vmclock.kopfapp.runtime import Runtime
 from vmclock.kopfapp.settings import PAUSED_FIELD, REQUESTED_FIELD
+from vmclock.refs import Ref
 
 POLICIES = (GROUP, VERSION, POLICY_PLURAL)
 CONNECTIONS = (GROUP, VERSION, CONNECTION_PLURAL)
 HANDLER_BACKOFF = 10.0
-RESTORE_TIMEOUT = 15 * 60.0  # after this a stuck restore gives up and lets the deletion finish
+RESTORE_WAIT = 30.0  # one handler run waits this long for the worker; then kopf calls it again
+RESTORE_POLL = 1.0
 
 
 def wants_restore(*, spec: kopf.Spec, **_: Any) -> bool:
@@ -40,25 +46,27 @@ def policy_index(kwargs: dict[str, Any]) -> PolicyIndex:
     return index
 
 
-def peers(kwargs: dict[str, Any]) -> list[IndexedPolicy]:
-    return list(all_entries(policy_index(kwargs)))
-
-
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
+    controller = runtime.controller
+
+    def bound(kwargs: dict[str, Any]) -> None:
+        controller.bind(policy_index(kwargs))
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
 
-    @kopf.on.startup(id="metrics", registry=registry)
-    def start_metrics(*, logger: kopf.Logger, **_: Any) -> None:
+    @kopf.on.startup(id="start", registry=registry)
+    def start(*, logger: kopf.Logger, **_: Any) -> None:
+        controller.start()
         if runtime.metrics_port:
             runtime.metrics.serve(runtime.metrics_port)
             logger.info("serving Prometheus metrics on port %s", runtime.metrics_port)
 
-    @kopf.on.cleanup(id="close-clients", registry=registry)
-    async def close_clients(**_: Any) -> None:
+    @kopf.on.cleanup(id="stop", registry=registry)
+    async def stop(**_: Any) -> None:
+        await controller.stop()
         await runtime.connections.close_all()
 
     @kopf.on.probe(id="resync", errors=kopf.ErrorsMode.PERMANENT, registry=registry)
@@ -66,7 +74,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         return runtime.heartbeats.check()
 
     @kopf.index(*POLICIES, id=INDEX_ID, registry=registry)
-    def vmclock_policies(*, body: kopf.Body, **_: Any) -> dict[tuple[str, str], IndexedPolicy]:
+    def vmclock_policies(*, body: kopf.Body, **_: Any) -> dict[Ref, IndexedPolicy]:
         return index_entry(body)
 
     @kopf.on.resume(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)
@@ -76,27 +84,43 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     @kopf.on.field(
         *POLICIES, id="requested", field=REQUESTED_FIELD, backoff=HANDLER_BACKOFF, registry=registry
     )
-    async def reconcile_policy(*, namespace: str | None, name: str, **kwargs: Any) -> None:
-        await runtime.policies.reconcile((str(namespace), name), peers(kwargs))
+    def reconcile_policy(*, body: kopf.Body, **kwargs: Any) -> None:
+        bound(kwargs)
+        controller.enqueue(Ref.of(body), generation=int(body.metadata.get("generation") or 0))
 
-    @kopf.on.delete(*POLICIES, id="restore", when=wants_restore, timeout=RESTORE_TIMEOUT, registry=registry)
+    @kopf.on.delete(*POLICIES, id="restore", when=wants_restore, registry=registry)
     async def restore_policy(*, body: kopf.Body, **kwargs: Any) -> None:
-        await runtime.policies.restore(body, peers(kwargs))
+        bound(kwargs)
+        ref = Ref.of(body)
+        if not await controller.wait_restored(ref, RESTORE_WAIT):
+            why = controller.restore_problem(ref) or "restoring the VMs' previous tracks"
+            raise kopf.TemporaryError(why, delay=RESTORE_POLL)
 
     @kopf.on.event(*POLICIES, id="deleted", when=is_deletion, registry=registry)
     def policy_deleted(*, body: kopf.Body, **kwargs: Any) -> None:
-        key = (str(body.metadata.namespace), str(body.metadata.name))
-        runtime.policies.forget(key)
-        runtime.policies.kick_sharing(set(body.spec.get("vmUuids") or ()), key, peers(kwargs))
+        bound(kwargs)
+        ref = Ref.of(body)
+        controller.enqueue(ref)
+        listed = {
+            str(e.get("uuid")) for e in (body.get("status") or {}).get("vms") or () if isinstance(e, dict)
+        }
+        controller.kick_sharing(set(body.spec.get("vmUuids") or ()) | listed, ref)
 
     @kopf.on.resume(*CONNECTIONS, id="check", backoff=HANDLER_BACKOFF, registry=registry)
     @kopf.on.create(*CONNECTIONS, id="check", backoff=HANDLER_BACKOFF, registry=registry)
     @kopf.on.update(*CONNECTIONS, id="check", field="spec", backoff=HANDLER_BACKOFF, registry=registry)
     async def check_connection(*, body: kopf.Body, **kwargs: Any) -> None:
-        await runtime.connection_worker.check(body, policy_index(kwargs))
+        bound(kwargs)
+        await runtime.connection_worker.check(body)
+
+    @kopf.on.delete(*CONNECTIONS, id="release", registry=registry)
+    async def release_connection(*, body: kopf.Body, **kwargs: Any) -> None:
+        bound(kwargs)
+        await runtime.connection_worker.release(body)
 
     @kopf.daemon(*CONNECTIONS, id="resync", cancellation_timeout=DRAIN_SECONDS + 5, registry=registry)
     async def resync_loop(*, body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
-        await runtime.connection_worker.run(body, policy_index(kwargs), stopped)
+        bound(kwargs)
+        await runtime.connection_worker.run(body, stopped)
 
     return registry

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from vmclock.connections import ConnectionManager
 from vmclock.kopfapp.connections import ConnectionWorker
+from vmclock.kopfapp.controller import PolicyController
 from vmclock.kopfapp.liveness import Heartbeats
 from vmclock.kopfapp.metrics import Metrics
-from vmclock.kopfapp.policies import PolicyWorker
-from vmclock.kopfapp.scheduler import ResyncScheduler
 from vmclock.kubeapi import KubeApi
 
 
@@ -18,9 +17,8 @@ class Runtime:
     kube: KubeApi
     metrics: Metrics
     connections: ConnectionManager
-    scheduler: ResyncScheduler
     heartbeats: Heartbeats
-    policies: PolicyWorker
+    controller: PolicyController
     connection_worker: ConnectionWorker
     metrics_port: int = 0  # 0: no metrics endpoint
 
@@ -29,8 +27,7 @@ class Runtime:
         kube = KubeApi()
         metrics = Metrics()
         connections = ConnectionManager(kube, on_call=metrics.on_call)
-        scheduler = ResyncScheduler()
         heartbeats = Heartbeats()
-        policies = PolicyWorker(kube, connections, scheduler, metrics)
-        worker = ConnectionWorker(kube, connections, policies, scheduler, metrics, heartbeats=heartbeats)
-        return cls(kube, metrics, connections, scheduler, heartbeats, policies, worker, metrics_port)
+        controller = PolicyController(kube, connections, metrics)
+        worker = ConnectionWorker(kube, connections, controller, metrics, heartbeats=heartbeats)
+        return cls(kube, metrics, connections, heartbeats, controller, worker, metrics_port)

@@ -1,56 +1,44 @@
-"""When each policy is next due for a drift check, and how to wake a connection's resync loop early.
+"""When each policy is next due for a drift check, grouped into rounds per connection.
 
-In memory only: after a restart kopf's resume handlers reconcile every policy anyway. A policy whose last
-reconcile left something retryable (a Pending VM) is looked at again sooner, backing off exponentially up to
-its normal interval, instead of waiting a full resync interval.
+In memory only: after a restart kopf's resume handlers queue every policy anyway. Due times are what makes
+observation shareable (design.md §5.5): when one policy of a connection is due, the others due within half of
+their interval come along in the same round, so their VMs are read in one batch; after that round they all
+share the same next due time, and stay grouped.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-Key = tuple[str, str]
-RETRY_BASE_SECONDS = 5.0
+from vmclock.refs import Ref
+
+PULL_IN = 0.5  # a policy due within this share of its interval joins a round that is starting anyway
 
 
-class ResyncScheduler:
-    def __init__(self, clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+class ResyncClock:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._rng = rng or random.Random()
-        self._due: dict[Key, float] = {}
-        self._retries: dict[Key, int] = {}
-        self._wakeups: dict[Key, asyncio.Event] = {}
+        self._due: dict[Ref, float] = {}
 
-    def record(self, key: Key, interval: float, *, retry_soon: bool) -> None:
-        """A reconcile of `key` just finished; plan the next look."""
-        if retry_soon:
-            attempt = self._retries.get(key, 0)
-            self._retries[key] = attempt + 1
-            delay = min(interval, RETRY_BASE_SECONDS * 2**attempt)
-        else:
-            self._retries.pop(key, None)
-            delay = interval
-        self._due[key] = self._clock() + delay
+    def record(self, ref: Ref, interval: float) -> None:
+        """A reconcile of `ref` just finished: the next drift check is one interval away."""
+        self._due[ref] = self._clock() + interval
 
-    def is_due(self, key: Key, interval: float) -> bool:
-        """First sight (no reconcile recorded yet) spreads policies over the interval instead of a burst."""
-        due = self._due.setdefault(key, self._clock() + interval * self._rng.uniform(0.5, 1.0))
-        return self._clock() >= due
+    def round(self, candidates: Iterable[tuple[Ref, float]]) -> list[Ref]:
+        """The policies (with their intervals) to look at now: none unless one is due, then every one due
+        soon. Policies never reconciled yet are not due: their create/resume handler queues them."""
+        now = self._clock()
+        known = [(ref, interval, self._due[ref]) for ref, interval in candidates if ref in self._due]
+        if not any(due <= now for _, _, due in known):
+            return []
+        chosen = [ref for ref, interval, due in known if due <= now + interval * PULL_IN]
+        for ref in chosen:
+            self._due.pop(ref)  # until its reconcile records the next one
+        return chosen
 
-    def kick(self, key: Key, connection: Key) -> None:
-        """Make `key` due now and wake its connection's loop."""
-        self._due[key] = self._clock()
-        self.wakeup(connection).set()
+    def forget(self, ref: Ref) -> None:
+        self._due.pop(ref, None)
 
-    def wakeup(self, connection: Key) -> asyncio.Event:
-        return self._wakeups.setdefault(connection, asyncio.Event())
-
-    def forget(self, key: Key) -> None:
-        self._due.pop(key, None)
-        self._retries.pop(key, None)
-
-    def forget_connection(self, connection: Key) -> None:
-        self._wakeups.pop(connection, None)
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._due

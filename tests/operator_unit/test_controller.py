@@ -1,0 +1,358 @@
+"""PolicyController and ConnectionWorker: the core loop's guarantees (design.md §5), each shown directly.
+
+The Kubernetes API is an in-memory stand-in (the only thing not real here: it checks uid preconditions the way
+the API server does); ZStack is the simulator over loopback, reached through the real ConnectionManager and
+client; the work queue, workers, shared observation and engine are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+import pytest
+from kopf._core.engines import posting
+from prometheus_client import CollectorRegistry
+
+from vmclock.connections import ConnectionManager
+from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
+from vmclock.kopfapp.claims import IndexedPolicy, index_entry
+from vmclock.kopfapp.connections import ConnectionWorker
+from vmclock.kopfapp.controller import PolicyController
+from vmclock.kopfapp.liveness import Heartbeats
+from vmclock.kopfapp.metrics import Metrics
+from vmclock.kubeapi import KubeApi, KubeApiError, KubeObject, ObjectReplaced
+from vmclock.refs import Ref
+from vmclock.simulator import Simulator, SimulatorConfig
+
+SECRET_VALUE = "s3cr3t-Pa55"
+NS = "ns"
+CONNECTION = Ref(NS, "default")
+
+
+class FakeKube(KubeApi):
+    """Objects by (plural, namespace, name); `failing` makes every call raise, as an API outage would;
+    `on_patch` sees every status patch before it lands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.secrets: dict[tuple[str, str], KubeObject] = {}
+        self.failing: KubeApiError | None = None
+        self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.on_patch: Callable[[str, Mapping[str, Any]], None] = lambda name, patch: None
+
+    def _check(self) -> None:
+        if self.failing is not None:
+            raise self.failing
+
+    async def read_secret(self, namespace: str, name: str) -> KubeObject | None:
+        self._check()
+        return self.secrets.get((namespace, name))
+
+    async def read_config_map(self, namespace: str, name: str) -> KubeObject | None:
+        self._check()
+        return None
+
+    async def read_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self._check()
+        found = self.objects.get((plural, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    async def patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status_patch: Mapping[str, Any],
+        *,
+        uid: str | None = None,
+    ) -> bool:
+        self._check()
+        found = self.objects.get((plural, namespace, name))
+        if found is None:
+            return False
+        if uid and found["metadata"].get("uid") != uid:
+            raise ObjectReplaced(f"{plural} {namespace}/{name} has another uid")
+        self.on_patch(name, status_patch)
+        self.patches.append((name, copy.deepcopy(dict(status_patch))))
+        status = found.setdefault("status", {})
+        for key, value in status_patch.items():
+            if value is None:
+                status.pop(key, None)
+            else:
+                status[key] = value
+        return True
+
+
+class FakeIndex(dict[Ref, list[IndexedPolicy]]):
+    """kopf's index shape (key -> store of values), kept in step with FakeKube's policies by `sync`."""
+
+    def sync(self, kube: FakeKube) -> None:
+        self.clear()
+        for (plural, _, _), body in kube.objects.items():
+            if plural == POLICY_PLURAL:
+                for key, entry in index_entry(body).items():
+                    self.setdefault(key, []).append(entry)
+
+
+@pytest.fixture(autouse=True)
+def no_event_posting() -> None:
+    """kopf.event() needs the operator's settings; outside a running operator, posting is switched off."""
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False
+    posting.settings_var.set(settings)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    config = SimulatorConfig(vms=40, accounts={"admin": SECRET_VALUE}, job_latency=0.02)
+    async with Simulator(config) as running:
+        yield running
+
+
+@dataclass
+class Parts:
+    kube: FakeKube
+    index: FakeIndex
+    manager: ConnectionManager
+    metrics: Metrics
+    controller: PolicyController
+    sim: Simulator
+
+    def policy(self, name: str, vms: list[str], *, uid: str = "", **spec: Any) -> Ref:
+        self.kube.objects[(POLICY_PLURAL, NS, name)] = {
+            "metadata": {
+                "namespace": NS,
+                "name": name,
+                "uid": uid or f"uid-{name}",
+                "generation": 1,
+                "creationTimestamp": "2026-05-01T12:00:00Z",
+            },
+            "spec": {"track": "guest", "vmUuids": vms, **spec},
+        }
+        self.index.sync(self.kube)
+        return Ref(NS, name)
+
+    def status(self, ref: Ref) -> dict[str, Any]:
+        status: dict[str, Any] = self.kube.objects[(POLICY_PLURAL, *ref)].get("status", {})
+        return status
+
+    def host_vms(self, count: int) -> list[str]:
+        return [u for u in self.sim.state.vm_uuids() if self.sim.state.track_of(u) == "host"][:count]
+
+    async def settle(self, done: Callable[[], bool], within: float = 10.0) -> None:
+        """Poll state that other tasks change (no event to wait for: those tasks are the code under test)."""
+        deadline = asyncio.get_running_loop().time() + within
+        while not done():
+            assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def parts(sim: Simulator) -> AsyncIterator[Parts]:
+    kube = FakeKube()
+    kube.secrets[(NS, "creds")] = KubeObject(
+        "1", {"accountName": b"admin", "password": SECRET_VALUE.encode()}
+    )
+    kube.objects[(CONNECTION_PLURAL, *CONNECTION)] = {
+        "metadata": {"namespace": NS, "name": CONNECTION.name, "generation": 1, "uid": "uid-c"},
+        "spec": {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}},
+    }
+    manager = ConnectionManager(kube)
+    metrics = Metrics(CollectorRegistry())
+    controller = PolicyController(kube, manager, metrics, workers=4)
+    index = FakeIndex()
+    controller.bind(index)  # type: ignore[arg-type]
+    controller.start()
+    yield Parts(kube, index, manager, metrics, controller, sim)
+    await controller.stop()
+    await manager.close_all()
+
+
+def phases(status: Mapping[str, Any]) -> dict[str, str]:
+    return {e["uuid"]: e["phase"] for e in status.get("vms", [])}
+
+
+async def test_previous_track_is_recorded_before_the_first_write(parts: Parts) -> None:
+    vms = parts.host_vms(20)
+    seen_at_intent: list[set[str]] = []
+
+    def on_patch(name: str, patch: Mapping[str, Any]) -> None:
+        entries = patch.get("vms") or []
+        if entries and all(e.get("previousTrack") == "host" for e in entries) and not seen_at_intent:
+            seen_at_intent.append({w.uuid for w in parts.sim.stats.writes})
+
+    parts.kube.on_patch = on_patch
+    ref = parts.policy("p", vms)
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: set(phases(parts.status(ref)).values()) == {"Applied"})
+    assert seen_at_intent == [set()], "the intent (every previousTrack) was saved before any VM was written"
+
+
+async def test_a_request_during_a_reconcile_runs_it_again_and_no_two_run_at_once(parts: Parts) -> None:
+    ref = parts.policy("p", parts.host_vms(5))
+    reads = 0
+    real_read = parts.kube.read_object
+
+    async def counting(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        nonlocal reads
+        if plural == POLICY_PLURAL:
+            reads += 1
+            assert not parts.controller.queue.is_processing(Ref("x", "y"))
+        return await real_read(plural, namespace, name)
+
+    parts.kube.read_object = counting  # type: ignore[method-assign]
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: parts.controller.queue.is_processing(ref))
+    for _ in range(5):
+        parts.controller.enqueue(ref)  # all while it runs: coalesced into exactly one more run
+    await parts.settle(lambda: ref not in parts.controller.queue or not parts.controller.queue.pending())
+    await parts.settle(lambda: not parts.controller.queue.is_processing(ref))
+    await asyncio.sleep(0.2)
+    assert reads == 2
+
+
+async def test_many_small_policies_share_one_observation(parts: Parts) -> None:
+    vms = parts.sim.state.vm_uuids()[:40]
+    refs = [parts.policy(f"p{i}", vms[i * 4 : i * 4 + 4]) for i in range(10)]
+    for ref in refs:
+        parts.controller.enqueue(ref)
+    await parts.settle(lambda: all(parts.status(r).get("summary", {}).get("total") == 4 for r in refs))
+    await parts.settle(lambda: not parts.controller.queue.pending())
+    for ref in refs:
+        parts.controller.resync.record(ref, 0.0)  # all due now
+    parts.sim.stats.reset()
+    parts.controller.start_round(CONNECTION, _connection_spec(parts))
+    await asyncio.sleep(0.5)
+    await parts.settle(lambda: not any(parts.controller.queue.is_processing(r) for r in refs))
+    reads = parts.sim.stats.calls["QueryVmInstance"]
+    assert reads == 1, f"one batched read for 10 policies, not one per policy ({parts.sim.stats.calls})"
+
+
+async def test_a_new_generation_stops_unsent_writes_of_the_old(parts: Parts, sim: Simulator) -> None:
+    sim.faults.latency = 0.05
+    parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)]["spec"]["maxConcurrentRequests"] = 1  # 4 in flight
+    vms = parts.host_vms(40)
+    assert len(vms) > 12
+    ref = parts.policy("p", vms)
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: len(sim.stats.writes) >= 2)
+    body = parts.kube.objects[(POLICY_PLURAL, *ref)]
+    body["metadata"]["generation"] = 2
+    body["spec"]["track"] = "host"
+    parts.index.sync(parts.kube)
+    parts.controller.enqueue(ref, generation=2)
+    await parts.settle(
+        lambda: parts.status(ref).get("observedGeneration") == 2 and not parts.controller.queue.pending()
+    )
+    await parts.settle(lambda: not parts.controller.queue.is_processing(ref))
+    stale = [w for w in sim.stats.writes if w.track == "guest"]
+    assert len(stale) <= 2 + 2 * 4, "writes of the stale generation stopped when the spec changed"
+    assert all(sim.state.track_of(u) == "host" for u in vms)
+    assert len({w.uuid for w in stale}) == len(stale), "no VM was written twice for the stale generation"
+
+
+async def test_a_status_write_never_lands_on_a_recreated_object(parts: Parts, sim: Simulator) -> None:
+    sim.faults.latency = 0.05
+    ref = parts.policy("p", parts.host_vms(30))
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: len(sim.stats.writes) >= 1)
+    recreated = parts.policy("p", parts.host_vms(30)[:1], uid="uid-new")  # same name, new object
+    await parts.settle(lambda: parts.status(recreated).get("summary", {}).get("total") == 1, within=20)
+    assert all(name == "p" for name, _ in parts.kube.patches)
+    assert len(parts.status(recreated)["vms"]) == 1, "only the new object's own reconcile wrote its status"
+
+
+async def test_a_gone_policy_is_forgotten_everywhere(parts: Parts) -> None:
+    ref = parts.policy("p", parts.host_vms(2))
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: ref in parts.controller.resync)
+    assert ref in parts.metrics._objects.policies
+    del parts.kube.objects[(POLICY_PLURAL, *ref)]
+    parts.index.sync(parts.kube)
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: ref not in parts.controller.resync)
+    assert ref not in parts.metrics._objects.policies
+    assert ref not in parts.controller.queue
+
+
+async def test_restore_is_a_promise_kept_once_zstack_answers_again(parts: Parts, sim: Simulator) -> None:
+    vms = parts.host_vms(3)
+    ref = parts.policy("p", vms, deletionPolicy="Restore")
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: set(phases(parts.status(ref)).values()) == {"Applied"})
+    sim.faults.set_error_rate("*", 1.0, "SYS.1007")  # terminal errors on every call: not retryable
+    parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = "2026-05-01T13:00:00Z"
+    assert not await parts.controller.wait_restored(ref, 1.0)
+    ready = next(c for c in parts.status(ref)["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "RestorePending")
+    assert "SYS.1007" in ready["message"]
+    assert "Orphan" in ready["message"], "the condition tells the person how to give up instead"
+    assert parts.controller.queue.failures(ref) >= 1, "it keeps trying, with backoff"
+    sim.faults.clear()
+    assert await parts.controller.wait_restored(ref, 15.0)
+    assert all(sim.state.track_of(u) == "host" for u in vms)
+
+
+async def test_restore_uses_last_known_good_credentials_when_the_connection_is_gone(
+    parts: Parts, sim: Simulator
+) -> None:
+    vms = parts.host_vms(3)
+    ref = parts.policy("p", vms, deletionPolicy="Restore")
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: set(phases(parts.status(ref)).values()) == {"Applied"})
+    del parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)]  # a namespace deletion took both
+    del parts.kube.secrets[(NS, "creds")]
+    parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = "2026-05-01T13:00:00Z"
+    assert await parts.controller.wait_restored(ref, 10.0)
+    assert all(sim.state.track_of(u) == "host" for u in vms)
+
+
+async def test_a_connection_is_kept_while_a_restore_policy_needs_it(parts: Parts) -> None:
+    worker = ConnectionWorker(
+        parts.kube, parts.manager, parts.controller, parts.metrics, heartbeats=Heartbeats()
+    )
+    parts.policy("p", parts.host_vms(1), deletionPolicy="Restore")
+    body = kopf.Body(parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)])  # type: ignore[arg-type]
+    with pytest.raises(kopf.TemporaryError, match="Restore"):
+        await worker.release(body)
+    del parts.kube.objects[(POLICY_PLURAL, NS, "p")]
+    parts.index.sync(parts.kube)
+    await worker.release(body)
+
+
+async def test_a_secret_rotation_mid_apply_fails_nothing_and_is_used_within_seconds(
+    parts: Parts, sim: Simulator
+) -> None:
+    sim.faults.latency = 0.02
+    vms = parts.host_vms(40)
+    ref = parts.policy("p", vms)
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: len(sim.stats.writes) >= 3)
+    parts.kube.secrets[(NS, "creds")] = KubeObject(
+        "2", {"accountName": b"admin", "password": SECRET_VALUE.encode()}
+    )
+    await _expire_freshness(parts)
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: set(phases(parts.status(ref)).values()) <= {"Applied", "InSync"}, within=20)
+    assert "Failed" not in phases(parts.status(ref)).values()
+    entry = parts.manager._entries[(NS, CONNECTION.name)]
+    assert entry.fingerprint is not None
+    assert entry.fingerprint[1] == "2", "the rotated Secret is in use"
+
+
+async def _expire_freshness(parts: Parts) -> None:
+    """Make the manager's last look at the Secret old, as a few seconds passing would."""
+    for entry in parts.manager._entries.values():
+        entry.looked_at = float("-inf")
+
+
+def _connection_spec(parts: Parts) -> Any:
+    from vmclock.connections import parse_connection_spec  # noqa: PLC0415
+
+    return parse_connection_spec(parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)]["spec"])
