@@ -24,6 +24,7 @@ from vmclock.zstack.options import ClientOptions, Endpoint
 from vmclock.zstack.query import Page, encode_query
 from vmclock.zstack.redact import Redactor
 from vmclock.zstack.retry import RetryPolicy
+from vmclock.zstack.selection import Selector, selected_vms
 from vmclock.zstack.transport import Transport
 
 GET_VERSION_API = "GetVersion"
@@ -118,6 +119,11 @@ class ZStackClient:
     async def get_vm_inventories(self, uuids: Sequence[str]) -> dict[str, VmInventory]:
         """Inventories of the VMs among `uuids` that exist; unknown uuids are simply absent."""
         return await vm_inventories(self._api, uuids, page_size=self.options.page_size)
+
+    async def select_vms(self, selector: Selector) -> dict[str, VmInventory]:
+        """Inventories of the VMs `selector` picks now: paged queries with `fields=` limited to what status
+        shows. Raises ValueError for a selector value ZStack's query parser would misread."""
+        return await selected_vms(self._api, selector, page_size=self.options.page_size)
 
     async def get_clock_tracks(
         self, uuids: Sequence[str], *, existing: Collection[str] | None = None
