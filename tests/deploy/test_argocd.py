@@ -96,7 +96,7 @@ NOT_TRUE = [
 ]
 
 
-def fixture(directory: Path, name: str) -> dict[str, Any]:
+def load_testdata(directory: Path, name: str) -> dict[str, Any]:
     return copy.deepcopy(load_yaml(directory / "testdata" / name))
 
 
@@ -128,11 +128,11 @@ def test_health_fixtures_cover_every_outcome_and_terminal_reason(kind: str) -> N
     assert degraded_reasons == TERMINAL_REASONS[kind]
 
 
-@pytest.mark.parametrize("fixture_name", ["no-status.yaml", "healthy.yaml", "degraded-conflict.yaml"])
-def test_paused_annotation_is_suspended_exactly_when_the_operator_pauses(fixture_name: str) -> None:
+@pytest.mark.parametrize("name", ["no-status.yaml", "healthy.yaml", "degraded-conflict.yaml"])
+def test_paused_annotation_is_suspended_exactly_when_the_operator_pauses(name: str) -> None:
     assert len(set(TRUE_SPELLINGS)) == 16
     for value in TRUE_SPELLINGS + NOT_TRUE:
-        obj = fixture(POLICY, fixture_name)
+        obj = load_testdata(POLICY, name)
         obj["metadata"]["annotations"] = {PAUSED_ANNOTATION: value}
         suspended = health(POLICY, obj)["status"] == "Suspended"
         assert suspended == is_paused(obj["metadata"]["annotations"]), repr(value)
@@ -141,22 +141,22 @@ def test_paused_annotation_is_suspended_exactly_when_the_operator_pauses(fixture
 
 @pytest.mark.parametrize("reason", sorted(TERMINAL_CONNECTION_REASONS | RETRIED_CONNECTION_REASONS))
 def test_connection_not_ready_is_degraded_only_when_the_connection_needs_a_person(reason: str) -> None:
-    obj = fixture(POLICY, "degraded-connection-not-ready.yaml")
+    obj = load_testdata(POLICY, "degraded-connection-not-ready.yaml")
     obj["status"]["connection"] = {"name": "default", "reason": reason}
     expected = "Degraded" if reason in TERMINAL_CONNECTION_REASONS else "Progressing"
     assert health(POLICY, obj)["status"] == expected
 
 
 def test_connection_not_ready_without_status_connection_is_progressing() -> None:
-    obj = fixture(POLICY, "degraded-connection-not-ready.yaml")
+    obj = load_testdata(POLICY, "degraded-connection-not-ready.yaml")
     del obj["status"]["connection"]  # written by operators before status.connection existed
     assert health(POLICY, obj)["status"] == "Progressing"
 
 
 @pytest.mark.parametrize("reason", sorted(TERMINAL_CONNECTION_REASONS | {"Unreachable", "NotReady"}))
 def test_a_policy_is_degraded_by_its_connection_exactly_when_the_connection_is(reason: str) -> None:
-    connection = with_ready_reason(fixture(CONNECTION, "degraded-auth-failed.yaml"), reason)
-    policy = fixture(POLICY, "degraded-connection-not-ready.yaml")
+    connection = with_ready_reason(load_testdata(CONNECTION, "degraded-auth-failed.yaml"), reason)
+    policy = load_testdata(POLICY, "degraded-connection-not-ready.yaml")
     policy["status"]["connection"] = {"name": "default", "reason": reason}
     assert health(POLICY, policy)["status"] == health(CONNECTION, connection)["status"]
 
@@ -168,19 +168,22 @@ def test_a_policy_is_degraded_by_its_connection_exactly_when_the_connection_is(r
 def test_partially_applied_is_degraded_once_only_failures_are_left(
     failed: int, pending: int, expected: str
 ) -> None:
-    obj = fixture(POLICY, "partially-applied.yaml")
+    obj = load_testdata(POLICY, "partially-applied.yaml")
     obj["status"]["summary"].update(failed=failed, pending=pending)
     assert health(POLICY, obj)["status"] == expected
 
 
 def test_partially_applied_without_a_summary_is_progressing() -> None:
-    obj = fixture(POLICY, "degraded-partially-applied-failed.yaml")
+    obj = load_testdata(POLICY, "degraded-partially-applied-failed.yaml")
     del obj["status"]["summary"]
     assert health(POLICY, obj)["status"] == "Progressing"
 
 
-@pytest.mark.parametrize(("path", "obj", "expected"), health_cases(POLICY), ids=lambda value: str(value)[:40])
-def test_policy_health_never_reads_the_spec(path: str, obj: dict[str, Any], expected: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [pytest.param(obj, expected, id=path) for path, obj, expected in health_cases(POLICY)],
+)
+def test_policy_health_never_reads_the_spec(obj: dict[str, Any], expected: dict[str, str]) -> None:
     del obj["spec"]  # vmUuids or selector: neither may matter to the health check
     assert health(POLICY, obj) == expected
 
