@@ -28,6 +28,8 @@ class UserTags:
     def remove(self, vm_uuid: str, tag: str) -> None:
         """KeyError when the VM does not carry the tag."""
         tags = self._by_vm.get(vm_uuid, {})
+        if tag not in tags:
+            raise KeyError(f"VM {vm_uuid} has no user tag {tag!r}")
         del tags[tag]
         if not tags:
             self._by_vm.pop(vm_uuid, None)
