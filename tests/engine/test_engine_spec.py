@@ -135,6 +135,9 @@ def _selector(**fields: Any) -> dict[str, Any]:
         (_selector(namePattern="w" * 129), "spec.selector.namePattern", "1 to 128 characters"),
         (_selector(namePattern=7), "spec.selector.namePattern", "string"),
         (_selector(userTags=["a<b"]), "spec.selector.userTags[0]", "operators"),
+        (_selector(userTags=["o'neil"]), "spec.selector.userTags[0]", "quotes"),
+        (_selector(userTags=["a\\b"]), "spec.selector.userTags[0]", "backslashes"),
+        (_selector(namePattern="o'*"), "spec.selector.namePattern", "quotes"),
         (_selector(userTags=["t" * 65]), "spec.selector.userTags[0]", "1 to 64 characters"),
         (_selector(userTags=[f"t{n}" for n in range(9)]), "spec.selector.userTags", "at most 8"),
         (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,6 +11,7 @@ import pytest
 
 from vmclock.simulator import Simulator, SimulatorConfig
 from vmclock.simulator.inventory import Vm
+from vmclock.simulator.state import NewVm
 from vmclock.zstack import VmInventory, ZStackClient
 from vmclock.zstack.options import MAX_REQUEST_LINE
 from vmclock.zstack.selection import (
@@ -44,13 +44,9 @@ def _conditions(seen: Seen) -> list[str]:
     return parse_qs(urlsplit(seen.target).query)["q"]
 
 
-def _rename(sim: Simulator, names: list[str]) -> dict[str, str]:
-    """Give the first VMs these names; returns name -> uuid."""
-    renamed = {}
-    for uuid, name in zip(sim.state.vm_uuids(), names, strict=False):
-        sim.state.vms[uuid] = replace(sim.state.vms[uuid], name=name)
-        renamed[name] = uuid
-    return renamed
+def _add_vms(sim: Simulator, names: list[str]) -> dict[str, str]:
+    """Create VMs with these names (as CreateVmInstance would); returns name -> uuid."""
+    return {name: sim.state.add_vm(NewVm(name)).uuid for name in names}
 
 
 @pytest.mark.parametrize(
@@ -141,13 +137,14 @@ async def test_name_pattern_is_a_case_insensitive_glob(
         ("50%off*", "50_off%", ["50%off"]),
         ("a\\b", "a_b", ["a\\b"]),
         ("d?_1", "d__1", ["db_1"]),
+        ("o'neil-*", "o_neil-%", ["o'neil-1"]),  # a quote would end ZQL's string literal
     ],
 )
 async def test_literal_like_characters_in_a_glob_match_only_themselves(
     sim: Simulator, make_client: MakeClient, glob: str, like: str, selected: list[str]
 ) -> None:
     """ZStack's LIKE returns the look-alikes too (the server-side pattern is a superset); they are dropped."""
-    names = _rename(sim, ["db_1", "dbx1", "50%off", "50xoff", "a\\b", "axb", "ab"])
+    names = _add_vms(sim, ["db_1", "dbx1", "50%off", "50xoff", "a\\b", "axb", "ab", "o'neil-1", "oxneil-1"])
     async with RecordingProxy(sim.endpoint) as proxy:
         client = make_client(proxy.endpoint)
         found = await client.select_vms(Selector(name_pattern=glob))
@@ -155,12 +152,24 @@ async def test_literal_like_characters_in_a_glob_match_only_themselves(
     assert [_conditions(seen) for seen in _queries(proxy)] == [[f"name~={like}"]]
 
 
-async def test_user_tags_are_one_condition_each(sim: Simulator, make_client: MakeClient) -> None:
+async def test_user_tags_must_all_be_carried_one_condition_each(
+    sim: Simulator, make_client: MakeClient
+) -> None:
+    both, clock_only, gold_only = sim.state.vm_uuids()[:3]
+    for uuid, tags in ((both, ["clock", "tier::gold"]), (clock_only, ["clock"]), (gold_only, ["tier::gold"])):
+        for tag in tags:
+            sim.state.add_user_tag(uuid, tag)
     async with RecordingProxy(sim.endpoint) as proxy:
         client = make_client(proxy.endpoint)
-        await client.select_vms(Selector(platforms=("Windows",), user_tags=("clock", "tier::gold")))
-    (seen,) = _queries(proxy)
-    assert sorted(_conditions(seen)) == ["__userTag__=clock", "__userTag__=tier::gold", "platform?=Windows"]
+
+        assert set(await client.select_vms(Selector(user_tags=("clock", "tier::gold")))) == {both}
+        assert set(await client.select_vms(Selector(user_tags=("clock",)))) == {both, clock_only}
+        platform = sim.state.vm(gold_only).platform
+        assert set(await client.select_vms(Selector(platforms=(platform,), user_tags=("tier::gold",)))) == (
+            {gold_only} | ({both} if sim.state.vm(both).platform == platform else set())
+        )
+    first = _conditions(_queries(proxy)[0])
+    assert sorted(first) == ["__userTag__=clock", "__userTag__=tier::gold"]
 
 
 async def test_replies_carry_only_the_fields_status_shows(sim: Simulator, make_client: MakeClient) -> None:
@@ -243,6 +252,8 @@ async def test_the_largest_admissible_selector_fits_in_request_lines(
         Selector(user_tags=("x>=y",)),
         Selector(zone_uuids=("a,b",)),
         Selector(platforms=("Windows",), user_tags=("",)),
+        Selector(user_tags=("o'neil",)),
+        Selector(user_tags=("a\\b",)),
     ],
 )
 async def test_values_zstack_would_misread_are_refused_before_sending(

@@ -45,9 +45,10 @@ MAX_RESYNC_SECONDS = 86400
 DEFAULT_CONNECTION = "default"
 
 _UUID = re.compile(r"^[0-9a-f]{32}$")
-# Characters ZStack's query parser would read as (part of) an operator, a list separator, or that no name
-# or tag should carry; the CRD's CEL rule rejects the same set (zstack-api.md §6).
-_QUERY_UNSAFE = re.compile(r"[=<>,\x00-\x1f\x7f-\x9f]")
+# What ZStack's REST query parser would read as (part of) an operator or a list separator (zstack-api.md §6),
+# what breaks or changes the single-quoted ZQL/MySQL string a value becomes (' and \), and control
+# characters; the CRD's CEL rule rejects the same set.
+_QUERY_UNSAFE = re.compile(r"[=<>,'\\\x00-\x1f\x7f-\x9f]")
 _SELECTOR_FIELDS = ("platforms", "zoneUuids", "clusterUuids", "namePattern", "userTags", "excludeVmUuids")
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
@@ -119,6 +120,12 @@ def _platform(field: str, item: Any) -> str:
     return cast(str, item)
 
 
+_QUERY_TEXT_RULE = (
+    "must not contain =, <, >, commas, quotes ('), backslashes or control characters: ZStack's query "
+    "parser would read them as operators, separators or escapes"
+)
+
+
 def _query_text(field: str, item: Any, limit: int) -> str:
     """Text that goes into a ZStack query condition unchanged, so it must not contain what its parser
     would read as an operator or separator."""
@@ -127,8 +134,7 @@ def _query_text(field: str, item: Any, limit: int) -> str:
     if _QUERY_UNSAFE.search(item):
         raise InvalidSpec(
             field,
-            f"got {item!r}; must not contain =, <, >, commas or control characters (ZStack's query parser "
-            "would read them as operators or separators)",
+            f"got {item!r}; {_QUERY_TEXT_RULE}",
         )
     return item
 

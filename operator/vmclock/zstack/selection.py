@@ -4,12 +4,15 @@ A selector's fields AND together and the values inside one field OR together, wh
 combines `q=` conditions and the items of one `?=` list, so platforms, zones, clusters and user tags are
 answered by ZStack itself (`platform?=`, `zoneUuid?=`, `clusterUuid?=`, one `__userTag__=` per tag).
 
+Values travel into ZQL as single-quoted strings that MySQL reads with backslash escapes, so a `'` breaks the
+query and a `\\` changes it: user tags carrying either are refused here (the CRD rejects them too).
+
 Two parts are settled here, in Python, on the rows ZStack returns:
-- The name glob. `*` and `?` become LIKE's `%` and `_`, but a literal `%`, `_` or `\\` in the glob has no
-  reliable escape through ZStack's REST query parser (MySQL would read `\\` as its LIKE escape character, and
-  `_` is common in VM names, so rejecting those globs would be user-hostile). Each of them is sent as `_`
-  (any one character), which makes the LIKE a superset of the glob; the glob is then matched exactly.
-  Matching ignores case, as ZStack's database collation does for the LIKE itself.
+- The name glob. `*` and `?` become LIKE's `%` and `_`. A literal `%`, `_`, `\\` or `'` in the glob has no
+  escape that survives every layer (REST parser, ZQL quoting, MySQL's escapes and SQL mode), and `_` is common
+  in VM names, so rejecting such globs would be user-hostile. Each of them is sent as `_` (any one
+  character), which makes the LIKE a superset of the glob; the glob is then matched exactly. Matching ignores
+  case, as ZStack's database collation does for the LIKE itself.
 - Exclusions. `uuid!?=` is sent when it fits in the request line together with everything else; either way
   the excluded UUIDs are dropped from the answer, so a long exclusion list costs bytes, never correctness.
 
@@ -61,7 +64,8 @@ STATUS_FIELDS = (
 SELECTED_VMS = Listing(QUERY_VM, "/v1/vm-instances", Shape(sort="uuid", fields=STATUS_FIELDS))
 
 _LIKE_WILDCARDS = {"*": "%", "?": "_"}
-_LIKE_UNSAFE = frozenset("%_\\")  # LIKE metacharacters and MySQL's LIKE escape character
+_LIKE_UNSAFE = frozenset("%_\\'")  # LIKE metacharacters, MySQL's escape character, ZQL's quote
+_TAG_UNSAFE = frozenset("\\'")
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,12 @@ def plan_selection(api: Api, selector: Selector, *, page_size: int) -> Selection
     conditions = [any_of(key, values) for key, values in lists]
     if selector.name_pattern is not None:
         conditions.append(Condition("name", "~=", like_pattern(selector.name_pattern)))
-    conditions.extend(eq("__userTag__", tag) for tag in selector.user_tags)
+    for tag in selector.user_tags:
+        if _TAG_UNSAFE & set(tag):
+            raise ValueError(
+                f"query field '__userTag__': {tag!r} has a quote or backslash that ZQL would misread"
+            )
+        conditions.append(eq("__userTag__", tag))
     if selector.exclude_vm_uuids:
         excluded = Condition("uuid", "!?=", ",".join(sorted(selector.exclude_vm_uuids)))
         whole = [*conditions, excluded, *([any_of(*spread)] if spread else [])]
