@@ -13,19 +13,9 @@ from vmclock.simulator import Simulator, SimulatorConfig
 from vmclock.simulator.inventory import Vm
 from vmclock.simulator.state import NewVm
 from vmclock.zstack import VmInventory, ZStackClient
+from vmclock.zstack import selection as limits
 from vmclock.zstack.options import MAX_REQUEST_LINE
-from vmclock.zstack.selection import (
-    MAX_CLUSTER_UUIDS,
-    MAX_EXCLUDED_VMS,
-    MAX_NAME_PATTERN,
-    MAX_USER_TAG_LENGTH,
-    MAX_USER_TAGS,
-    MAX_ZONE_UUIDS,
-    STATUS_FIELDS,
-    Selector,
-    glob_matcher,
-    like_pattern,
-)
+from vmclock.zstack.selection import STATUS_FIELDS, Selector, glob_matcher, like_pattern
 
 from .recorder import RecordingProxy, Seen
 from .support import MakeClient
@@ -223,11 +213,13 @@ async def test_the_largest_admissible_selector_fits_in_request_lines(
 
     selector = Selector(
         platforms=("Windows", "WindowsVirtio", "Linux", "Paravirtualization", "Other"),
-        zone_uuids=hexes("a", MAX_ZONE_UUIDS),
-        cluster_uuids=hexes("b", MAX_CLUSTER_UUIDS),
-        name_pattern=wide * MAX_NAME_PATTERN,
-        user_tags=tuple(f"{i}" + wide * (MAX_USER_TAG_LENGTH - 1) for i in range(MAX_USER_TAGS)),
-        exclude_vm_uuids=frozenset(hexes("c", MAX_EXCLUDED_VMS)),
+        zone_uuids=hexes("a", limits.MAX_ZONE_UUIDS),
+        cluster_uuids=hexes("b", limits.MAX_CLUSTER_UUIDS),
+        name_pattern=wide * limits.MAX_NAME_PATTERN,
+        user_tags=tuple(
+            f"{i}" + wide * (limits.MAX_USER_TAG_LENGTH - 1) for i in range(limits.MAX_USER_TAGS)
+        ),
+        exclude_vm_uuids=frozenset(hexes("c", limits.MAX_EXCLUDED_VMS)),
     )
     async with RecordingProxy(sim.endpoint) as proxy:
         client = make_client(proxy.endpoint)
