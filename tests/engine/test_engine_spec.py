@@ -99,6 +99,14 @@ def test_a_selector_is_read_into_a_typed_value_and_vm_uuids_stay_empty() -> None
 
 
 @pytest.mark.parametrize(
+    "targets", [{}, {"vm_uuids": (uuid(1),), "selector": Selector(platforms=("Linux",))}]
+)
+def test_a_policy_spec_has_exactly_one_of_uuids_and_selector(targets: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        PolicySpec(track="guest", **targets)
+
+
+@pytest.mark.parametrize(
     "selector",
     [{"namePattern": "*"}, {"userTags": ["a"]}, {"zoneUuids": [uuid(1)]}, {"clusterUuids": [uuid(1)]}],
 )

@@ -74,6 +74,10 @@ class PolicySpec:
     resync_interval_seconds: int | None = None
     selector: Selector | None = None
 
+    def __post_init__(self) -> None:
+        if bool(self.vm_uuids) == (self.selector is not None):
+            raise ValueError("a PolicySpec has exactly one of vm_uuids (non-empty) and selector")
+
     @property
     def enforce(self) -> bool:
         return self.management_policy == "Enforce"
