@@ -15,7 +15,7 @@ from vmclock.zstack.auth import LOGIN_API, AccessKeyAuth, Authorizer, SessionAut
 from vmclock.zstack.calls import Api
 from vmclock.zstack.clocktrack import read_tracks, write_track
 from vmclock.zstack.credentials import AccessKeyCredentials, Credentials
-from vmclock.zstack.errors import GARBAGE, ZStackError
+from vmclock.zstack.errors import BAD_REPLY, ZStackError
 from vmclock.zstack.inventory import QUERY_VM, VMS, existing_vms, vm_inventories
 from vmclock.zstack.jobs import JobRunner
 from vmclock.zstack.models import Track, VmInventory, ZStackVersion
@@ -45,11 +45,7 @@ class ZStackClient:
         self.options = options or ClientOptions()
         self.endpoint = Endpoint.parse(endpoint, self.options.context_path)
         self.version: ZStackVersion | None = None
-        self._retry = RetryPolicy(
-            attempts=self.options.retry_attempts,
-            base_delay=self.options.retry_base_delay,
-            max_delay=self.options.retry_max_delay,
-        )
+        self._retry = RetryPolicy(attempts=self.options.retry_attempts, backoff=self.options.retry_backoff())
         self._transport = Transport(self.endpoint, self.options, Redactor())
         self._auth: Authorizer
         if isinstance(credentials, AccessKeyCredentials):
@@ -84,10 +80,13 @@ class ZStackClient:
         body = await self._api.sync(
             GET_VERSION_API, "PUT", "/v1/management-nodes/actions", body={"getVersion": {}}, authorized=False
         )
+        version = body.get("version")
         try:
-            self.version = ZStackVersion.parse(str(body.get("version", "")))
-        except ValueError as exc:
-            raise ZStackError.client(GARBAGE, str(exc), operation=GET_VERSION_API) from exc
+            self.version = ZStackVersion.parse(version if isinstance(version, str) else "")
+        except ValueError:
+            # Not echoed: nothing has proven yet that this endpoint is ZStack (design §6.2).
+            what = "getVersion reply without an x.y.z version"
+            raise ZStackError.client(BAD_REPLY, what, operation=GET_VERSION_API) from None
         return self.version
 
     async def login(self) -> None:
