@@ -185,8 +185,9 @@ def _vm(rng: random.Random, infra: Infra, index: int, platform: str) -> Vm:
     offering, cpu, mem_gib = rng.choice(infra.offerings)
     created = _EPOCH_START + rng.uniform(0, _TWO_YEARS)
     last_op = created + rng.uniform(0, 30 * 86400.0)
-    nics = _nics(rng, infra, uuid, created)
-    volumes = _volumes(rng, uuid, cluster.primary_storage, infra.images[platform], created)
+    created_date = gson_date(created)  # every NIC and volume shares it; formatting dominates seeding time
+    nics = _nics(rng, infra, uuid, created_date)
+    volumes = _volumes(rng, uuid, cluster.primary_storage, infra.images[platform], created_date)
     return Vm(
         uuid=uuid,
         name=f"{rng.choice(prefixes)}-{index + 1:03d}",
@@ -218,7 +219,7 @@ def _vm(rng: random.Random, infra: Infra, index: int, platform: str) -> Vm:
     )
 
 
-def _nics(rng: random.Random, infra: Infra, vm_uuid: str, created: float) -> list[dict[str, Any]]:
+def _nics(rng: random.Random, infra: Infra, vm_uuid: str, created: str) -> list[dict[str, Any]]:
     nics = []
     for device_id, (l3, octet) in enumerate(rng.sample(infra.l3_networks, rng.choice((1, 1, 2)))):
         nics.append(
@@ -234,15 +235,15 @@ def _nics(rng: random.Random, infra: Infra, vm_uuid: str, created: float) -> lis
                 "hypervisorType": "KVM",
                 "deviceId": device_id,
                 "type": "VNIC",
-                "createDate": gson_date(created),
-                "lastOpDate": gson_date(created),
+                "createDate": created,
+                "lastOpDate": created,
             }
         )
     return nics
 
 
 def _volumes(
-    rng: random.Random, vm_uuid: str, primary_storage: str, image: str, created: float
+    rng: random.Random, vm_uuid: str, primary_storage: str, image: str, created: str
 ) -> list[dict[str, Any]]:
     volumes = []
     for device_id in range(1 + rng.choice((0, 0, 1, 2))):
@@ -266,8 +267,8 @@ def _volumes(
                     "state": "Enabled",
                     "status": "Ready",
                     "isShareable": False,
-                    "createDate": gson_date(created),
-                    "lastOpDate": gson_date(created),
+                    "createDate": created,
+                    "lastOpDate": created,
                 }
             )
         )

@@ -32,6 +32,16 @@ def label_fleet(seed: int, infra: Infra, vms: list[Vm], user_tags: UserTags) -> 
         if rng.random() < EDGE_ZONE_SHARE:
             vm.place(edge, rng.choice(edge.hosts))
         for family in TAG_FAMILIES:
-            tag = rng.choices([t for t, _ in family], weights=[w for _, w in family])[0]
+            tag = _draw(rng, family)
             if tag is not None:
                 user_tags.seed(vm.uuid, tag, random_uuid(rng))
+
+
+def _draw(rng: random.Random, family: tuple[tuple[str | None, float], ...]) -> str | None:
+    """One weighted pick with one random number (weights sum to 1); cheaper than `choices` at 10,000 VMs."""
+    point = rng.random()
+    for tag, weight in family:
+        point -= weight
+        if point < 0:
+            return tag
+    return family[-1][0]

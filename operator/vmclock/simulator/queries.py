@@ -221,12 +221,21 @@ def _predicate(cond: Condition) -> Callable[[Any], bool]:
     return lambda value: value is not None and test(_compare(value, text))
 
 
+def _test_field(test: Callable[[Any], bool], value: Any) -> bool:
+    """`Table.values` for a top-level field, without its generality (selector pages scan whole fleets)."""
+    if isinstance(value, list):
+        return any(map(test, value)) if value else test(None)
+    return test(value)
+
+
 def _row_test(table: Table, cond: Condition) -> Callable[[Row], bool]:
     """The condition as a test on one row: a field condition matches when any value it reaches does."""
     tags_of = table.tags.get(cond.name)
     if tags_of is None:
         test, name = _predicate(cond), cond.name
-        return lambda row: any(map(test, table.values(row, name)))
+        if "." in name:
+            return lambda row: any(map(test, table.values(row, name)))
+        return lambda row: _test_field(test, row.get(name))
     positive = _TAG_NEGATIONS.get(cond.op)
     if positive is None:
         tag_test = _predicate(cond)
