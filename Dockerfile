@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The vmclock operator image: `vmclock run` in a venv of pinned dependencies, as a non-root user, with
+# The vmclock operator image: `vmclock run` in a venv of hash-pinned dependencies, as a non-root user, with
 # nothing written at run time (works with readOnlyRootFilesystem). Build: docker build -t vmclock-operator .
 # tests/deploy/test_image_steps.py lints this file and replays its install steps in a fresh virtualenv.
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -8,15 +8,24 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     WHEELS=/wheels \
+    BUILD_VENV=/opt/build \
     VIRTUAL_ENV=/opt/vmclock
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+# The build context holds no simulator (.dockerignore), so the wheel has none: the image serves no ZStack.
+COPY pyproject.toml requirements-build.txt requirements-image.txt README.md ./
 COPY operator/ operator/
-# Our own wheel first, then a pip-less venv holding it plus exactly the versions pinned in constraints.txt.
-# The wheel is installed by path, never by name, so no index can substitute another "vmclock-operator".
-RUN pip wheel --no-deps --wheel-dir "${WHEELS}" .
+# Every file pip downloads must match a sha256 that `make lock` pinned (--require-hashes). Our wheel is built
+# by the pinned build backend in a throw-away venv, without build isolation (an isolated build would fetch
+# setuptools unpinned and unhashed).
+RUN python -m venv "${BUILD_VENV}" \
+    && "${BUILD_VENV}/bin/pip" install --require-hashes --requirement requirements-build.txt \
+    && "${BUILD_VENV}/bin/pip" wheel --no-deps --no-build-isolation --wheel-dir "${WHEELS}" .
+# A pip-less venv: the hashed runtime closure, then our own wheel by path and without an index (no index can
+# substitute another "vmclock-operator"), then a check that the closure satisfies the wheel's requirements.
 RUN python -m venv --without-pip "${VIRTUAL_ENV}" \
-    && pip --python "${VIRTUAL_ENV}/bin/python" install --constraint constraints.txt "${WHEELS}"/vmclock_operator-*.whl
+    && pip --python "${VIRTUAL_ENV}/bin/python" install --require-hashes --requirement requirements-image.txt \
+    && pip --python "${VIRTUAL_ENV}/bin/python" install --no-deps --no-index "${WHEELS}"/vmclock_operator-*.whl \
+    && pip --python "${VIRTUAL_ENV}/bin/python" check
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0

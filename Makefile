@@ -22,12 +22,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP) ## create .venv with the operator and its dev tools (pinned by constraints.txt)
 
-lock: ## re-pin constraints.txt from pyproject.toml
+lock: ## re-pin constraints.txt from pyproject.toml, and the image's hashed requirements-{image,build}.txt
 	rm -rf /tmp/vmclock-lock && $(PYTHON) -m venv /tmp/vmclock-lock
 	/tmp/vmclock-lock/bin/pip install --quiet -e '.[dev]'
-	{ echo "# Pinned versions of every dependency (runtime and dev), used by 'make venv' and the Dockerfile."; \
-	  echo "# Regenerate with 'make lock' after changing pyproject.toml."; \
+	{ echo "# Pinned versions of every dependency (runtime and dev), used by 'make venv'; the Dockerfile installs"; \
+	  echo "# the same versions from requirements-image.txt (with hashes). Regenerate with 'make lock'."; \
 	  /tmp/vmclock-lock/bin/pip freeze --exclude-editable; } > constraints.txt
+	rm -rf /tmp/vmclock-lock-image && $(PYTHON) -m venv /tmp/vmclock-lock-image
+	/tmp/vmclock-lock-image/bin/pip install --quiet -c constraints.txt .
+	/tmp/vmclock-lock-image/bin/pip freeze --exclude vmclock-operator > /tmp/vmclock-lock-image/runtime.txt
+	/tmp/vmclock-lock/bin/python tests/deploy/image_lock.py /tmp/vmclock-lock-image/runtime.txt
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check operator tests bench

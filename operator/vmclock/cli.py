@@ -8,7 +8,10 @@ Flags mirror `kopf run` where they overlap (`-n/--namespace`, `-A/--all-namespac
   and kopf freezes every replica when priorities are equal, so without `--priority` each process draws a
   random one. The paused replica stops its resync loops, because those are kopf daemons. The shipped
   Deployment runs one replica with `strategy: Recreate` instead;
-- a liveness endpoint on :8080/healthz and Prometheus metrics on :9090.
+- a liveness endpoint on :8080/healthz and Prometheus metrics on :9090;
+- credentials go only to https endpoints that their Secret's `vmclock.zstack.io/allowed-endpoints` annotation
+  lists; `--allowed-endpoint` (host globs or CIDRs) narrows that further for every tenant, and plain
+  http:// or `spec.tls.insecureSkipVerify` need `--allow-insecure-endpoints`.
 Environment: POD_NAME names the Event reporting instance (default: the host name); KUBECONFIG or the
 in-cluster service account select the cluster.
 """
@@ -19,6 +22,10 @@ import argparse
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vmclock.connections.trust import EndpointPolicy, HostPattern
 
 DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"
 DEFAULT_METRICS_PORT = 9090
@@ -71,10 +78,44 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help=f"Prometheus metrics port (default {DEFAULT_METRICS_PORT}; 0 disables)",
     )
+    run.add_argument(
+        "--allowed-endpoint",
+        dest="allowed_endpoints",
+        action="append",
+        default=[],
+        type=_host_pattern,
+        metavar="GLOB|CIDR",
+        help="only endpoints whose host matches (repeatable): a host glob like '*.zstack.example' "
+        "(* stays within one DNS label) or a CIDR like 10.0.0.0/8 (matches IP-literal hosts only)",
+    )
+    run.add_argument(
+        "--allow-insecure-endpoints",
+        action="store_true",
+        help="allow http:// endpoints and spec.tls.insecureSkipVerify (credentials could be intercepted)",
+    )
     run.add_argument("--log-format", choices=("plain", "json"), default="plain")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logs of the operator and kopf")
     run.add_argument("--debug", action="store_true", help="also asyncio and Kubernetes API traffic")
     return parser
+
+
+def _host_pattern(value: str) -> HostPattern:
+    # Imported here, like kopf in run(): vmclock.connections pulls in the whole operator, `--help` needs none.
+    from vmclock.connections.trust import HostPattern  # noqa: PLC0415
+
+    try:
+        return HostPattern.parse(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def endpoint_policy(args: argparse.Namespace) -> EndpointPolicy:
+    """The operator-wide endpoint rules from `--allowed-endpoint` and `--allow-insecure-endpoints`."""
+    from vmclock.connections.trust import EndpointPolicy  # noqa: PLC0415
+
+    return EndpointPolicy(
+        allowed_hosts=tuple(args.allowed_endpoints), allow_insecure=args.allow_insecure_endpoints
+    )
 
 
 def peering_priority(args: argparse.Namespace) -> int | None:

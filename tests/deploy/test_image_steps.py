@@ -7,12 +7,13 @@ There is no Docker daemon here, so the Dockerfile's own install steps are replay
 from __future__ import annotations
 
 import json
-import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 from deploy.dockerfile_replay import DockerIgnore, ReplayedImage, parse_dockerfile
+from deploy.image_lock import BUILD, RUNTIME, hashes_of, normalized, pins_of
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -24,19 +25,8 @@ LIST_DISTRIBUTIONS = (
 )
 
 
-def normalized(name: str) -> str:
-    """PEP 503 project-name normalization (constraints.txt mixes ``PyYAML``, ``typing_extensions``...)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def pinned_versions() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for line in (REPO / "constraints.txt").read_text().splitlines():
-        requirement = line.split("#", 1)[0].strip()
-        if requirement:
-            name, _, version = requirement.partition("==")
-            pins[normalized(name)] = version
-    return pins
+    return pins_of((REPO / "constraints.txt").read_text())
 
 
 def files_under(directory: Path) -> set[Path]:
@@ -56,8 +46,17 @@ def test_both_stages_use_the_pinned_slim_python_image() -> None:
 
 def test_build_context_holds_only_what_the_image_needs() -> None:
     ignore = DockerIgnore((REPO / ".dockerignore").read_text())
-    needed = ["pyproject.toml", "constraints.txt", "README.md", "operator/vmclock/__init__.py"]
+    needed = [
+        "pyproject.toml",
+        "requirements-image.txt",
+        "requirements-build.txt",
+        "README.md",
+        "operator/vmclock/__init__.py",
+        "operator/vmclock/zstack/client.py",
+    ]
     kept_out = [
+        "constraints.txt",  # dev pins; the image installs from the hashed files only
+        "operator/vmclock/simulator/__main__.py",
         ".git/config",
         ".venv/bin/python",
         "tests/conftest.py",
@@ -70,8 +69,61 @@ def test_build_context_holds_only_what_the_image_needs() -> None:
 
 
 def test_replay_ran_the_install_steps_and_skipped_only_user_setup(replayed_image: ReplayedImage) -> None:
-    assert [step.split()[:2] for step in replayed_image.executed_runs] == [["pip", "wheel"], ["python", "-m"]]
+    assert [step.split()[:3] for step in replayed_image.executed_runs] == [["python", "-m", "venv"]] * 2
     assert [step.split()[0] for step in replayed_image.skipped_runs] == ["useradd"]
+
+
+def pip_installs(runs: list[str]) -> list[list[str]]:
+    """Each ``pip ... install ...`` command of the replayed RUN steps, as words."""
+    commands = [shlex.split(command) for run in runs for command in run.split("&&")]
+    return [words for words in commands if words[0].endswith("pip") and "install" in words]
+
+
+def test_every_download_in_the_replayed_install_is_hash_checked(replayed_image: ReplayedImage) -> None:
+    """Whatever pip fetches must match a hash; only our own wheel, built in the image, goes by path."""
+    installs = pip_installs(replayed_image.executed_runs)
+    unchecked = [
+        words
+        for words in installs
+        if "--require-hashes" not in words and not {"--no-deps", "--no-index"} <= set(words)
+    ]
+    assert len(installs) == 3
+    assert unchecked == []
+    assert sum(words[-1].endswith("vmclock_operator-*.whl") for words in installs) == 1
+
+
+def test_hashed_requirements_pin_the_versions_of_constraints_txt() -> None:
+    """`make lock` writes all three files; the image must install the versions the tests ran with."""
+    runtime = pins_of(RUNTIME.read_text())
+    assert {"kopf", "aiohttp", "kubernetes", "prometheus-client"} <= runtime.keys()
+    constraints = pinned_versions()
+    assert {name: version for name, version in runtime.items() if constraints.get(name) != version} == {}
+    assert {"setuptools", "wheel"} <= pins_of(BUILD.read_text()).keys()
+    for path in (RUNTIME, BUILD):
+        hashes = hashes_of(path.read_text())
+        assert hashes.keys() == pins_of(path.read_text()).keys()
+        assert all(len(digest) == 64 for digests in hashes.values() for digest in digests)
+
+
+def test_image_has_no_simulator_but_the_dev_venv_does(replayed_image: ReplayedImage) -> None:
+    """The production image serves no fake ZStack (issue 11); `make dev` and the tests still run it."""
+    importing = [sys.executable, "-c", "import vmclock.simulator"]
+    in_image = subprocess.run(
+        [str(replayed_image.venv / "bin" / "python"), *importing[1:]],
+        env=replayed_image.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert in_image.returncode == 1
+    assert "No module named 'vmclock.simulator'" in in_image.stderr
+    (package,) = replayed_image.venv.glob("lib/python3.*/site-packages/vmclock")
+    assert (package / "zstack").is_dir()
+    assert not (package / "simulator").exists()
+    (record,) = replayed_image.venv.glob("lib/python3.*/site-packages/vmclock_operator-*.dist-info/RECORD")
+    assert "vmclock/simulator/" not in record.read_text()
+    assert subprocess.run(importing, capture_output=True, timeout=60, check=False).returncode == 0
 
 
 def test_entrypoint_starts_from_the_venv_without_writing_files(replayed_image: ReplayedImage) -> None:

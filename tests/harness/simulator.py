@@ -34,6 +34,22 @@ class SimVm:
     platform: str
     state: str
     track: str
+    zone_uuid: str = ""
+    cluster_uuid: str = ""
+    user_tags: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> SimVm:
+        return cls(
+            uuid=raw["uuid"],
+            name=raw["name"],
+            platform=raw["platform"],
+            state=raw["state"],
+            track=raw["track"],
+            zone_uuid=raw["zoneUuid"],
+            cluster_uuid=raw["clusterUuid"],
+            user_tags=tuple(raw["userTags"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -92,10 +108,7 @@ class SimulatorAdmin:
         self._call("POST", "/stats/reset")
 
     def vms(self) -> list[SimVm]:
-        return [
-            SimVm(uuid=v["uuid"], name=v["name"], platform=v["platform"], state=v["state"], track=v["track"])
-            for v in self._call("GET", "/vms")
-        ]
+        return [SimVm.from_json(v) for v in self._call("GET", "/vms")]
 
     def tracks(self, uuids: Iterable[str] | None = None) -> dict[str, str]:
         """Effective track per VM (all VMs, or only ``uuids``)."""
@@ -108,6 +121,48 @@ class SimulatorAdmin:
 
     def set_state(self, uuid: str, state: str) -> None:
         self._call("POST", f"/vms/{uuid}/state", {"state": state})
+
+    def set_platform(self, uuid: str, platform: str) -> None:
+        """UpdateVmInstance(platform=...): the VM may start or stop matching a platform selector."""
+        self._call("POST", f"/vms/{uuid}/platform", {"platform": platform})
+
+    def add_user_tag(self, uuid: str, tag: str) -> None:
+        self._call("POST", f"/vms/{uuid}/user-tags", {"tag": tag})
+
+    def remove_user_tag(self, uuid: str, tag: str) -> None:
+        self._call("DELETE", f"/vms/{uuid}/user-tags", {"tag": tag})
+
+    def add_vm(
+        self,
+        name: str,
+        *,
+        platform: str = "Windows",
+        state: str = "Running",
+        zone_uuid: str | None = None,
+        cluster_uuid: str | None = None,
+        user_tags: Sequence[str] = (),
+        track: str = "inherit",
+    ) -> SimVm:
+        """Create a VM "next week" (after the operator started); the simulator picks its uuid.
+
+        Without ``zone_uuid``/``cluster_uuid`` it lands in an existing cluster; new uuids create the zone or
+        cluster. ``track`` is ``inherit`` (no per-VM value) or an explicit ``guest``/``host``."""
+        body: dict[str, Any] = {
+            "name": name,
+            "platform": platform,
+            "state": state,
+            "userTags": list(user_tags),
+            "track": track,
+        }
+        if zone_uuid is not None:
+            body["zoneUuid"] = zone_uuid
+        if cluster_uuid is not None:
+            body["clusterUuid"] = cluster_uuid
+        return SimVm.from_json(self._call("POST", "/vms", body))
+
+    def delete_vm(self, uuid: str) -> None:
+        """Destroy and expunge: gone from queries, and its resource configs and tags with it."""
+        self._call("DELETE", f"/vms/{uuid}")
 
     def set_global_track(self, track: str) -> None:
         self._call("POST", "/global-config", {"track": track})

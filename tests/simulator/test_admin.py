@@ -20,7 +20,8 @@ async def test_vms_lists_the_fleet_with_tracks(zs: ZS) -> None:
     status, vms = await admin(zs, "GET", "/vms")
     assert status == 200
     assert [vm["uuid"] for vm in vms] == zs.sim.state.vm_uuids()
-    assert {tuple(sorted(vm)) for vm in vms} == {("name", "platform", "state", "track", "uuid")}
+    keys = ("clusterUuid", "name", "platform", "state", "track", "userTags", "uuid", "zoneUuid")
+    assert {tuple(sorted(vm)) for vm in vms} == {keys}
     assert {vm["track"] for vm in vms} == {"guest", "host"}
 
 

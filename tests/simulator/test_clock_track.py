@@ -11,6 +11,8 @@ from .conftest import MakeSim, ZSFor
 from .rawhttp import ZS
 
 MESSAGE = "org.zstack.header.vm.APISetVmClockTrackMsg"
+INTERVAL = "vm.clock.sync.interval.in.seconds"
+AFTER_RESUME = "vm.clock.sync.after.vm.resume"
 BAD_SESSION = {"Authorization": "OAuth ffffffffffffffffffffffffffffffff"}
 
 
@@ -86,16 +88,73 @@ async def test_qga_fields_are_validated_from_4_4_24(zs: ZS) -> None:
     assert good.status == 200
 
 
-async def test_qga_fields_fail_on_a_vm_that_is_not_running(zs: ZS) -> None:
+@pytest.mark.parametrize("state", ["Stopped", "Paused"])
+async def test_qga_fields_succeed_whatever_the_vm_state(zs: ZS, state: str) -> None:
+    """ZStack's QGA step has no state check and skips the host of a VM without one (the Go SDK always
+    sends both fields, so every SDK call on a stopped VM takes this path)."""
     uuid = zs.sim.state.vm_uuids()[0]
+    zs.sim.state.set_vm_state(uuid, state)
+    track = "guest" if zs.sim.state.track_of(uuid) == "host" else "host"
+    result = await zs.wait_job(await zs.set_track(uuid, track, intervalInSeconds=0, syncAfterVMResume=False))
+    assert (result.status, result.json()["inventory"]["state"]) == (200, state)
+    assert zs.sim.state.track_of(uuid) == track
+
+
+async def vm_config(zs: ZS, uuid: str, name: str) -> Any:
+    resp = await zs.get(f"/v1/resource-configurations/{uuid}/vm/{name}")
+    assert resp.status == 200, resp.text
+    return resp.json()
+
+
+async def test_qga_fields_are_per_vm_resource_configs(zs: ZS) -> None:
+    uuid = zs.sim.state.vm_uuids()[1]
     zs.sim.state.set_vm_state(uuid, "Stopped")
-    before = zs.sim.state.track_of(uuid)
-    result = await zs.wait_job(
-        await zs.set_track(uuid, "guest" if before == "host" else "host", intervalInSeconds=60)
+    assert await vm_config(zs, uuid, INTERVAL) == {"value": "0", "effectiveConfigs": []}
+    assert await vm_config(zs, uuid, AFTER_RESUME) == {"value": "false", "effectiveConfigs": []}
+    assert (await zs.wait_job(await zs.set_track(uuid, "guest", intervalInSeconds=600))).status == 200
+    interval = await vm_config(zs, uuid, INTERVAL)
+    assert interval["value"] == "600"
+    assert [(c["resourceUuid"], c["name"], c["value"]) for c in interval["effectiveConfigs"]] == [
+        (uuid, INTERVAL, "600")
+    ]
+    assert (await vm_config(zs, uuid, AFTER_RESUME))["value"] == "false"  # not sent, not written
+    assert (await zs.wait_job(await zs.set_track(uuid, "guest", syncAfterVMResume=True))).status == 200
+    assert (await vm_config(zs, uuid, AFTER_RESUME))["value"] == "true"
+    rows = await zs.get(
+        "/v1/resource-configurations", params=[("q", f"resourceUuid={uuid}"), ("q", "name~=vm.clock.sync.%")]
     )
-    error = result.json()["error"]
-    assert (error["code"], error["cause"]["code"]) == ("SYS.1006", "VM.1010")
-    assert zs.sim.state.track_of(uuid) == before
+    assert sorted((r["name"], r["value"]) for r in rows.json()["inventories"]) == [
+        (AFTER_RESUME, "true"),
+        (INTERVAL, "600"),
+    ]
+    globals_ = await zs.get("/v1/global-configurations", params={"q": "name~=vm.clock.%"})
+    assert {(g["name"], g["defaultValue"]) for g in globals_.json()["inventories"]} == {
+        ("vm.clock.track", "host"),
+        (INTERVAL, "0"),
+        (AFTER_RESUME, "false"),
+    }
+
+
+async def test_qga_configs_take_update_and_delete_with_their_valid_values(zs: ZS) -> None:
+    uuid = zs.sim.state.vm_uuids()[2]
+    path = f"/v1/resource-configurations/vm/{INTERVAL}/{uuid}"
+    bad = await zs.call(
+        "PUT", path + "/actions", json={"updateResourceConfig": {"value": "61"}}, headers=zs.auth()
+    )
+    assert (await zs.wait_job(bad)).error_code == "SYS.1007"
+    good = await zs.call(
+        "PUT", path + "/actions", json={"updateResourceConfig": {"value": "3600"}}, headers=zs.auth()
+    )
+    assert (await zs.wait_job(good)).json()["inventory"]["value"] == "3600"
+    assert (await zs.wait_job(await zs.call("DELETE", path, headers=zs.auth()))).status == 200
+    assert (await vm_config(zs, uuid, INTERVAL))["value"] == "0"
+
+
+async def test_qga_configs_do_not_exist_before_4_4_24(make_sim: MakeSim, zs_for: ZSFor) -> None:
+    zs = await logged_in(make_sim, zs_for, zstack_version="4.4.18")
+    resp = await zs.get(f"/v1/resource-configurations/{zs.sim.state.vm_uuids()[0]}/vm/{INTERVAL}")
+    assert resp.error_code == "SYS.1007"
+    assert (await vm_config(zs, zs.sim.state.vm_uuids()[0], "vm.clock.track"))["value"] in ("guest", "host")
 
 
 async def test_qga_fields_are_unknown_and_ignored_before_4_4_24(make_sim: MakeSim, zs_for: ZSFor) -> None:

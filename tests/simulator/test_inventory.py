@@ -6,6 +6,7 @@ import re
 from collections import Counter
 
 from vmclock.simulator import SimulatorConfig
+from vmclock.simulator.inventory import generate_fleet
 from vmclock.simulator.state import SimState
 
 UUID = re.compile(r"[0-9a-f]{32}")
@@ -46,7 +47,7 @@ def test_inventories_look_like_zstack() -> None:
         assert ("hostUuid" in inv) == (inv["state"] in ("Running", "Paused"))
         assert not any("track" in key.lower() for key in inv)
     platforms = Counter(inv["platform"] for inv in inventories)
-    assert set(platforms) == {"Windows", "WindowsVirtio", "Linux", "Other"}
+    assert set(platforms) == {"Windows", "WindowsVirtio", "Linux", "Paravirtualization", "Other"}
     states = Counter(inv["state"] for inv in inventories)
     assert states.most_common(1)[0][0] == "Running"
     assert {"Stopped", "Paused"} <= set(states)
@@ -69,3 +70,37 @@ def test_old_versions_seed_guest_tags_only() -> None:
     tagged = set(state.system_tags.tags)
     assert tagged
     assert tagged == {u for u in state.vm_uuids() if state.track_of(u) == "guest"}
+
+
+def test_labels_spread_zones_clusters_and_user_tags() -> None:
+    state = fleet(vms=50)
+    inventories = [vm.inventory() for vm in state.vms.values()]
+    assert len({inv["zoneUuid"] for inv in inventories}) >= 2
+    assert len({inv["clusterUuid"] for inv in inventories}) >= 3
+    tags = Counter(tag for uuid in state.vm_uuids() for tag in state.user_tags.tags_of(uuid))
+    assert {"env::prod", "env::dev", "team::a", "team::b", "backup::daily"} == set(tags)
+    untagged = [u for u in state.vm_uuids() if not state.user_tags.tags_of(u)]
+    assert 0 < len(untagged) < len(inventories)
+    again = fleet(vms=50)
+    assert {u: again.user_tags.tags_of(u) for u in again.vm_uuids()} == {
+        u: state.user_tags.tags_of(u) for u in state.vm_uuids()
+    }
+
+
+def test_labels_leave_the_base_fleet_as_it_was() -> None:
+    """Labels come from their own random stream: fleets seeded before they existed keep every VM's uuid,
+    name, state and track; only Linux VMs become Paravirtualization."""
+    _, base = generate_fleet(4, 300)
+    state = fleet(seed=4, vms=300)
+    assert [vm.uuid for vm in base] == state.vm_uuids()
+    for before in base:
+        after = state.vm(before.uuid)
+        assert (after.name, after.state, after.initial_track) == (
+            before.name,
+            before.state,
+            before.initial_track,
+        )
+        assert after.platform == before.platform or (before.platform, after.platform) == (
+            "Linux",
+            "Paravirtualization",
+        )

@@ -7,8 +7,9 @@ import pytest
 from vmclock.simulator import Simulator, SimulatorConfig
 from vmclock.zstack import StorageMode, ZStackClient, ZStackError, ZStackVersion
 from vmclock.zstack.options import MAX_REQUEST_LINE
+from vmclock.zstack.selection import PLATFORMS, Selector
 
-from .recorder import RecordingProxy
+from .recorder import RecordingProxy, Seen
 from .support import MakeClient
 
 MISSING = "f" * 32
@@ -118,3 +119,23 @@ async def test_known_existing_vms_skip_the_existence_query(sim: Simulator, clien
     tracks = await client.get_clock_tracks(uuids, existing=inventories.keys())
     assert set(tracks) == set(uuids)
     assert sim.stats.calls["QueryVmInstance"] == 1
+
+
+async def test_10000_vms_in_one_fields_page_fit_under_the_reply_cap(make_client: MakeClient) -> None:
+    sizes: list[int] = []
+
+    def measure(seen: Seen, status: int, body: bytes) -> None:
+        if "/vm-instances" in seen.target:
+            sizes.append(len(body))
+
+    async with Simulator(SimulatorConfig(vms=10_000, seed=9)) as sim, RecordingProxy(sim.endpoint) as proxy:
+        proxy.tamper = measure
+        client = make_client(proxy.endpoint, page_size=10_000)
+        selected = await client.select_vms(Selector(platforms=PLATFORMS))
+        assert len(selected) == 10_000
+        found = await client.get_vm_inventories(sim.state.vm_uuids()[:200])
+        assert len(found) == 200
+        assert all(inv.name and inv.state for inv in found.values())
+    assert len(sizes) == 2
+    assert max(sizes) <= client.options.max_reply_bytes
+    assert sizes[1] < 200 * 1000  # inventories ask for fields= too: no NICs, volumes or CD-ROMs

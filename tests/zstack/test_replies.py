@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmclock.zstack.errors import GARBAGE, HTTP, ZStackError
+from vmclock.zstack.errors import GARBAGE, HTTP, REDIRECT, ZStackError
 from vmclock.zstack.redact import Redactor
 from vmclock.zstack.replies import Reply, error_from_reply, success_body
 
@@ -73,3 +73,10 @@ def test_garbage_200_is_a_garbage_error(raw: bytes) -> None:
     with pytest.raises(ZStackError) as caught:
         success_body(Reply.decode(200, raw), "GetVersion", redactor())
     assert caught.value.code == GARBAGE
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_a_terminal_redirect_error(status: int) -> None:
+    err = error_from_reply(Reply.decode(status, b"moved"), "GetVersion", redactor())
+    assert (err.code, err.http_status) == (REDIRECT, status)
+    assert not err.retryable

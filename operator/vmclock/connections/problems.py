@@ -12,6 +12,8 @@ AUTH_FAILED = "AuthFailed"
 UNREACHABLE = "Unreachable"
 UNSUPPORTED = "Unsupported"
 NOT_READY = "NotReady"
+ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"  # design.md §6.1: the Secret or the operator forbids it
+INSECURE_ENDPOINT = "InsecureEndpoint"  # http:// or insecureSkipVerify without --allow-insecure-endpoints
 NOT_FOUND = "NotFound"  # the ZStackConnection itself does not exist (only ever seen by policies)
 
 

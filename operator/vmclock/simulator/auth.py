@@ -4,8 +4,9 @@ RestServer only checks the header's shape for sessions (`OAuth <anything>`): whe
 is decided much later, by the API pipeline, which is why a bad session id shows up as ID.1001 in a 503 or
 in a job result rather than here. AccessKey requests are verified here, in full: the Date header, the
 ±15 minute window (on local date-time digits, since `rest.checkTimeZone` is false) and the HMAC-SHA1
-signature. ZStack's verifying backend is closed source; an unknown key id or a wrong signature is answered
-like the clock skew it sits next to, 403 with plain text.
+signature. ZStack's verifying backend is premium; its public copy (AccessKeyManager.doAuth) answers 403 with
+plain text, in two texts SDKs tell apart by substring: one for an unknown or disabled key id, one for a
+wrong signature.
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ def _verify_access_key(
     key_id, sep, signature = value.partition(":")
     if not sep or not key_id.strip() or not signature.strip():
         raise RestError(400, "accessKey format is 'ZStack AccessKeyId:Signature'")
-    secret = access_keys.get(key_id.strip())
-    if secret is None or not hmac.compare_digest(sign(secret, method, date, uri), signature.strip()):
-        raise RestError(403, "invalid access key or signature")
+    key_id = key_id.strip()
+    secret = access_keys.get(key_id)
+    if secret is None:
+        raise RestError(403, f"access key id: {key_id} does not existed or disabled")
+    if not hmac.compare_digest(sign(secret, method, date, uri), signature.strip()):
+        raise RestError(403, "wrong accessKey signature")
     return Credential()
 
 

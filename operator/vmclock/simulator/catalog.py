@@ -10,8 +10,8 @@ from __future__ import annotations
 from vmclock.simulator.config import Features
 from vmclock.simulator.handlers import ZStackApis
 from vmclock.simulator.model import ApiSpec, Handler, Param
+from vmclock.simulator.tracks import QGA_INTERVALS
 
-QGA_INTERVALS = ("0", "60", "600", "1800", "3600", "7200", "21600", "43200", "86400")
 _RC = "org.zstack.resourceconfig."
 _CATEGORY_NAME = (Param("category", mandatory=True), Param("name", mandatory=True))
 
@@ -73,6 +73,12 @@ def _queries(apis: ZStackApis) -> list[ApiSpec]:
             "/v1/system-tags",
             apis.query_system_tag,
         ),
+        query(
+            "QueryUserTag",
+            "org.zstack.header.tag.APIQueryUserTagMsg",
+            "/v1/user-tags",
+            apis.query_user_tag,
+        ),
     ]
 
 
@@ -86,7 +92,7 @@ def _resource_configs(apis: ZStackApis) -> list[ApiSpec]:
             "/v1/resource-configurations/{resourceUuid}/{category}/{name}",
             apis.get_resource_config,
             params=(*_CATEGORY_NAME, resource_uuid),
-            interceptor=apis.require_clock_track_config,
+            interceptor=apis.require_vm_config,
         ),
         ApiSpec(
             "UpdateResourceConfig",
@@ -97,7 +103,7 @@ def _resource_configs(apis: ZStackApis) -> list[ApiSpec]:
             action="updateResourceConfig",
             params=(*_CATEGORY_NAME, resource_uuid, Param("value", mandatory=True)),
             is_async=True,
-            interceptor=apis.require_clock_track_config,
+            interceptor=apis.require_vm_config,
         ),
         ApiSpec(
             "DeleteResourceConfig",
@@ -107,7 +113,7 @@ def _resource_configs(apis: ZStackApis) -> list[ApiSpec]:
             apis.delete_resource_config,
             params=(*_CATEGORY_NAME, resource_uuid),
             is_async=True,
-            interceptor=apis.require_clock_track_config,
+            interceptor=apis.require_vm_config,
         ),
     ]
 

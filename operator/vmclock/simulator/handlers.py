@@ -7,7 +7,6 @@ do the work and shape the reply the way each API's `@RestResponse` does.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from vmclock.simulator.config import SimulatorConfig
 from vmclock.simulator.errors import ApiError, argerr
@@ -16,14 +15,16 @@ from vmclock.simulator.model import Call, Reply
 from vmclock.simulator.queries import QuerySpec, Table, run_query
 from vmclock.simulator.state import SimState
 from vmclock.simulator.stats import Stats
-from vmclock.simulator.tracks import CATEGORY, CLOCK_TRACK, TRACKS
+from vmclock.simulator.tracks import CATEGORY, SYNC_AFTER_RESUME, SYNC_INTERVAL, ResourceConfig
 
 VM_CLASS = "org.zstack.header.vm.VmInstanceInventory"
 SESSION_CLASS = "org.zstack.header.identity.SessionInventory"
 RESOURCE_CONFIG_CLASS = "org.zstack.resourceconfig.ResourceConfigInventory"
 GLOBAL_CONFIG_CLASS = "org.zstack.core.config.GlobalConfigInventory"
 SYSTEM_TAG_CLASS = "org.zstack.header.tag.SystemTagInventory"
-QGA_TASK_MESSAGE = "org.zstack.header.vm.SetVmQgaSyncClockTaskMsg"
+USER_TAG_CLASS = "org.zstack.header.tag.UserTagInventory"
+# SetVmClockTrack's QGA fields -> the per-VM resource config the QGA step writes (as text: 600, true).
+QGA_FIELDS = {"intervalInSeconds": SYNC_INTERVAL, "syncAfterVMResume": SYNC_AFTER_RESUME}
 
 VM_FIELDS = frozenset(
     (
@@ -78,18 +79,10 @@ GLOBAL_CONFIG_FIELDS = frozenset(
         "value",
     )
 )
-SYSTEM_TAG_FIELDS = frozenset(
-    (
-        "uuid",
-        "resourceUuid",
-        "resourceType",
-        "tag",
-        "type",
-        "inherent",
-        "createDate",
-        "lastOpDate",
-    )
+USER_TAG_FIELDS = frozenset(
+    ("uuid", "resourceUuid", "resourceType", "tag", "type", "createDate", "lastOpDate")
 )
+SYSTEM_TAG_FIELDS = USER_TAG_FIELDS | {"inherent"}
 
 
 def _query(table: Table, spec: QuerySpec | None) -> Reply:
@@ -129,80 +122,81 @@ class ZStackApis:
     # --- VMs and their clock track ----------------------------------------------------------------
 
     async def query_vm_instance(self, call: Call) -> Reply:
-        tags = self._state.system_tags
+        system_tags, user_tags = self._state.system_tags, self._state.user_tags
         table = Table(
             VM_CLASS,
             [vm.inventory() for vm in self._state.vms.values()],
             VM_FIELDS,
-            {"__systemTag__": lambda row: tags.tags_of(row["uuid"]), "__userTag__": lambda row: []},
+            {
+                "__systemTag__": lambda row: system_tags.tags_of(row["uuid"]),
+                "__userTag__": lambda row: user_tags.tags_of(row["uuid"]),
+            },
         )
         return _query(table, call.query)
 
     async def set_vm_clock_track(self, call: Call) -> Reply:
+        """No VM-state check anywhere (zstack-api.md §5): the QGA step runs when either QGA field is set,
+        skips the host for a VM without hostUuid, and writes the per-VM QGA configs before the track."""
         uuid, track = call.params["uuid"], call.params["track"]
         async with self._chains.chain(f"set-vm-clock-track-{uuid}"):
             await asyncio.sleep(self._config.job_latency)
             vm = self._state.vm(uuid)
-            wants_qga = "syncAfterVMResume" in call.params or "intervalInSeconds" in call.params
-            if wants_qga and vm.state != "Running":
-                # The QGA sync-clock step is closed source; a VM that is not running cannot reach its agent.
-                cause = ApiError(
-                    "VM.1010",
-                    f"current vm instance state[{vm.state}] doesn't allow to proceed"
-                    f" message[{QGA_TASK_MESSAGE}], allowed states are [Running]",
-                )
-                raise ApiError("SYS.1006", f"failed to set the QGA sync-clock task of vm[uuid:{uuid}]", cause)
+            for field, name in QGA_FIELDS.items():
+                value = call.params.get(field)
+                if value is not None:
+                    self._state.configs[name].set(uuid, str(value).lower())
             self._state.tracks.set(uuid, track)
             self._stats.record_write(uuid, track)
             return Reply({"inventory": vm.inventory()}, {"inventory": VM_CLASS})
 
     # --- resource configurations (>= 4.3.12 for vm.clock.track) ----------------------------------
 
-    def require_clock_track_config(self, call: Call) -> None:
-        """ResourceConfigApiInterceptor: the (category, name) must be a bindable global config. Before
-        4.3.12 ZStack has no `vm.clock.track` config at all, so it is refused the same way."""
+    def require_vm_config(self, call: Call) -> None:
+        """ResourceConfigApiInterceptor: the (category, name) must be a global config bound to VMs that
+        this version has (`vm.clock.track` from 4.3.12, the QGA clock-sync configs from 4.4.24)."""
         category, name = call.params["category"], call.params["name"]
-        if (category, name) != (CATEGORY, CLOCK_TRACK) or not self._state.features.track_in_resource_config:
+        if category != CATEGORY or name not in self._state.configs:
             raise argerr(f"no global config[category:{category}, name:{name}] found")
 
+    def _config_of(self, call: Call) -> ResourceConfig:
+        return self._state.configs[call.params["name"]]
+
     async def get_resource_config(self, call: Call) -> Reply:
-        configs = self._state.resource_configs
+        config = self._config_of(call)
         uuid = call.params["resourceUuid"]
-        effective = [configs.row_inventory(uuid)] if uuid in configs.rows else []
+        effective = [config.row_inventory(uuid)] if uuid in config.rows else []
         return Reply(
-            {"value": configs.effective(uuid), "effectiveConfigs": effective},
+            {"value": config.effective(uuid), "effectiveConfigs": effective},
             {"effectiveConfigs": RESOURCE_CONFIG_CLASS},
         )
 
     async def update_resource_config(self, call: Call) -> Reply:
+        config = self._config_of(call)
         value, uuid = call.params["value"], call.params["resourceUuid"]
-        if value not in TRACKS:
-            raise argerr(
-                f"the value[{value}] is not in the valid values[{', '.join(TRACKS)}] of {CLOCK_TRACK}"
-            )
+        name, valid = config.definition.name, config.definition.valid_values
+        if value not in valid:
+            raise argerr(f"the value[{value}] is not in the valid values[{', '.join(valid)}] of {name}")
         await asyncio.sleep(self._config.job_latency)
-        self._state.resource_configs.set(uuid, value)
-        return Reply(
-            {"inventory": self._state.resource_configs.row_inventory(uuid)},
-            {"inventory": RESOURCE_CONFIG_CLASS},
-        )
+        config.set(uuid, value)
+        return Reply({"inventory": config.row_inventory(uuid)}, {"inventory": RESOURCE_CONFIG_CLASS})
 
     async def delete_resource_config(self, call: Call) -> Reply:
         await asyncio.sleep(self._config.job_latency)
-        self._state.resource_configs.delete(call.params["resourceUuid"])
+        self._config_of(call).delete(call.params["resourceUuid"])
         return Reply({})
 
     async def query_resource_config(self, call: Call) -> Reply:
-        rows = self._state.resource_configs.row_inventories()
+        rows = [row for config in self._state.configs.values() for row in config.row_inventories()]
         return _query(Table(RESOURCE_CONFIG_CLASS, rows, RESOURCE_CONFIG_FIELDS), call.query)
 
     async def query_global_config(self, call: Call) -> Reply:
-        features = self._state.features
-        rows: list[dict[str, Any]] = (
-            [self._state.resource_configs.global_inventory()] if features.track_in_resource_config else []
-        )
+        rows = [config.global_inventory() for config in self._state.configs.values()]
         return _query(Table(GLOBAL_CONFIG_CLASS, rows, GLOBAL_CONFIG_FIELDS), call.query)
 
     async def query_system_tag(self, call: Call) -> Reply:
         rows = self._state.system_tags.tag_inventories()
         return _query(Table(SYSTEM_TAG_CLASS, rows, SYSTEM_TAG_FIELDS), call.query)
+
+    async def query_user_tag(self, call: Call) -> Reply:
+        rows = self._state.user_tags.tag_inventories()
+        return _query(Table(USER_TAG_CLASS, rows, USER_TAG_FIELDS), call.query)

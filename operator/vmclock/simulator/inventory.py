@@ -8,6 +8,7 @@ repeatable.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,12 @@ GIB = 1024**3
 _EPOCH_START = 1_672_531_200.0  # 2023-01-01T00:00:00Z: creation dates fall within two years of it
 _TWO_YEARS = 2 * 365 * 86400.0
 
-# platform -> (share of the fleet, name prefixes, guestOsType choices)
+PLATFORMS = ("Windows", "WindowsVirtio", "Linux", "Paravirtualization", "Other")  # ImagePlatform
+UUID = re.compile(r"[0-9a-f]{32}")
+
+# The base mix: platform -> (share of the fleet, name prefixes, guestOsType choices). Paravirtualization is
+# drawn afterwards from a stream of its own (labels.py), so this table and every fleet it made stay as they
+# were.
 _PLATFORMS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
     "Windows": (0.35, ("win-sql", "win-ad", "win-iis", "win-app"), ("Windows 2019", "Windows 2016")),
     "WindowsVirtio": (0.15, ("win-rds", "win-file"), ("Windows 2022", "Windows 10")),
@@ -58,6 +64,17 @@ class Vm:
     def change_state(self, state: str, when: float) -> None:
         self.state, self.last_op, self._rendered = state, when, None
 
+    def change_platform(self, platform: str, when: float) -> None:
+        """UpdateVmInstance(platform): only the VM's field changes, not its image."""
+        self.platform, self.last_op, self._rendered = platform, when, None
+
+    def place(self, cluster: Cluster, host: str) -> None:
+        """Put the VM (and its volumes' primary storage) in `cluster`, last run on `host`."""
+        self.fields.update(zoneUuid=cluster.zone, clusterUuid=cluster.uuid, lastHostUuid=host)
+        for volume in self.volumes:
+            volume["primaryStorageUuid"] = cluster.primary_storage
+        self._rendered = None
+
     def inventory(self) -> dict[str, Any]:
         """Rendered once and reused until the VM changes (queries render whole fleets); treat as read-only."""
         if self._rendered is None:
@@ -85,24 +102,54 @@ class Vm:
 
 
 @dataclass(frozen=True)
-class _Infra:
+class Cluster:
+    zone: str
+    uuid: str
+    hosts: list[str]
+    primary_storage: str
+
+
+@dataclass(frozen=True)
+class Infra:
     """Zones, clusters (each with its hosts and primary storage), networks, images and offerings."""
 
-    clusters: list[tuple[str, str, list[str], str]]  # (zoneUuid, clusterUuid, hostUuids, primaryStorageUuid)
+    clusters: list[Cluster]
     l3_networks: list[tuple[str, int]]  # (uuid, second octet of its 10.x.0.0/16)
     images: dict[str, str]
     offerings: list[tuple[str, int, int]]  # (uuid, cpuNum, memory GiB)
 
+    def add_cluster(self, rng: random.Random, zone: str, uuid: str | None = None) -> Cluster:
+        cluster = Cluster(zone, uuid or random_uuid(rng), [random_uuid(rng)], random_uuid(rng))
+        self.clusters.append(cluster)
+        return cluster
 
-def _infra(rng: random.Random, vm_count: int) -> _Infra:
+    def cluster(self, rng: random.Random, zone: str | None, uuid: str | None) -> Cluster:
+        """Where a VM created at run time goes: the named cluster, else one in the named zone, else any; a
+        cluster or zone not seen before is created (ValueError if the cluster is known in another zone)."""
+        known = next((c for c in self.clusters if c.uuid == uuid), None)
+        if known is not None:
+            if zone is not None and zone != known.zone:
+                raise ValueError(f"cluster {uuid} is in zone {known.zone}, not {zone}")
+            return known
+        if zone is None:
+            if uuid is None:
+                return rng.choice(self.clusters)
+            raise ValueError(f"cluster {uuid} is new; name its zoneUuid too")
+        in_zone = next((c for c in self.clusters if c.zone == zone), None)
+        if in_zone is not None and uuid is None:
+            return in_zone
+        return self.add_cluster(rng, zone, uuid)
+
+
+def _infra(rng: random.Random, vm_count: int) -> Infra:
     zones = [random_uuid(rng) for _ in range(2 if vm_count > 100 else 1)]
     clusters = []
     hosts_per_cluster = max(1, -(-vm_count // 30))
     for zone in zones:
         for _ in range(2):
             hosts = [random_uuid(rng) for _ in range(hosts_per_cluster)]
-            clusters.append((zone, random_uuid(rng), hosts, random_uuid(rng)))
-    return _Infra(
+            clusters.append(Cluster(zone, random_uuid(rng), hosts, random_uuid(rng)))
+    return Infra(
         clusters=clusters,
         l3_networks=[(random_uuid(rng), octet) for octet in (10, 20, 30)],
         images={platform: random_uuid(rng) for platform in _PLATFORMS},
@@ -110,24 +157,37 @@ def _infra(rng: random.Random, vm_count: int) -> _Infra:
     )
 
 
-def generate_fleet(seed: int, count: int) -> list[Vm]:
-    """`count` VMs, deterministic for `seed`; names are unique (`<role>-<index>`)."""
+def generate_fleet(seed: int, count: int) -> tuple[Infra, list[Vm]]:
+    """`count` VMs in the base platform mix, deterministic for `seed`; names are unique (`<role>-<index>`)."""
     rng = random.Random(seed)
     infra = _infra(rng, count)
     platform_names = tuple(_PLATFORMS)
     shares = [_PLATFORMS[p][0] for p in platform_names]
-    return [_vm(rng, infra, i, rng.choices(platform_names, weights=shares)[0]) for i in range(count)]
+    return infra, [_vm(rng, infra, i, rng.choices(platform_names, weights=shares)[0]) for i in range(count)]
 
 
-def _vm(rng: random.Random, infra: _Infra, index: int, platform: str) -> Vm:
+def new_vm(
+    rng: random.Random, infra: Infra, *, name: str, platform: str, state: str, cluster: Cluster, now: float
+) -> Vm:
+    """A VM created at run time ("next week"): made like a seeded one, then given what the caller chose."""
+    vm = _vm(rng, infra, 0, platform if platform in _PLATFORMS else "Linux")
+    vm.name, vm.created, vm.last_op, vm.initial_track = name, now, now, "inherit"
+    vm.change_platform(platform, now)
+    vm.change_state(state, now)
+    vm.place(cluster, rng.choice(cluster.hosts))
+    return vm
+
+
+def _vm(rng: random.Random, infra: Infra, index: int, platform: str) -> Vm:
     _, prefixes, os_types = _PLATFORMS[platform]
     uuid = random_uuid(rng)
-    zone, cluster, hosts, primary_storage = rng.choice(infra.clusters)
+    cluster = rng.choice(infra.clusters)
     offering, cpu, mem_gib = rng.choice(infra.offerings)
     created = _EPOCH_START + rng.uniform(0, _TWO_YEARS)
     last_op = created + rng.uniform(0, 30 * 86400.0)
-    nics = _nics(rng, infra, uuid, created)
-    volumes = _volumes(rng, uuid, primary_storage, infra.images[platform], created)
+    created_date = gson_date(created)  # every NIC and volume shares it; formatting dominates seeding time
+    nics = _nics(rng, infra, uuid, created_date)
+    volumes = _volumes(rng, uuid, cluster.primary_storage, infra.images[platform], created_date)
     return Vm(
         uuid=uuid,
         name=f"{rng.choice(prefixes)}-{index + 1:03d}",
@@ -139,10 +199,10 @@ def _vm(rng: random.Random, infra: _Infra, index: int, platform: str) -> Vm:
         nics=nics,
         volumes=volumes,
         fields={
-            "zoneUuid": zone,
-            "clusterUuid": cluster,
+            "zoneUuid": cluster.zone,
+            "clusterUuid": cluster.uuid,
             "imageUuid": infra.images[platform],
-            "lastHostUuid": rng.choice(hosts),
+            "lastHostUuid": rng.choice(cluster.hosts),
             "instanceOfferingUuid": offering,
             "rootVolumeUuid": volumes[0]["uuid"],
             "architecture": "x86_64",
@@ -159,7 +219,7 @@ def _vm(rng: random.Random, infra: _Infra, index: int, platform: str) -> Vm:
     )
 
 
-def _nics(rng: random.Random, infra: _Infra, vm_uuid: str, created: float) -> list[dict[str, Any]]:
+def _nics(rng: random.Random, infra: Infra, vm_uuid: str, created: str) -> list[dict[str, Any]]:
     nics = []
     for device_id, (l3, octet) in enumerate(rng.sample(infra.l3_networks, rng.choice((1, 1, 2)))):
         nics.append(
@@ -175,15 +235,15 @@ def _nics(rng: random.Random, infra: _Infra, vm_uuid: str, created: float) -> li
                 "hypervisorType": "KVM",
                 "deviceId": device_id,
                 "type": "VNIC",
-                "createDate": gson_date(created),
-                "lastOpDate": gson_date(created),
+                "createDate": created,
+                "lastOpDate": created,
             }
         )
     return nics
 
 
 def _volumes(
-    rng: random.Random, vm_uuid: str, primary_storage: str, image: str, created: float
+    rng: random.Random, vm_uuid: str, primary_storage: str, image: str, created: str
 ) -> list[dict[str, Any]]:
     volumes = []
     for device_id in range(1 + rng.choice((0, 0, 1, 2))):
@@ -207,8 +267,8 @@ def _volumes(
                     "state": "Enabled",
                     "status": "Ready",
                     "isShareable": False,
-                    "createDate": gson_date(created),
-                    "lastOpDate": gson_date(created),
+                    "createDate": created,
+                    "lastOpDate": created,
                 }
             )
         )

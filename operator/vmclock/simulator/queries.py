@@ -1,10 +1,17 @@
-"""ZStack's query API: parsing the URL the way RestServer.handleQueryApi does, then filtering like the DB.
+r"""ZStack's query API: parsing the URL the way RestServer.handleQueryApi does, then filtering like the DB.
 
 Parsing keeps RestServer's quirks because clients must live with them (zstack-api.md §6): the operator is
 the *first contained* one in a fixed priority order, the name is trimmed but the value is not, only the
 first value of `limit`/`start`/`sort`/`fields` counts, and only `q` (or an empty name, since the code tests
 `"q".startsWith(name)`) carries conditions. String comparisons ignore case, as MySQL's default collation
 does for ZStack's tables.
+
+Values travel as text: QueryFacadeImpl wraps each in single quotes into a ZQL string (a lone `'` breaks the
+ZQL parser, `''` is a quote), ZQL inlines it into JPQL, and MySQL reads it as a string literal, where a
+backslash escapes the next character (before `%` and `_` it stays, for LIKE, whose escape is a backslash
+too: `name~=win\_%` finds `win_01`, not `win-01`).
+Tag conditions (`__userTag__`, `__systemTag__`) follow TagZQLExtension: `uuid IN (resources with a matching
+tag)`, and for `!=`, `!?=`, `!~=` `uuid NOT IN (resources with a tag matching the positive operator)`.
 """
 
 from __future__ import annotations
@@ -14,13 +21,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmclock.simulator.errors import RestError, argerr
+from vmclock.simulator.errors import ApiError, RestError, argerr
 
 # Longer operators first: "=" is contained in "!=", so it must come after it (RestServer.QUERY_OP_MAPPING).
 OPERATORS = ("!=", ">=", "<=", "!?=", "!~=", "~=", "?=", "=", ">", "<", "is null", "not null")
 _NULL_OPERATORS = ("is null", "not null")
 DEFAULT_LIMIT = 1000
 _JAVA_INT = re.compile(r"[+-]?[0-9]+")
+_ZQL_STRING_BODY = re.compile(r"(?:''|[^'])*")
+_MYSQL_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+# MySQL string-literal escapes; `\%` and `\_` keep their backslash for LIKE; any other `\x` is `x`.
+_MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "%": "\\%", "_": "\\_"}
+_TAG_NEGATIONS = {"!=": "=", "!?=": "?=", "!~=": "~="}
+Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -100,24 +113,21 @@ def parse_query(params: Mapping[str, list[str]]) -> QuerySpec:
 
 @dataclass(frozen=True)
 class Table:
-    """One queryable inventory type: its rows, native fields, and computed fields such as `__systemTag__`."""
+    """One queryable inventory type: its rows, native fields, and the tags of a row (`__userTag__` ...)."""
 
     java_class: str
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     fields: frozenset[str]
-    computed: Mapping[str, Callable[[dict[str, Any]], list[Any]]] = field(default_factory=dict)
+    tags: Mapping[str, Callable[[Row], list[str]]] = field(default_factory=dict)
 
     def check_field(self, name: str) -> None:
-        if name not in self.computed and name.split(".", 1)[0] not in self.fields:
+        if name not in self.tags and name.split(".", 1)[0] not in self.fields:
             raise argerr(
                 f"condition name[{name}] is invalid, no such field on inventory class[{self.java_class}]"
             )
 
-    def values(self, row: dict[str, Any], name: str) -> list[Any]:
+    def values(self, row: Row, name: str) -> list[Any]:
         """All values a dotted name reaches; lists fan out like a SQL join, an empty join yields NULL."""
-        if name in self.computed:
-            found = self.computed[name](row)
-            return found or [None]
         current: list[Any] = [row]
         for part in name.split("."):
             reached: list[Any] = []
@@ -147,8 +157,29 @@ def _compare(value: Any, raw: str) -> int:
     return int(left > right) - int(left < right)
 
 
+def _sql_string(raw: str) -> str:
+    """The string MySQL compares with once the value went through ZQL, JPQL and a SQL string literal."""
+    if not _ZQL_STRING_BODY.fullmatch(raw):
+        raise ApiError(
+            "SYS.1000",
+            f"org.antlr.v4.runtime.misc.ParseCancellationException: a single quote in the value[{raw}]"
+            " ends the ZQL string early",
+        )
+    text = raw.replace("''", "'")
+    if (len(text) - len(text.rstrip("\\"))) % 2:
+        raise ApiError("SYS.1000", f"a trailing backslash in the value[{raw}] escapes the SQL string's quote")
+    return _MYSQL_ESCAPE.sub(lambda m: _MYSQL_ESCAPES.get(m[1], m[1]), text)
+
+
 def _like(pattern: str) -> re.Pattern[str]:
-    parts = ("." if ch == "_" else ".*" if ch == "%" else re.escape(ch) for ch in pattern)
+    """MySQL LIKE: `%` any run, `_` one character, a backslash makes the next character literal."""
+    parts: list[str] = []
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            parts.append(re.escape(next(chars, "\\")))
+        else:
+            parts.append("." if ch == "_" else ".*" if ch == "%" else re.escape(ch))
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
 
 
@@ -172,7 +203,7 @@ def _predicate(cond: Condition) -> Callable[[Any], bool]:
         return lambda value: value is not None
     raw = cond.value or ""
     if cond.op in ("?=", "!?="):
-        members = raw.split(",")
+        members = [_sql_string(member) for member in raw.split(",")]
         folded = {m.casefold() for m in members}
         wanted = cond.op == "?="
 
@@ -182,19 +213,43 @@ def _predicate(cond: Condition) -> Callable[[Any], bool]:
             return any(_compare(value, member) == 0 for member in members)
 
         return lambda value: value is not None and inside(value) == wanted
+    text = _sql_string(raw)
     if cond.op in ("~=", "!~="):
-        pattern, wanted = _like(raw), cond.op == "~="
+        pattern, wanted = _like(text), cond.op == "~="
         return lambda value: value is not None and (pattern.fullmatch(str(value)) is not None) == wanted
     test = _ORDER_TESTS[cond.op]
-    return lambda value: value is not None and test(_compare(value, raw))
+    return lambda value: value is not None and test(_compare(value, text))
+
+
+def _test_field(test: Callable[[Any], bool], value: Any) -> bool:
+    """`Table.values` for a top-level field, without its generality (selector pages scan whole fleets)."""
+    if isinstance(value, list):
+        return any(map(test, value)) if value else test(None)
+    return test(value)
+
+
+def _row_test(table: Table, cond: Condition) -> Callable[[Row], bool]:
+    """The condition as a test on one row: a field condition matches when any value it reaches does."""
+    tags_of = table.tags.get(cond.name)
+    if tags_of is None:
+        test, name = _predicate(cond), cond.name
+        if "." in name:
+            return lambda row: any(map(test, table.values(row, name)))
+        return lambda row: _test_field(test, row.get(name))
+    positive = _TAG_NEGATIONS.get(cond.op)
+    if positive is None:
+        tag_test = _predicate(cond)
+        return lambda row: any(map(tag_test, tags_of(row)))
+    negated_test = _predicate(Condition(cond.name, positive, cond.value))
+    return lambda row: not any(map(negated_test, tags_of(row)))
 
 
 def run_query(table: Table, spec: QuerySpec) -> dict[str, Any]:
     """The APIQueryReply body without `schema`: `inventories` and/or `total`."""
     for cond in spec.conditions:
         table.check_field(cond.name)
-    tests = [(cond.name, _predicate(cond)) for cond in spec.conditions]
-    rows = [row for row in table.rows if all(any(map(test, table.values(row, name))) for name, test in tests)]
+    tests = [_row_test(table, cond) for cond in spec.conditions]
+    rows = [row for row in table.rows if all(test(row) for test in tests)]
     if spec.count:
         return {"total": len(rows)}
     if spec.sort_by:

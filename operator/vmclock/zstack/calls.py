@@ -12,18 +12,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from vmclock.backoff import Backoff
 from vmclock.zstack.auth import Authorizer
 from vmclock.zstack.errors import ZStackError
 from vmclock.zstack.jobs import JobRunner
 from vmclock.zstack.observe import OnCall, observed
-from vmclock.zstack.options import Endpoint
+from vmclock.zstack.options import ClientOptions, Endpoint
 from vmclock.zstack.replies import success_body
 from vmclock.zstack.retry import RetryPolicy
 from vmclock.zstack.transport import Transport
 
 T = TypeVar("T")
 
-SINGLE_ATTEMPT = RetryPolicy(attempts=1)
+SINGLE_ATTEMPT = RetryPolicy(attempts=1, backoff=Backoff(base=0.0, cap=0.0))  # never waits
 
 
 class Api:
@@ -46,6 +47,10 @@ class Api:
     @property
     def endpoint(self) -> Endpoint:
         return self.transport.endpoint
+
+    @property
+    def options(self) -> ClientOptions:
+        return self.transport.options
 
     async def sync(
         self,

@@ -24,8 +24,12 @@ CONFIG_CATEGORY = "vm"
 GUEST_TAG = "clockTrack::guest"
 ZSTACK_DEFAULT_TRACK: Track = "host"  # conf/globalConfig/vm.xml
 
+# Always queried with name=vm.clock.track, under which a VM has at most one row.
 RESOURCE_CONFIGS = Listing(
-    "QueryResourceConfig", "/v1/resource-configurations", Shape(sort="uuid", fields=("resourceUuid", "value"))
+    "QueryResourceConfig",
+    "/v1/resource-configurations",
+    Shape(sort="uuid", fields=("resourceUuid", "value")),
+    unique="resourceUuid",
 )
 GLOBAL_CONFIGS = Listing("QueryGlobalConfig", "/v1/global-configurations")
 SYSTEM_TAGS = Listing("QuerySystemTag", "/v1/system-tags", Shape(sort="uuid", fields=("resourceUuid",)))

@@ -20,6 +20,19 @@ JOB_EXPIRED = "CLIENT.JOB_EXPIRED"  # 404 on a job we submitted: purged, or the 
 # A submitted job that did not end (or could not be polled) within its apiTimeout. Not retryable: the job is
 # stored and may still run, so resubmitting would only queue a second copy behind it.
 JOB_TIMEOUT = "CLIENT.JOB_TIMEOUT"
+# Replies that break a bound the client sets (design §6.2). Not retryable: asking again gets the same answer,
+# and a hostile endpoint must cost one bounded exchange, not five.
+REPLY_TOO_LARGE = "CLIENT.REPLY_TOO_LARGE"  # a body over max_reply_bytes, or a listing over max_listing_rows
+BAD_REPLY = "CLIENT.BAD_REPLY"  # JSON too deep or too big to decode, more rows than asked, no version
+REDIRECT = "CLIENT.REDIRECT"  # a 3xx: never followed, it could carry credentials to another host
+
+# Longest texts kept from a server's ErrorCode: what status.vms[].error shows, and short enough to log on
+# every check. Parsing keeps at most _PARSE_MAX characters; `redacted` masks secrets and then cuts to these,
+# in that order, so a cut can never leave the visible head of a secret behind.
+CODE_MAX = 128
+DESCRIPTION_MAX = 256
+DETAILS_MAX = 512
+_PARSE_MAX = 4096
 
 # ZStack codes the operator treats specially (zstack-api.md §4).
 SYS_TIMEOUT = "SYS.1001"
@@ -48,27 +61,28 @@ class ErrorCode:
         """Parse leniently: ZStack omits null fields and adds ones we do not model."""
         if not isinstance(data, dict):
             return cls(code=GARBAGE, description="error body is not a JSON object", details=str(data)[:200])
+        # Recursion is bounded: replies nested deeper than jsonguard.MAX_DEPTH are refused before parsing.
         cause_data = data.get("cause")
         causes = data.get("causes")
         if cause_data is None and isinstance(causes, list) and causes:
             cause_data = causes[0]
         return cls(
-            code=str(data.get("code") or "UNKNOWN"),
-            description=str(data.get("description") or ""),
-            details=str(data.get("details") or ""),
+            code=_text(data.get("code"))[:CODE_MAX] or "UNKNOWN",
+            description=_text(data.get("description")),
+            details=_text(data.get("details")),
             cause=cls.from_json(cause_data) if isinstance(cause_data, dict) else None,
         )
 
     def redacted(self, redact: Callable[[str], str]) -> ErrorCode:
-        """The same error with every text passed through `redact`, cause chain included.
+        """The same error with every text passed through `redact` and cut to its limit, cause chain included.
 
         ZStack's details are free text a server may fill with request values; the client knows which
         values are secret (session ids, key secrets), this class does not.
         """
         return replace(
             self,
-            description=redact(self.description),
-            details=redact(self.details),
+            description=redact(self.description)[:DESCRIPTION_MAX],
+            details=redact(self.details)[:DETAILS_MAX],
             cause=self.cause.redacted(redact) if self.cause is not None else None,
         )
 
@@ -78,6 +92,15 @@ class ErrorCode:
         while node.cause is not None:
             node = node.cause
         return node
+
+
+def _text(value: Any) -> str:
+    """A server-given text, cut to _PARSE_MAX characters; a container (a hostile list) is not expanded."""
+    if not value:
+        return ""
+    if isinstance(value, str | int | float):
+        return str(value)[:_PARSE_MAX]
+    return type(value).__name__
 
 
 class ZStackError(Exception):
@@ -144,8 +167,8 @@ class ZStackError(Exception):
         """The shape written to `status.vms[].error`: bounded, and never a secret (the client redacts)."""
         out = {
             "code": self.code,
-            "description": self.description[:256],
-            "details": self.details[:512],
+            "description": self.description[:DESCRIPTION_MAX],
+            "details": self.details[:DETAILS_MAX],
             "rootCauseCode": self.root_cause_code,
         }
         return {k: v for k, v in out.items() if v}

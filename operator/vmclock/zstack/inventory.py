@@ -16,8 +16,11 @@ from vmclock.zstack.models import VmInventory
 from vmclock.zstack.query import Shape
 
 QUERY_VM = "QueryVmInstance"
-VMS = Listing(QUERY_VM, "/v1/vm-instances", Shape(sort="uuid"))
-VM_UUIDS = Listing(QUERY_VM, "/v1/vm-instances", Shape(sort="uuid", fields=("uuid",)))
+# Only the fields VmInventory keeps: a page of 1000 rows is ~0.45 MB instead of ~2.7 MB with NICs and volumes.
+VMS = Listing(
+    QUERY_VM, "/v1/vm-instances", Shape(sort="uuid", fields=VmInventory.ZSTACK_FIELDS), unique="uuid"
+)
+VM_UUIDS = Listing(QUERY_VM, "/v1/vm-instances", Shape(sort="uuid", fields=("uuid",)), unique="uuid")
 
 
 def row_text(row: dict[str, Any], key: str, operation: str) -> str:
@@ -34,7 +37,7 @@ def parse_inventory(data: Any, operation: str) -> VmInventory:
     row_text(data, "uuid", operation)
     try:
         return VmInventory.from_json(data)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ZStackError.client(
             GARBAGE, "malformed VM inventory", type(exc).__name__, operation=operation
         ) from exc

@@ -22,14 +22,14 @@ from typing import Any
 from vmclock.zstack.errors import GARBAGE, JOB_EXPIRED, JOB_TIMEOUT, TIMEOUT, TRANSPORT, ZStackError
 from vmclock.zstack.options import ClientOptions
 from vmclock.zstack.replies import Reply, error_from_reply, garbage, success_body
-from vmclock.zstack.retry import RetryPolicy
 from vmclock.zstack.transport import Transport
 
 log = logging.getLogger(__name__)
 
 JOBS_PATH = "/v1/api-jobs/"
 DEFAULT_API_TIMEOUT_MS = 1_800_000  # ZStack's default for async APIs without @DefaultTimeout (30 min)
-_JOB_ID_RE = re.compile(r"^[0-9A-Za-z-]+$")
+MIN_API_TIMEOUT = 5.0  # seconds: a server-given apiTimeout below this is raised to it (never below max)
+_JOB_ID_RE = re.compile(r"^[0-9A-Za-z-]{1,64}$")  # ZStack's are 32 hex characters
 _POLL_TRANSIENT = frozenset({TRANSPORT, TIMEOUT, GARBAGE})  # the job lives on; only this poll failed
 _GROWTH = 1.5
 _LEARNED_HEAD = 0.75  # first poll at 3/4 of the typical duration: early enough not to overshoot it
@@ -80,7 +80,7 @@ class JobRunner:
         self._pacer = PollPacer(options.poll_first_delay, options.poll_max_delay)
         # Waits after a failed poll: a failing poll means the node or the path to it is unwell, so back off
         # like any retry instead of at the (fast) polling pace.
-        self._poll_retry = RetryPolicy(base_delay=options.retry_base_delay, max_delay=options.retry_max_delay)
+        self._poll_retry = options.retry_backoff()
 
     async def run(
         self, api: str, method: str, api_path: str, body: Mapping[str, Any], headers: Headers
@@ -181,12 +181,19 @@ class JobRunner:
         return JOBS_PATH + job_id
 
     def _deadline(self, body: Any, *, since: float) -> float:
-        """apiTimeout (ms) bounds the wait; ZStack fails the job itself by then, this is only a safety net."""
+        """apiTimeout (ms) bounds the wait; ZStack fails the job itself by then, this is only a safety net.
+
+        The server's value is clamped to [MIN_API_TIMEOUT, max_job_timeout]: an endpoint answering 1e15 must
+        not make the operator poll (and hold the policy) forever, nor one answering 1 give up at once.
+        """
         timeout_ms = body.get("apiTimeout") if isinstance(body, dict) else None
-        if not isinstance(timeout_ms, int | float) or isinstance(timeout_ms, bool) or timeout_ms <= 0:
+        # `not > 0` also refuses NaN (all its comparisons are false), should one ever get past jsonguard.
+        if not isinstance(timeout_ms, int | float) or isinstance(timeout_ms, bool) or not timeout_ms > 0:
             timeout_ms = DEFAULT_API_TIMEOUT_MS
+        ceiling = self._options.max_job_timeout
+        timeout = min(ceiling, max(min(MIN_API_TIMEOUT, ceiling), timeout_ms / 1000.0))
         grace = self._options.request_timeout + self._options.poll_max_delay
-        return since + timeout_ms / 1000.0 + grace
+        return since + timeout + grace
 
 
 def _job_timeout(api: str) -> ZStackError:

@@ -22,7 +22,17 @@ class StorageMode(StrEnum):
     SYSTEM_TAG = "SystemTag"  # 4.1.0 .. 4.3.10: system tag clockTrack::guest, absence means host
 
 
-_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+# getVersion answers before anything proves the endpoint is ZStack, so its text is untrusted: only a short
+# head is searched, with bounded groups (`\d+` over a megabyte of digits is quadratic: hours of blocked loop).
+VERSION_HEAD = 64
+_VERSION_RE = re.compile(r"(\d{1,9})\.(\d{1,9})\.(\d{1,9})")
+
+# status.vms[].inventory's maxLength per field (crds/vmclock.zstack.io_vmclockpolicies.yaml): longer values
+# are cut when parsed, so a status PATCH can never fail validation (422) because of what ZStack sent.
+NAME_MAX = 255
+FIELD_MAX = 64
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True, order=True)
@@ -33,10 +43,14 @@ class ZStackVersion:
 
     @classmethod
     def parse(cls, text: str) -> ZStackVersion:
-        """Accept what getVersion returns ("4.3.12", "5.3.0.123", "zstack-4.8.0"), keeping x.y.z."""
-        match = _VERSION_RE.search(text)
+        """Accept what getVersion returns ("4.3.12", "5.3.0.123", "zstack-4.8.0"), keeping x.y.z.
+
+        Only the first VERSION_HEAD characters are looked at.
+        """
+        head = text[:VERSION_HEAD]
+        match = _VERSION_RE.search(head)
         if not match:
-            raise ValueError(f"unrecognised ZStack version {text!r}; expected x.y.z")
+            raise ValueError(f"unrecognised ZStack version {head[:32]!r}; expected x.y.z")
         return cls(*(int(g) for g in match.groups()))
 
     def __str__(self) -> str:
@@ -67,20 +81,30 @@ class VmInventory:
     memory_size: int = 0
     last_op_date: str = ""
 
+    # ZStack's field names, in the order of the dataclass fields: what a VM query asks for with `fields=`.
+    ZSTACK_FIELDS = (
+        "uuid", "name", "state", "platform", "hypervisorType", "zoneUuid", "clusterUuid", "hostUuid",
+        "lastHostUuid", "cpuNum", "memorySize", "lastOpDate",
+    )  # fmt: skip
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VmInventory:
+        """One VmInstanceInventory, texts cut and numbers clamped to what status allows.
+
+        Raises TypeError, ValueError or OverflowError (a float like 1e400 is infinite) for a malformed row.
+        """
         return cls(
-            uuid=str(data["uuid"]),
-            name=str(data.get("name") or ""),
-            state=str(data.get("state") or ""),
-            platform=str(data.get("platform") or ""),
-            hypervisor_type=str(data.get("hypervisorType") or ""),
-            zone_uuid=str(data.get("zoneUuid") or ""),
-            cluster_uuid=str(data.get("clusterUuid") or ""),
-            host_uuid=str(data.get("hostUuid") or data.get("lastHostUuid") or ""),
-            cpu_num=int(data.get("cpuNum") or 0),
-            memory_size=int(data.get("memorySize") or 0),
-            last_op_date=str(data.get("lastOpDate") or ""),
+            uuid=_text(data["uuid"], FIELD_MAX),
+            name=_text(data.get("name"), NAME_MAX),
+            state=_text(data.get("state"), FIELD_MAX),
+            platform=_text(data.get("platform"), FIELD_MAX),
+            hypervisor_type=_text(data.get("hypervisorType"), FIELD_MAX),
+            zone_uuid=_text(data.get("zoneUuid"), FIELD_MAX),
+            cluster_uuid=_text(data.get("clusterUuid"), FIELD_MAX),
+            host_uuid=_text(data.get("hostUuid") or data.get("lastHostUuid"), FIELD_MAX),
+            cpu_num=_count(data.get("cpuNum"), INT32_MAX),
+            memory_size=_count(data.get("memorySize"), INT64_MAX),
+            last_op_date=_text(data.get("lastOpDate"), FIELD_MAX),
         )
 
     @property
@@ -103,3 +127,14 @@ class VmInventory:
             "lastOpDate": self.last_op_date,
         }
         return {k: v for k, v in out.items() if v not in ("", 0)}
+
+
+def _text(value: Any, limit: int) -> str:
+    if isinstance(value, dict | list):
+        raise TypeError("inventory text field holds a JSON container")
+    return str(value or "")[:limit]
+
+
+def _count(value: Any, ceiling: int) -> int:
+    """A non-negative integer field (status declares minimum 0 and an int32/int64 format)."""
+    return min(ceiling, max(0, int(value or 0)))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from vmclock.backoff import Backoff
+
 _CONTEXT_PATH_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
 
 # Jetty (ZStack's servlet container) and aiohttp both refuse a request line longer than 8 KiB; counting the
@@ -35,6 +37,12 @@ class ClientOptions:
     poll_first_delay: float = 0.02
     poll_max_delay: float = 2.0
     page_size: int = 1000  # ZStack's own default `limit`
+    # Bounds on what one management node may send back (design §6.2). A page of 1000 full VM inventories
+    # is about 2.7 MB and one of 10,000 fields=-projected rows about 4.5 MB (more with long names and
+    # ZStack's per-row schema entries): 8 MiB leaves room for both.
+    max_reply_bytes: int = 8 * 1024 * 1024
+    max_listing_rows: int = 20_000  # rows one open listing may return (batched uuid lists are exact)
+    max_job_timeout: float = 1800.0  # the server's apiTimeout is clamped to this (ZStack's default, 30 min)
 
     def __post_init__(self) -> None:
         if not _CONTEXT_PATH_RE.match(self.context_path):
@@ -46,6 +54,9 @@ class ClientOptions:
             "retry_attempts": self.retry_attempts,
             "poll_first_delay": self.poll_first_delay,
             "page_size": self.page_size,
+            "max_reply_bytes": self.max_reply_bytes,
+            "max_listing_rows": self.max_listing_rows,
+            "max_job_timeout": self.max_job_timeout,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -54,6 +65,10 @@ class ClientOptions:
             raise ValueError("retry delays must satisfy 0 <= retry_base_delay <= retry_max_delay")
         if self.poll_max_delay < self.poll_first_delay:
             raise ValueError("poll_max_delay must not be smaller than poll_first_delay")
+
+    def retry_backoff(self) -> Backoff:
+        """The waits between retries of a failed call, and between failed polls of a job."""
+        return Backoff(base=self.retry_base_delay, cap=self.retry_max_delay)
 
     @property
     def aiohttp_ssl(self) -> ssl_module.SSLContext | bool:

@@ -3,9 +3,14 @@
 Error details come from places we do not control (a server's free-text message, an aiohttp exception that
 quotes a URL such as the logout path, which holds the session id). The client knows its own secrets, so
 every such text passes through one Redactor before it is put into a ZStackError.
+
+Most secrets are fixed strings (a password, its SHA-512, a session id, an AccessKey secret). An AccessKey
+signature is new on every request (it signs the Date), so it is masked by its shape instead.
 """
 
 from __future__ import annotations
+
+import re
 
 MASK = "***"
 _MIN_SECRET_LENGTH = 4  # shorter strings would mask ordinary words, and are no secret worth the name
@@ -16,15 +21,23 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._patterns: list[re.Pattern[str]] = []
 
     def add(self, *secrets: str) -> None:
         self._secrets.update(s for s in secrets if len(s) >= _MIN_SECRET_LENGTH)
+
+    def add_pattern(self, pattern: re.Pattern[str]) -> None:
+        """Mask every match of `pattern` too: for secrets that change with each request."""
+        if pattern not in self._patterns:
+            self._patterns.append(pattern)
 
     def __call__(self, text: str) -> str:
         # Longest first, so a secret that contains another one is masked whole.
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
+        for pattern in self._patterns:
+            text = pattern.sub(MASK, text)
         return text
 
     def __repr__(self) -> str:
-        return f"Redactor({len(self._secrets)} secrets)"
+        return f"Redactor({len(self._secrets)} secrets, {len(self._patterns)} patterns)"

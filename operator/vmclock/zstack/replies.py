@@ -7,19 +7,20 @@ the one place that knows those shapes, so every caller classifies failures the s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vmclock.zstack.errors import GARBAGE, HTTP, ErrorCode, ZStackError
+from vmclock.zstack import jsonguard
+from vmclock.zstack.errors import GARBAGE, HTTP, REDIRECT, ErrorCode, ZStackError
 
 _SNIPPET = 300  # enough of a plain-text/HTML body to diagnose, short enough for status and logs
+_HEAD = 4 * _SNIPPET  # bytes of the body kept as text: a snippet's worth even after stripping
 
 
 @dataclass(frozen=True)
 class Reply:
-    """One HTTP answer: status, the JSON body if it parsed, and the text for diagnostics."""
+    """One HTTP answer: status, the JSON body if it parsed, the head of the body as text for diagnostics."""
 
     status: int
     body: Any
@@ -27,13 +28,17 @@ class Reply:
 
     @classmethod
     def decode(cls, status: int, raw: bytes) -> Reply:
-        """Parse JSON whatever the Content-Type says (ZStack sends none); keep non-JSON as text only."""
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            body = json.loads(text) if text.strip() else None
-        except ValueError:
-            body = None
-        return cls(status=status, body=body, text=text)
+        """Parse JSON whatever the Content-Type says (ZStack sends none); keep non-JSON as text only.
+
+        Raises jsonguard.ReplyRejected for JSON too deep or too big to decode without blocking the loop.
+        """
+        body = None
+        if jsonguard.looks_like_json(raw):
+            try:
+                body = jsonguard.decode(raw)
+            except ValueError:
+                body = None
+        return cls(status=status, body=body, text=raw[:_HEAD].decode("utf-8", errors="replace"))
 
     @property
     def error_body(self) -> dict[str, Any] | None:
@@ -44,7 +49,12 @@ class Reply:
 
 
 def error_from_reply(reply: Reply, operation: str, redact: Callable[[str], str]) -> ZStackError:
-    """Classify a non-success answer: ZStack ErrorCode, garbage 5xx (retryable) or REST-layer 4xx."""
+    """Classify a non-success answer: ZStack ErrorCode, garbage 5xx (retryable) or REST-layer 4xx/3xx."""
+    if 300 <= reply.status < 400:
+        # ZStack never redirects; the transport never follows one (it could carry the Authorization header
+        # to another host). Terminal: the endpoint is misconfigured or hostile either way.
+        description = f"HTTP {reply.status} redirect from the endpoint; redirects are not followed"
+        return ZStackError.client(REDIRECT, description, http_status=reply.status, operation=operation)
     error = reply.error_body
     if error is not None:
         return ZStackError(

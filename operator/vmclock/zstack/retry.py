@@ -1,19 +1,16 @@
-"""Bounded retries with full-jitter exponential backoff.
-
-Full jitter (a uniform delay between 0 and the exponential ceiling) spreads the retries of many concurrent
-callers that failed together (a management node restart, a proxy hiccup) instead of having them return in
-lock-step waves.
+"""Bounded retries, waiting by the operator's one backoff rule (vmclock.backoff: exponential, capped,
+full jitter) so that many callers that failed together do not come back in lock-step waves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
+from vmclock.backoff import Backoff
 from vmclock.zstack.errors import ZStackError
 
 log = logging.getLogger(__name__)
@@ -27,19 +24,10 @@ def never_recover(_: ZStackError) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """`attempts` tries in total; the n-th retry waits uniform(0, min(max_delay, base_delay * 2**n))."""
+    """`attempts` tries in total; retry number n (0-based) waits `backoff.delay(n)`."""
 
-    attempts: int = 5
-    base_delay: float = 0.2
-    max_delay: float = 5.0
-    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
-
-    def ceiling(self, retry: int) -> float:
-        """The largest delay before retry number `retry` (0 for the first retry)."""
-        return min(self.max_delay, self.base_delay * 2.0**retry)
-
-    def delay(self, retry: int) -> float:
-        return self.rng.uniform(0.0, self.ceiling(retry))
+    attempts: int
+    backoff: Backoff
 
     async def run(
         self,
@@ -63,7 +51,7 @@ class RetryPolicy:
                     continue
                 if not err.retryable or retries + 1 >= self.attempts:
                     raise
-                pause = self.delay(retries)
+                pause = self.backoff.delay(retries)
                 retries += 1
                 log.info(
                     "%s: %s, retry %d/%d in %.2fs", operation, err.code, retries, self.attempts - 1, pause

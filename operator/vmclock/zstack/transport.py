@@ -1,7 +1,10 @@
 """HTTP to one management node: one reused aiohttp session, a concurrency cap, timeouts, error folding.
 
 Everything above this layer sees either a `Reply` or a `ZStackError` with a client-side code
-(CLIENT.TRANSPORT / CLIENT.TIMEOUT), never an aiohttp exception.
+(CLIENT.TRANSPORT / CLIENT.TIMEOUT / CLIENT.REPLY_TOO_LARGE / CLIENT.BAD_REPLY), never an aiohttp exception.
+A body is read in chunks up to `max_reply_bytes` and the connection dropped past that, so an endpoint
+cannot make the process hold more than that per request (design §6.2); bodies are never decompressed
+(a small gzip bomb would otherwise expand past any cap before a chunk is seen).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import aiohttp
 from yarl import URL
 
 from vmclock import __version__
-from vmclock.zstack.errors import TIMEOUT, TRANSPORT, ZStackError
+from vmclock.zstack.errors import BAD_REPLY, REPLY_TOO_LARGE, TIMEOUT, TRANSPORT, ZStackError
+from vmclock.zstack.jsonguard import ReplyRejected
 from vmclock.zstack.options import ClientOptions, Endpoint
 from vmclock.zstack.redact import Redactor
 from vmclock.zstack.replies import Reply
@@ -24,6 +28,7 @@ from vmclock.zstack.replies import Reply
 log = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"  # what ZStack's own SDKs send
+_CHUNK = 64 * 1024
 
 
 class Transport:
@@ -32,7 +37,7 @@ class Transport:
     def __init__(self, endpoint: Endpoint, options: ClientOptions, redact: Redactor) -> None:
         self.endpoint = endpoint
         self.redact = redact
-        self._options = options
+        self.options = options
         self._gate = asyncio.Semaphore(options.max_concurrent_requests)
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
@@ -42,14 +47,15 @@ class Transport:
         if self._closed:
             raise RuntimeError("the ZStack client is closed")
         if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self._options.aiohttp_ssl)
+            connector = aiohttp.TCPConnector(ssl=self.options.aiohttp_ssl)
             timeout = aiohttp.ClientTimeout(
-                total=self._options.request_timeout, sock_connect=self._options.connect_timeout
+                total=self.options.request_timeout, sock_connect=self.options.connect_timeout
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=timeout,
-                headers={"User-Agent": f"vmclock/{__version__}"},
+                headers={"User-Agent": f"vmclock/{__version__}", "Accept-Encoding": "identity"},
+                auto_decompress=False,
             )
             # aiohttp silently resends a PUT/DELETE/GET once when its connection drops. A ZStack submit is
             # not idempotent: the copy carries the same X-Job-UUID, which >= 4.6 refuses (400 "Duplicate
@@ -83,7 +89,7 @@ class Transport:
                 async with session.request(
                     method, url, data=data, headers=request_headers, allow_redirects=False
                 ) as resp:
-                    raw = await resp.read()
+                    raw = await self._read_capped(resp, operation)
                     status = resp.status
             # `from None`: aiohttp's own messages may quote the URL (the logout path holds the session id), so
             # only the redacted text travels on, never the original exception.
@@ -91,7 +97,25 @@ class Transport:
                 raise self._failure(TIMEOUT, "request timed out", exc, operation) from None
             except aiohttp.ClientError as exc:
                 raise self._failure(TRANSPORT, "connection failed", exc, operation) from None
-        return Reply.decode(status, raw)
+        try:
+            return Reply.decode(status, raw)
+        except ReplyRejected as exc:
+            raise ZStackError.client(BAD_REPLY, str(exc), http_status=status, operation=operation) from None
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, operation: str) -> bytes:
+        """The body, or REPLY_TOO_LARGE (connection dropped) as soon as it is known to pass the cap."""
+        limit = self.options.max_reply_bytes
+        body = bytearray()
+        if resp.content_length is None or resp.content_length <= limit:
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    break
+            else:
+                return bytes(body)
+        resp.close()
+        description = f"reply body larger than {limit} bytes"
+        raise ZStackError.client(REPLY_TOO_LARGE, description, http_status=resp.status, operation=operation)
 
     def _failure(self, code: str, description: str, exc: BaseException, operation: str) -> ZStackError:
         details = self.redact(f"{type(exc).__name__}: {exc}".rstrip(": "))

@@ -17,9 +17,13 @@ local function message_or(fallback)
   return ready.message
 end
 
--- Ready=False for these reasons does not heal by retrying: the Secret, the credentials or ZStack has to
--- change. Unreachable and NotReady (management node still starting) are retried: Progressing.
-local terminal = { AuthFailed = true, InvalidSecret = true, SecretNotFound = true, Unsupported = true }
+-- Ready=False for these reasons does not heal by retrying: the Secret (or its allowed-endpoints annotation),
+-- the credentials, the endpoint or ZStack has to change. Unreachable and NotReady (management node still
+-- starting) are retried: Progressing. VmClockPolicy's health uses the same list for status.connection.reason.
+local terminal = {
+  AuthFailed = true, InvalidSecret = true, SecretNotFound = true,
+  EndpointNotAllowed = true, InsecureEndpoint = true, Unsupported = true,
+}
 
 local generation = obj.metadata.generation
 if ready == nil or status.observedGeneration == nil then
