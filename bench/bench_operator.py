@@ -1,15 +1,20 @@
-"""Benchmark: the operator end to end, through a real kube-apiserver, against a simulator process.
+"""Benchmark: one big policy against many small ones, end to end, through a real kube-apiserver.
 
-Numbers, not pass/fail. Starts etcd + kube-apiserver (tests/controlplane), applies crds/, runs the simulator
-(``--job-latency 0.05``) and the operator (``python -m vmclock run -A``) as real processes, then measures:
-1. one policy selecting 1,000 VMs that all need a write: ``kubectl apply`` -> Ready=True for the current
-   generation; SetVmClockTrack count; size of the stored ``.status`` and of the whole object;
-2. 100 policies x 10 distinct VMs, all needing a write, applied with one ``kubectl apply`` of a List -> all
-   Ready (run last, so the resync measurement below sees only the big policy);
-3. ZStack calls per resync of the big policy once it is in sync (``resyncIntervalSeconds: 10``): reconciles
-   are counted in the operator's log, calls in the simulator and in the operator's own metrics;
-4. peak (VmHWM) and final (VmRSS) resident memory of the operator, the simulator and the control plane.
-The ZStackConnection's resync interval is set to an hour so nothing but the measured policy resyncs.
+Numbers, not pass/fail (issue 8, design.md §5.5: "100 policies x 10 VMs cost about what 1 policy x 1,000
+VMs costs"). Starts etcd + kube-apiserver (tests/controlplane), applies crds/, runs the simulator
+(``--job-latency 0.05``) and the operator (``python -m vmclock run -A``) as real processes, with ONE
+ZStackConnection, then runs two scenarios one after the other, on different VMs (so both need writes):
+1. 1 policy x 1,000 VMs; 2. 100 policies x 10 VMs (one ``kubectl apply`` of a List). For each:
+- ``kubectl apply`` -> every policy Ready=True for its generation (seen through a watch), with the ZStack
+  calls and CPU it took;
+- ZStack calls per in-sync resync round: the policies have ``resyncIntervalSeconds: 10`` (the minimum); the
+  simulator's per-API counts and the operator's reconcile log lines are sampled until a few whole rounds
+  are seen (bench_operator_rounds); also the API server's write requests in that window (status PATCHes,
+  Events) from its ``apiserver_request_total``;
+- the operator's resident memory; then every policy is deleted (``Orphan``: no ZStack call), so the next
+  scenario's rounds are measured alone.
+Last, peak (VmHWM) and final (VmRSS) memory of the operator, the simulator and the control plane. The
+connection's own resync interval is an hour, so its checks stay out of the windows.
 
     .venv/bin/python bench/bench_operator.py [--quick] [--json PATH] [--logs DIR]
 
@@ -29,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,11 +44,18 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the control-plane tooling and the e2e harness live there
 
-from bench_operator_probes import ReconcileLog, cpu_seconds, sample, zstack_calls  # noqa: E402
+from bench_operator_probes import (  # noqa: E402
+    ReconcileLog,
+    api_writes,
+    cpu_seconds,
+    sample,
+    zstack_calls,
+)
+from bench_operator_report import table  # noqa: E402
+from bench_operator_rounds import WRITE_APIS, Round, RoundMeter, Window, reads  # noqa: E402
 from bench_operator_watch import PolicyWatch  # noqa: E402
 from controlplane import ControlPlane, Kubectl, require_binaries  # noqa: E402
 from harness import (  # noqa: E402
-    POLICY,
     Obj,
     OperatorProcess,
     SimulatorProcess,
@@ -59,26 +71,41 @@ from harness.e2e import VmPool  # noqa: E402
 NAMESPACE = "bench"
 SECRET = "zstack-credentials"
 CONNECTION = "default"
-BIG = "big"
 JOB_LATENCY = 0.05
 CONNECTION_RESYNC = 3600
-MEASURED_RESYNC = 10
+POLICY_RESYNC = 10  # the CRD's minimum, so rounds come quickly
 OPPOSITE = {"guest": "host", "host": "guest"}
 CONVERGE_TIMEOUT = 300.0
 STATUS_BUDGET = 256 * 1024
+STATUS_PATCH = "PATCH vmclockpolicies/status"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One scenario: `policies` policies of `size` VMs each, every VM needing a write."""
+
+    key: str
+    policies: int
+    size: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.policies} x {self.size:,}"
+
+    def names(self) -> list[str]:
+        return ["big"] if self.policies == 1 else [f"small-{i:03d}" for i in range(self.policies)]
 
 
 @dataclass(frozen=True)
 class Scale:
     vms: int
-    big: int
-    small_policies: int
-    small_size: int
+    one: Shape
+    many: Shape
     resync_rounds: int
 
 
-FULL = Scale(vms=2100, big=1000, small_policies=100, small_size=10, resync_rounds=3)
-QUICK = Scale(vms=500, big=200, small_policies=20, small_size=10, resync_rounds=2)
+FULL = Scale(vms=2100, one=Shape("onePolicy", 1, 1000), many=Shape("manyPolicies", 100, 10), resync_rounds=3)
+QUICK = Scale(vms=500, one=Shape("onePolicy", 1, 200), many=Shape("manyPolicies", 20, 10), resync_rounds=2)
 
 
 class Stop(BaseException):
@@ -94,6 +121,20 @@ def ready_now(obj: Obj) -> bool:
     status = obj.get("status") or {}
     generation = obj["metadata"].get("generation")
     return status.get("observedGeneration") == generation and condition_is(obj, "Ready", "True")
+
+
+def spread(seconds: Iterable[float]) -> dict[str, float]:
+    times = sorted(seconds)
+    return {
+        "first": times[0],
+        "p50": times[len(times) // 2],
+        "p90": times[int(len(times) * 0.9)],
+        "last": times[-1],
+    }
+
+
+def per_round(count: float, rounds: int) -> float:
+    return round(count / rounds, 1)
 
 
 class Bench:
@@ -130,7 +171,8 @@ class Bench:
         self.kubectl("create", "namespace", NAMESPACE)
         self.tenant = Tenant(self.kubectl, NAMESPACE)
         self.tenant.apply(
-            account_secret(SECRET, "admin", "password"),  # the simulator's default account
+            # the simulator's default account, allowed to go to the simulator only
+            account_secret(SECRET, "admin", "password", allow=self.sim.endpoint),
             connection(CONNECTION, self.sim.endpoint, SECRET, resync_seconds=CONNECTION_RESYNC),
         )
         wait_for(
@@ -143,13 +185,6 @@ class Bench:
         self.watch = PolicyWatch(self.plane.kubeconfig, NAMESPACE)
 
     # ----------------------------------------------------------------- probes
-
-    def wait_ready(self, name: str) -> Obj:
-        """The policy once Ready=True for its current generation (observed through a watch)."""
-        seen = self.watch.until(
-            lambda objs: name in objs and ready_now(objs[name]), timeout=CONVERGE_TIMEOUT, name=name
-        )
-        return seen[name]
 
     def apply_until_ready(self, objs: list[Obj]) -> tuple[dict[str, Obj], float, dict[str, float]]:
         """One ``kubectl apply`` of ``objs``, watched until every one is Ready for its current generation.
@@ -193,6 +228,15 @@ class Bench:
         used["bench+kubectl"] = time.process_time() + children.ru_utime + children.ru_stime
         return used
 
+    def zstack_counts(self) -> Counter[str]:
+        return Counter(self.sim.admin.stats().calls)
+
+    def api_server_writes(self) -> Counter[str]:
+        status, body = self.plane.get("/metrics")
+        if status != 200:
+            raise RuntimeError(f"kube-apiserver /metrics answered {status}")
+        return api_writes(body.decode())
+
     @contextlib.contextmanager
     def measured(self, into: dict[str, Any]) -> Iterator[None]:
         """Reset the simulator's counters, then record wall time, CPU per process and ZStack calls."""
@@ -206,6 +250,7 @@ class Bench:
         into["zstackMeanMs"] = calls.mean_ms()
         stats = self.sim.admin.stats()
         into["zstackCalls"] = dict(sorted(stats.calls.items()))
+        into["zstackReads"] = reads(Counter(stats.calls))
         into["setVmClockTrack"] = stats.count("SetVmClockTrack")
         into["maxInFlight"] = stats.max_in_flight
         if stats.writes:
@@ -214,90 +259,46 @@ class Bench:
 
     # ----------------------------------------------------------------- scenarios
 
-    def single_policy(self) -> dict[str, Any]:
-        count = self.scale.big
-        say(f"[1] 1 policy x {count} VMs, every VM needs a write ...")
-        uuids = self.pool.take(count, track="host")
-        result: dict[str, Any] = {"vms": count}
-        with self.measured(result):
-            seen, applied, ready_at = self.apply_until_ready([policy(BIG, "guest", uuids)])
-        result["readySeconds"], result["kubectlApplySeconds"] = ready_at[BIG], applied
-        obj = seen[BIG]
-        status = obj["status"]
-        result["summary"] = status.get("summary")
-        result["phases"] = dict(Counter(str(vm.get("phase")) for vm in status.get("vms", [])))
-        result["statusBytes"] = compact_size(status)
-        result["statusVmsBytes"] = compact_size(status.get("vms", []))
-        result["objectBytes"] = compact_size(obj)
-        result["managedFieldsBytes"] = compact_size(obj["metadata"].get("managedFields", []))
-        # Mostly kubectl's last-applied-configuration, a second copy of the spec.
-        result["annotationsBytes"] = compact_size(obj["metadata"].get("annotations", {}))
-        result["specBytes"] = compact_size(obj["spec"])
-        result["withinStatusBudget"] = result["statusBytes"] <= STATUS_BUDGET
-        return result
-
-    def resync_cost(self) -> dict[str, Any]:
-        """Calls per drift check of the in-sync big policy.
-
-        Setting ``resyncIntervalSeconds`` is a spec change, so it first causes one handler reconcile; the
-        window opens only after that one has logged its end, and closes as soon as the chosen number of
-        further reconciles have logged theirs, so no half-finished reconcile is counted.
-        """
-        rounds = self.scale.resync_rounds
-        say(f"[3] ZStack calls per resync of the in-sync policy ({rounds} resyncs of {MEASURED_RESYNC}s) ...")
-        log = ReconcileLog(self.operator.log_path, NAMESPACE, BIG)
-        before_patch = log.offset()
-        self.tenant.merge_patch(POLICY, BIG, {"spec": {"resyncIntervalSeconds": MEASURED_RESYNC}})
-        generation = self.wait_ready(BIG)["metadata"]["generation"]
-        wait_for(
-            lambda: log.since(before_patch),
-            lambda seen: any(r.generation == generation for r in seen),
-            timeout=60,
-            interval=0.2,
-            what="the patch's reconcile in the operator log",
+    def scenario(self, shape: Shape, step: int) -> dict[str, Any]:
+        """Apply `shape`, measure its in-sync rounds, then delete its policies (Orphan: ZStack untouched)."""
+        names = shape.names()
+        objs = [policy(name, *self.take_group(shape.size), resync_seconds=POLICY_RESYNC) for name in names]
+        say(f"[{step}] {shape.label} VMs: apply -> all Ready ...")
+        result: dict[str, Any] = {"policies": shape.policies, "vmsPerPolicy": shape.size}
+        apply: dict[str, Any] = {}
+        with self.measured(apply):
+            seen, applied, ready_at = self.apply_until_ready(objs)
+        apply["kubectlApplySeconds"], apply["readySeconds"] = applied, spread(ready_at.values())
+        apply["phases"] = dict(
+            Counter(str(vm.get("phase")) for obj in seen.values() for vm in obj["status"].get("vms", []))
         )
-        sync_before = self.tenant.policy(BIG)["status"].get("lastSyncTime")
-        offset = log.offset()
-        result: dict[str, Any] = {"resyncIntervalSeconds": MEASURED_RESYNC}
-        with self.measured(result):
-            reconciles = wait_for(
-                lambda: log.since(offset),
-                lambda seen: len(seen) >= rounds,
-                timeout=rounds * MEASURED_RESYNC + 60,
-                interval=0.05,
-                what=f"{rounds} resync reconciles in the operator log",
-            )
-        result["reconciles"] = len(reconciles)
-        result["writesLogged"] = sum(r.writes for r in reconciles)
-        result["callsPerReconcile"] = {
-            k: round(v / len(reconciles), 2) for k, v in result["zstackCalls"].items()
-        }
-        result["operatorMetricsPerReconcile"] = {
-            k: round(v / len(reconciles), 2) for k, v in result["operatorCalls"].items()
-        }
-        result["lastSyncTimeAdvanced"] = self.tenant.policy(BIG)["status"].get("lastSyncTime") != sync_before
-        # Back to a long interval, so the big policy stays (its memory counts) but stops competing with [2].
-        self.tenant.merge_patch(POLICY, BIG, {"spec": {"resyncIntervalSeconds": CONNECTION_RESYNC}})
-        self.wait_ready(BIG)
+        if shape.policies == 1:
+            apply["sizes"] = object_sizes(seen[names[0]])
+        result["apply"] = apply
+        rounds = self.scale.resync_rounds
+        say(f"[{step}] {shape.label} VMs: {rounds} in-sync resync rounds ({POLICY_RESYNC}s interval) ...")
+        result["resync"] = self.resync_rounds(shape)
+        result["operatorMemoryKib"] = asdict(sample(self.operator.pid or 0))
+        say(f"[{step}] {shape.label} VMs: deleting the policies (Orphan) ...")
+        started = time.monotonic()
+        self.kubectl(
+            "delete", "vmclockpolicies", "--all", "--wait=true", "--timeout=300s", namespace=NAMESPACE
+        )
+        result["deleteAllSeconds"] = round(time.monotonic() - started, 2)
         return result
 
-    def many_policies(self) -> dict[str, Any]:
-        count, size = self.scale.small_policies, self.scale.small_size
-        say(f"[2] {count} policies x {size} VMs, one kubectl apply of a List ...")
-        names = [f"small-{i:03d}" for i in range(count)]
-        objs = [policy(name, *self.take_group(size)) for name in names]
-        result: dict[str, Any] = {"policies": count, "vmsPerPolicy": size}
-        with self.measured(result):
-            _, applied, ready_at = self.apply_until_ready(objs)
-        times = sorted(ready_at.values())
-        result["kubectlApplySeconds"] = applied
-        result["readySeconds"] = {
-            "first": times[0],
-            "p50": times[len(times) // 2],
-            "p90": times[int(len(times) * 0.9)],
-            "last": times[-1],
-        }
-        return result
+    def resync_rounds(self, shape: Shape) -> dict[str, Any]:
+        """Whole in-sync rounds until every policy was checked `resync_rounds` times; costs per round and
+        per cycle (every policy checked once: reads x policies / reconciles, whatever the grouping)."""
+        wanted = self.scale.resync_rounds * shape.policies
+        meter = RoundMeter(
+            self.zstack_counts, ReconcileLog(self.operator.log_path, NAMESPACE), self.api_server_writes
+        )
+        window = meter.measure(
+            lambda rounds: sum(len(r.policies) for r in rounds) >= wanted,
+            timeout=(self.scale.resync_rounds + 3) * POLICY_RESYNC + 60,
+        )
+        return round_costs(window, shape.policies)
 
     def take_group(self, size: int) -> tuple[str, list[str]]:
         """``size`` unused VMs sharing one current track, and the other track as the policy's target."""
@@ -310,60 +311,61 @@ class Bench:
         return {name: asdict(sample(pid)) for name, pid in self.pids().items()}
 
 
-# --------------------------------------------------------------------------- report
+def object_sizes(obj: Obj) -> dict[str, Any]:
+    """How big one policy's stored object is, and where the bytes are."""
+    status = obj["status"]
+    return {
+        "statusBytes": compact_size(status),
+        "statusVmsBytes": compact_size(status.get("vms", [])),
+        "objectBytes": compact_size(obj),
+        "managedFieldsBytes": compact_size(obj["metadata"].get("managedFields", [])),
+        # Mostly kubectl's last-applied-configuration, a second copy of the spec.
+        "annotationsBytes": compact_size(obj["metadata"].get("annotations", {})),
+        "specBytes": compact_size(obj["spec"]),
+        "withinStatusBudget": compact_size(status) <= STATUS_BUDGET,
+    }
 
 
-def table(results: dict[str, Any]) -> str:
-    single, resync, many = results["singlePolicy"], results["resync"], results["manyPolicies"]
-    rows = [
-        ("[1] policies x VMs (all need a write)", f"1 x {single['vms']}"),
-        (
-            "    apply -> Ready",
-            f"{single['readySeconds']} s (kubectl apply {single['kubectlApplySeconds']} s)",
-        ),
-        ("    SetVmClockTrack calls", str(single["setVmClockTrack"])),
-        ("    first..last write", f"{single.get('writeSpanSeconds', '-')} s"),
-        ("    phases in .status.vms", fmt_calls(single["phases"])),
-        ("    .status size", f"{single['statusBytes']:,} B (budget {STATUS_BUDGET:,})"),
-        (
-            "    whole object size",
-            f"{single['objectBytes']:,} B (managedFields {single['managedFieldsBytes']:,}, "
-            f"annotations {single['annotationsBytes']:,}, spec {single['specBytes']:,})",
-        ),
-        ("    all ZStack calls", fmt_calls(single["zstackCalls"])),
-        ("    CPU seconds", fmt_calls(single["cpuSeconds"])),
-        ("    mean ZStack call latency (ms)", fmt_calls(single["zstackMeanMs"])),
-        ("[2] policies x VMs (all need a write)", f"{many['policies']} x {many['vmsPerPolicy']}"),
-        (
-            "    apply (List) -> all Ready",
-            f"{many['readySeconds']['last']} s (kubectl apply {many['kubectlApplySeconds']} s)",
-        ),
-        (
-            "    Ready after (first/p50/p90/last)",
-            " / ".join(f"{v}" for v in many["readySeconds"].values()) + " s",
-        ),
-        ("    SetVmClockTrack calls", str(many["setVmClockTrack"])),
-        ("    all ZStack calls", fmt_calls(many["zstackCalls"])),
-        ("    CPU seconds", fmt_calls(many["cpuSeconds"])),
-        ("    mean ZStack call latency (ms)", fmt_calls(many["zstackMeanMs"])),
-        ("[3] resync of in-sync policy", f"{resync['reconciles']} reconciles in {resync['seconds']} s"),
-        ("    ZStack calls per reconcile", fmt_calls(resync["callsPerReconcile"])),
-        ("    operator metrics per reconcile", fmt_calls(resync["operatorMetricsPerReconcile"])),
-        ("    writes logged in the window", str(resync["writesLogged"])),
-        ("    lastSyncTime advanced", str(resync["lastSyncTimeAdvanced"])),
-    ]
-    for name, proc in results["processes"].items():
-        peak, now = proc["peak_rss_kib"] / 1024, proc["rss_kib"] / 1024
-        rows.append((f"[4] {name} RSS peak / end", f"{peak:.1f} / {now:.1f} MiB, {proc['threads']} threads"))
-    rows.append(
-        ("load average before / after", f"{results['loadAverageBefore']} / {results['loadAverageAfter']}")
-    )
-    width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+def round_costs(window: Window, policies: int) -> dict[str, Any]:
+    count, calls = len(window.rounds), window.calls
+    total_reads = reads(calls)
+    return {
+        "windowSeconds": window.seconds,
+        "rounds": count,
+        "reconciles": window.reconciles,
+        "readsPerRound": per_round(total_reads, count),
+        "readsPerCycle": round(total_reads * policies / window.reconciles, 1),
+        "callsPerRound": {api: per_round(n, count) for api, n in sorted(calls.items())},
+        "zstackWritesPerRound": per_round(sum(calls[api] for api in WRITE_APIS), count),
+        "writesLogged": sum(r.writes_logged for r in window.rounds),
+        "statusPatchesPerRound": per_round(window.also[STATUS_PATCH], count),
+        "apiServerWrites": dict(sorted(window.also.items())),
+        "detail": [round_detail(r) for r in window.rounds],
+    }
 
 
-def fmt_calls(calls: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in calls.items()) or "-"
+def round_detail(found: Round) -> dict[str, Any]:
+    """When a round ran (seconds into the window), how many reconciles it had, what it read."""
+    return {
+        "at": round(found.started, 1),
+        "seconds": round(found.ended - found.started, 1),
+        "reconciles": len(found.policies),
+        "distinctPolicies": len(set(found.policies)),
+        "reads": reads(found.calls),
+    }
+
+
+def ratios(one: dict[str, Any], many: dict[str, Any]) -> dict[str, float | None]:
+    """Many small policies over one big one, for the same number of VMs (issue 8's goals: apply within
+    1.5x, reads per round within 2x)."""
+    pairs = {
+        "applyReadySeconds": (one["apply"]["readySeconds"]["last"], many["apply"]["readySeconds"]["last"]),
+        "applyZStackReads": (one["apply"]["zstackReads"], many["apply"]["zstackReads"]),
+        "applyOperatorCpu": (one["apply"]["cpuSeconds"]["operator"], many["apply"]["cpuSeconds"]["operator"]),
+        "readsPerRound": (one["resync"]["readsPerRound"], many["resync"]["readsPerRound"]),
+        "readsPerCycle": (one["resync"]["readsPerCycle"], many["resync"]["readsPerCycle"]),
+    }
+    return {key: round(b / a, 2) if a else None for key, (a, b) in pairs.items()}
 
 
 def say(message: str) -> None:
@@ -398,14 +400,10 @@ def run(scale: Scale, logs: Path) -> dict[str, Any]:
             started = time.monotonic()
             bench.start()
             results["startupSeconds"] = round(time.monotonic() - started, 1)
-            steps: list[tuple[str, Callable[[], Any]]] = [
-                ("singlePolicy", bench.single_policy),
-                ("resync", bench.resync_cost),
-                ("manyPolicies", bench.many_policies),
-                ("processes", bench.processes),
-            ]
-            for key, step in steps:
-                results[key] = step()
+            for step, shape in enumerate((scale.one, scale.many), start=1):
+                results[shape.key] = bench.scenario(shape, step)
+            results["ratios"] = ratios(results[scale.one.key], results[scale.many.key])
+            results["processes"] = bench.processes()
         except Exception:
             with contextlib.suppress(AttributeError):  # the operator may not have been started yet
                 say(f"failed; operator log tail:\n{bench.operator.log_tail()}")

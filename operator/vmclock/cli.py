@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> None:
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
         log_prefix=args.log_format != "json",
     )
-    runtime = Runtime.build(metrics_port=args.metrics_port)
+    runtime = Runtime.build(metrics_port=args.metrics_port, endpoints=endpoint_policy(args))
     kopf.run(
         registry=build_registry(runtime),
         settings=build_settings(),

@@ -51,6 +51,7 @@ class KubeObject:
 
     resource_version: str
     data: Mapping[str, bytes] = field(repr=False)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 class KubeApi:
@@ -112,7 +113,8 @@ class KubeApi:
         plain, encoded = ("", "data") if kind == "Secret" else ("data", "binaryData")
         data = {k: v.encode() for k, v in (body.get(plain) or {}).items()}
         data |= {k: base64.b64decode(v) for k, v in (body.get(encoded) or {}).items()}
-        return KubeObject(str(body["metadata"].get("resourceVersion", "")), data)
+        meta = body["metadata"]
+        return KubeObject(str(meta.get("resourceVersion", "")), data, dict(meta.get("annotations") or {}))
 
     async def read_secret(self, namespace: str, name: str) -> KubeObject | None:
         return await self._read_data("Secret", namespace, name)

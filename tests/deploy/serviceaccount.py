@@ -74,7 +74,8 @@ class DeployedOperatorProcess(OperatorProcess):
     """The image's ``ENTRYPOINT`` with the Deployment container's ``args`` and ``env``, in the image's env.
 
     The liveness and metrics listeners are moved from the pod's fixed ports to free loopback ports (several
-    operators may share this machine); every other argument is passed exactly as rendered.  Downward-API
+    operators may share this machine) and `--allow-insecure-endpoints` is added for the plain-http simulator;
+    every other argument is passed exactly as rendered.  Downward-API
     variables (``fieldRef``) get the values the kubelet would give a pod named :attr:`pod_name` in
     :attr:`pod_namespace`.
     """
@@ -90,7 +91,9 @@ class DeployedOperatorProcess(OperatorProcess):
         if missing := sorted(listeners.keys() - flags.keys()):
             raise OperatorError(f"the Deployment's args have no {missing} (expected the --flag=value form)")
         rebound = {flags[flag]: f"{flag}={value}" for flag, value in listeners.items()}
-        return [*self.image.entrypoint, *(rebound.get(arg, arg) for arg in args)]
+        # The one added flag: the simulator serves plain http:// on loopback, which production refuses.
+        insecure = "--allow-insecure-endpoints"
+        return [*self.image.entrypoint, *(rebound.get(arg, arg) for arg in args), insecure]
 
     def container_env(self) -> dict[str, str]:
         downward = {"metadata.name": self.pod_name, "metadata.namespace": self.pod_namespace}

@@ -236,7 +236,9 @@ def test_serviceaccount_cannot_list_secrets_or_delete_policies(
 ) -> None:
     tenant = Tenant(kubectl, namespace)
     tenant.apply(
-        account_secret(SECRET_NAME, credentials.account, credentials.password),
+        account_secret(
+            SECRET_NAME, credentials.account, credentials.password, allow="https://zstack.invalid"
+        ),
         policy("kept", "guest", [secrets.token_hex(16)]),
     )
     # The token authenticates as the ServiceAccount, and what the operator needs is allowed.

@@ -81,7 +81,9 @@ class E2E:
         return [w for w in self.simulator.admin.stats().writes_for([uuid]) if w.at >= injected]
 
     def account_secret(self) -> Obj:
-        return account_secret(SECRET_NAME, self.credentials.account, self.credentials.password)
+        return account_secret(
+            SECRET_NAME, self.credentials.account, self.credentials.password, allow=self.simulator.endpoint
+        )
 
     def connect(self, *, resync_seconds: int | None = None, with_secret: bool = True) -> None:
         """The usual tenant set-up: Secret ``zstack-credentials`` and ZStackConnection ``default``."""

@@ -17,16 +17,21 @@ RECONCILE_REQUESTED_AT = f"{GROUP}/reconcile-requested-at"
 Obj = dict[str, Any]
 
 
-def account_secret(name: str, account: str, password: str) -> Obj:
-    return _secret(name, {"accountName": account, "password": password})
+ALLOWED_ENDPOINTS = f"{GROUP}/allowed-endpoints"
 
 
-def access_key_secret(name: str, key_id: str, key_secret: str) -> Obj:
-    return _secret(name, {"accessKeyId": key_id, "accessKeySecret": key_secret})
+def account_secret(name: str, account: str, password: str, *, allow: str) -> Obj:
+    """A Secret whose credentials may be sent to the endpoint `allow` (its owner's allowed-endpoints)."""
+    return _secret(name, {"accountName": account, "password": password}, allow)
 
 
-def _secret(name: str, string_data: dict[str, str]) -> Obj:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": string_data}
+def access_key_secret(name: str, key_id: str, key_secret: str, *, allow: str) -> Obj:
+    return _secret(name, {"accessKeyId": key_id, "accessKeySecret": key_secret}, allow)
+
+
+def _secret(name: str, string_data: dict[str, str], allow: str) -> Obj:
+    metadata = {"name": name, "annotations": {ALLOWED_ENDPOINTS: allow}}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "stringData": string_data}
 
 
 def connection(

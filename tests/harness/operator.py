@@ -56,6 +56,7 @@ class OperatorProcess(ManagedProcess):
             str(self.metrics_port),
             "--log-format",
             "json",
+            "--allow-insecure-endpoints",  # the simulator serves plain http:// on loopback
             *self.extra_args,
         ]
 

@@ -33,9 +33,9 @@ def test_no_secret_value_appears_in_logs_events_or_status(e2e: E2E) -> None:
     e2e.tenant.apply(
         e2e.account_secret(),
         connection(CONNECTION_NAME, endpoint, SECRET_NAME),
-        access_key_secret("zstack-keys", creds.key_id, creds.key_secret),
+        access_key_secret("zstack-keys", creds.key_id, creds.key_secret, allow=endpoint),
         connection("keys", endpoint, "zstack-keys"),
-        account_secret("zstack-wrong", creds.account, creds.wrong_password),
+        account_secret("zstack-wrong", creds.account, creds.wrong_password, allow=endpoint),
         connection("wrong", endpoint, "zstack-wrong"),
     )
     by_account, by_key, refused = (e2e.vms.take(2, track="host") for _ in range(3))

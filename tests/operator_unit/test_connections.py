@@ -14,11 +14,13 @@ import pytest
 from vmclock.connections import ConnectionManager
 from vmclock.connections.manager import ConnectionVerdict
 from vmclock.connections.status import connection_status
+from vmclock.connections.trust import ALLOWED_ENDPOINTS_ANNOTATION, EndpointPolicy
 from vmclock.engine import ConnectionUnavailable
 from vmclock.kubeapi import KubeObject
 from vmclock.simulator import Simulator, SimulatorConfig
 
 SECRET_VALUE = "s3cr3t-Pa55"
+UNREACHABLE_ENDPOINT = "http://127.0.0.1:9"
 
 
 class Objects:
@@ -26,13 +28,20 @@ class Objects:
         self.secrets: dict[tuple[str, str], KubeObject] = {}
         self.config_maps: dict[tuple[str, str], KubeObject] = {}
         self.secret_reads = 0
+        self.allowed: list[str] = [UNREACHABLE_ENDPOINT]
 
     def put_secret(self, name: str, version: str, **data: str) -> None:
+        """Read back with an allowed-endpoints annotation listing every endpoint in `allowed`."""
         self.secrets[("ns", name)] = KubeObject(version, {k: v.encode() for k, v in data.items()})
 
     async def read_secret(self, namespace: str, name: str) -> KubeObject | None:
         self.secret_reads += 1
-        return self.secrets.get((namespace, name))
+        found = self.secrets.get((namespace, name))
+        if found is None:
+            return None
+        return KubeObject(
+            found.resource_version, found.data, {ALLOWED_ENDPOINTS_ANNOTATION: ",".join(self.allowed)}
+        )
 
     async def read_config_map(self, namespace: str, name: str) -> KubeObject | None:
         return self.config_maps.get((namespace, name))
@@ -46,9 +55,10 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 @pytest.fixture
-async def manager() -> AsyncIterator[tuple[ConnectionManager, Objects]]:
+async def manager(sim: Simulator) -> AsyncIterator[tuple[ConnectionManager, Objects]]:
     objects = Objects()
-    made = ConnectionManager(objects)
+    objects.allowed.append(sim.endpoint)
+    made = ConnectionManager(objects, endpoints=EndpointPolicy(allow_insecure=True))
     yield made, objects
     await made.close_all()
 
@@ -137,8 +147,10 @@ async def test_unreachable_not_ready_unsupported_and_missing(
     async with Simulator(
         SimulatorConfig(vms=1, zstack_version="4.0.0", accounts={"admin": SECRET_VALUE})
     ) as old:
+        objects.allowed.append(old.endpoint)
         assert (await connections.check("ns", "old", spec(old))).reason == "Unsupported"
     async with Simulator(SimulatorConfig(vms=1, accounts={"admin": SECRET_VALUE})) as sim:
+        objects.allowed.append(sim.endpoint)
         sim.faults.ready = False
         assert (await connections.check("ns", "busy", spec(sim))).reason == "NotReady"
         gone = spec(sim)
@@ -230,3 +242,34 @@ async def test_a_restore_lease_falls_back_to_the_last_known_good_client(
         await client_of(connections, "ns", "zs", spec(sim))
     async with connections.lease("ns", "zs", None, for_restore=True) as client:
         assert client is good
+
+
+async def test_credentials_go_only_to_endpoints_their_secret_allows(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    """Editing a connection is not reading its Secret: an endpoint the Secret does not list gets nothing."""
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    objects.allowed = ["https://zstack.example:8080"]
+    sim.stats.reset()
+    verdict = await connections.check("ns", "zs", spec(sim))
+    assert verdict.reason == "EndpointNotAllowed"
+    assert "kubectl annotate secret creds -n ns vmclock.zstack.io/allowed-endpoints=" in verdict.message
+    assert sim.endpoint in verdict.message
+    assert sum(sim.stats.calls.values()) == 0, "not a single request reached the endpoint"
+    objects.allowed.append(sim.endpoint)
+    objects.put_secret("creds", "2", accountName="admin", password=SECRET_VALUE)
+    assert (await connections.check("ns", "zs", spec(sim))).ready
+
+
+async def test_plain_http_needs_the_operators_opt_in(sim: Simulator) -> None:
+    objects = Objects()
+    objects.allowed.append(sim.endpoint)
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    strict = ConnectionManager(objects)
+    try:
+        verdict = await strict.check("ns", "zs", spec(sim))
+    finally:
+        await strict.close_all()
+    assert verdict.reason == "InsecureEndpoint"
+    assert "--allow-insecure-endpoints" in verdict.message

@@ -19,6 +19,7 @@ from kopf._core.engines import posting
 from prometheus_client import CollectorRegistry
 
 from vmclock.connections import ConnectionManager
+from vmclock.connections.trust import ALLOWED_ENDPOINTS_ANNOTATION, EndpointPolicy
 from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
 from vmclock.kopfapp.claims import IndexedPolicy, index_entry
 from vmclock.kopfapp.connections import ConnectionWorker
@@ -100,6 +101,11 @@ class FakeIndex(dict[Ref, list[IndexedPolicy]]):
                     self.setdefault(key, []).append(entry)
 
 
+def secret(version: str, sim: Simulator) -> KubeObject:
+    data = {"accountName": b"admin", "password": SECRET_VALUE.encode()}
+    return KubeObject(version, data, {ALLOWED_ENDPOINTS_ANNOTATION: sim.endpoint})
+
+
 @pytest.fixture(autouse=True)
 def no_event_posting() -> None:
     """kopf.event() needs the operator's settings; outside a running operator, posting is switched off."""
@@ -156,14 +162,12 @@ class Parts:
 @pytest.fixture
 async def parts(sim: Simulator) -> AsyncIterator[Parts]:
     kube = FakeKube()
-    kube.secrets[(NS, "creds")] = KubeObject(
-        "1", {"accountName": b"admin", "password": SECRET_VALUE.encode()}
-    )
+    kube.secrets[(NS, "creds")] = secret("1", sim)
     kube.objects[(CONNECTION_PLURAL, *CONNECTION)] = {
         "metadata": {"namespace": NS, "name": CONNECTION.name, "generation": 1, "uid": "uid-c"},
         "spec": {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}},
     }
-    manager = ConnectionManager(kube)
+    manager = ConnectionManager(kube, endpoints=EndpointPolicy(allow_insecure=True))
     metrics = Metrics(CollectorRegistry())
     controller = PolicyController(kube, manager, metrics, workers=4)
     index = FakeIndex()
@@ -334,9 +338,7 @@ async def test_a_secret_rotation_mid_apply_fails_nothing_and_is_used_within_seco
     ref = parts.policy("p", vms)
     parts.controller.enqueue(ref)
     await parts.settle(lambda: len(sim.stats.writes) >= 3)
-    parts.kube.secrets[(NS, "creds")] = KubeObject(
-        "2", {"accountName": b"admin", "password": SECRET_VALUE.encode()}
-    )
+    parts.kube.secrets[(NS, "creds")] = secret("2", sim)
     await _expire_freshness(parts)
     parts.controller.enqueue(ref)
     await parts.settle(lambda: set(phases(parts.status(ref)).values()) <= {"Applied", "InSync"}, within=20)

@@ -1,7 +1,8 @@
 """Turning ``examples/`` into manifests that work against the sandbox's simulator.
 
 The examples are what a user copies, so the sandbox applies them as they are and changes only what cannot
-be right on a fresh machine: the connection endpoint (the simulator's address) and the VM UUIDs (the
+be right on a fresh machine: the connection endpoint (the simulator's address, also in the Secret's
+allowed-endpoints annotation) and the VM UUIDs (the
 simulator's seeded fleet).  UUIDs are mapped one-to-one, so a UUID shared by two example policies stays
 shared.  The choice of VMs makes every example become Ready and show something: Enforce policies get
 Windows VMs (the only platform where ZStack uses the track) that still have the other track, so the
@@ -23,6 +24,7 @@ from harness import SimVm
 
 Obj = dict[str, Any]
 WINDOWS_PLATFORMS = ("Windows", "WindowsVirtio")
+ALLOWED_ENDPOINTS = "vmclock.zstack.io/allowed-endpoints"
 
 
 def load(examples_dir: Path) -> list[Obj]:
@@ -69,6 +71,8 @@ def rewrite(objs: Iterable[Obj], endpoint: str, fleet: list[SimVm]) -> list[Obj]
         obj = copy.deepcopy(original)
         if obj["kind"] == "ZStackConnection":
             obj["spec"]["endpoint"] = endpoint
+        elif obj["kind"] == "Secret":
+            obj["metadata"].setdefault("annotations", {})[ALLOWED_ENDPOINTS] = endpoint
         elif obj["kind"] == "VmClockPolicy":
             spec = obj["spec"]
             prefer = _preferences(spec["track"], spec.get("managementPolicy", "Enforce"))

@@ -25,6 +25,7 @@ def _fleet() -> list[SimVm]:
 
 
 def test_the_shipped_examples_change_only_endpoint_and_uuids() -> None:
+    """Only the endpoint (in the connection and in the Secret's allowed-endpoints) and the VM UUIDs."""
     objs = examples.load(EXAMPLES)
     fleet = {vm.uuid: vm for vm in _fleet()}
 
@@ -36,6 +37,8 @@ def test_the_shipped_examples_change_only_endpoint_and_uuids() -> None:
         expected = copy.deepcopy(before)
         if before["kind"] == "ZStackConnection":
             expected["spec"]["endpoint"] = ENDPOINT
+        if before["kind"] == "Secret":
+            expected["metadata"]["annotations"][examples.ALLOWED_ENDPOINTS] = ENDPOINT
         if before["kind"] == "VmClockPolicy":
             assert len(after["spec"]["vmUuids"]) == len(before["spec"]["vmUuids"])
             assert set(after["spec"]["vmUuids"]) <= set(fleet)

@@ -37,6 +37,7 @@ from vmclock.connections.problems import (
 )
 from vmclock.connections.secrets import ObjectReader, load_credentials, load_tls
 from vmclock.connections.spec import ConnectionSpec, parse_connection_spec
+from vmclock.connections.trust import EndpointPolicy
 from vmclock.engine.reconcile import ConnectionUnavailable
 from vmclock.zstack import ClientOptions, OnCall, ZStackClient, ZStackError
 from vmclock.zstack.errors import HTTP, ID_AUTHENTICATION, ID_PERMISSION_DENIED, SYS_NOT_READY
@@ -90,6 +91,14 @@ def _classify_login(error: ZStackError) -> str:
     return AUTH_FAILED if error.code.startswith("ID.") else UNREACHABLE
 
 
+def _terse(error: ZStackError) -> str:
+    """An error of an endpoint that has not yet proven to be ZStack, without its reply text: whatever such
+    a server answers (an internal web page, another service's banner) must not be echoed into status,
+    which would turn connections into a probe of the internal network (design.md §6.2)."""
+    status = f" (HTTP {error.http_status})" if error.http_status is not None else ""
+    return f"{error.code}{status}; reply text not shown until the endpoint has answered as ZStack"
+
+
 async def _probe(client: ZStackClient, where: str, *, login: bool) -> ConnectionVerdict:
     """ready -> version -> login; ZStack's own error text is safe to show (it never echoes credentials).
 
@@ -100,11 +109,11 @@ async def _probe(client: ZStackClient, where: str, *, login: bool) -> Connection
         await client.check_ready()
     except ZStackError as error:
         reason = NOT_READY if error.code == SYS_NOT_READY else UNREACHABLE
-        raise ConnectionProblem(reason, f"{where}: management node check failed: {error}") from None
+        raise ConnectionProblem(reason, f"{where}: management node check failed: {_terse(error)}") from None
     try:
         version = await client.get_version()
     except ZStackError as error:
-        raise ConnectionProblem(UNREACHABLE, f"{where}: getVersion failed: {error}") from None
+        raise ConnectionProblem(UNREACHABLE, f"{where}: getVersion failed: {_terse(error)}") from None
     if not version.supports_clock_track:
         raise ConnectionProblem(
             UNSUPPORTED, f"{where}: ZStack {version} has no SetVmClockTrack (needs >= 4.1.0)"
@@ -126,9 +135,11 @@ class ConnectionManager:
         reader: ObjectReader,
         *,
         on_call: OnCall | None = None,
+        endpoints: EndpointPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
+        self._endpoints = endpoints or EndpointPolicy()
         self._on_call = on_call
         self._clock = clock
         self._entries: dict[Key, _Entry] = {}
@@ -161,7 +172,7 @@ class ConnectionManager:
             return entry.verdict
 
     async def _fingerprint(self, namespace: str, spec: ConnectionSpec) -> tuple[tuple[Any, ...], Any, Any]:
-        credentials, secret_version = await load_credentials(self._reader, namespace, spec)
+        credentials, secret_version = await load_credentials(self._reader, namespace, spec, self._endpoints)
         tls, ca_version = await load_tls(self._reader, namespace, spec)
         return (spec, secret_version, ca_version), credentials, tls
 

@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 
 from vmclock.connections.problems import INVALID_SECRET, SECRET_NOT_FOUND, ConnectionProblem
 from vmclock.connections.spec import ConnectionSpec
+from vmclock.connections.trust import EndpointPolicy
 from vmclock.kubeapi import KubeObject
 from vmclock.zstack.credentials import AccessKeyCredentials, AccountCredentials, Credentials
 
@@ -55,13 +56,20 @@ def credentials_from_secret(secret: KubeObject, where: str) -> Credentials:
 
 
 async def load_credentials(
-    reader: ObjectReader, namespace: str, spec: ConnectionSpec
+    reader: ObjectReader, namespace: str, spec: ConnectionSpec, endpoints: EndpointPolicy
 ) -> tuple[Credentials, str]:
-    """Credentials and the Secret's resourceVersion (a change rebuilds the client)."""
+    """Credentials and the Secret's resourceVersion (a change rebuilds the client), once `endpoints` and the
+    Secret's own allowed-endpoints annotation agree that they may go to the connection's endpoint."""
     where = f"Secret {namespace}/{spec.secret_name} (spec.credentialsSecretRef)"
     secret = await reader.read_secret(namespace, spec.secret_name)
     if secret is None:
         raise ConnectionProblem(SECRET_NOT_FOUND, f"{where} not found")
+    endpoints.check(
+        spec.endpoint,
+        insecure_skip_verify=spec.insecure_skip_verify,
+        secret_annotations=secret.annotations,
+        secret_ref=(namespace, spec.secret_name),
+    )
     return credentials_from_secret(secret, where), secret.resource_version
 
 
