@@ -132,13 +132,25 @@ async def test_paused_reads_but_never_writes(sim: Simulator, client: ZStackClien
 
 async def test_conflicting_younger_policy_writes_nothing(sim: Simulator, client: ZStackClient) -> None:
     vms = windows_vms(sim, 2, track="host")
-    older = PolicyClaim("other", "old", NOW - timedelta(days=30), "host", frozenset(vms[:1]))
+    me = policy(vms)
+    older = PolicyClaim(me.namespace, "old", NOW - timedelta(days=30), "host", frozenset(vms[:1]))
     sim.stats.reset()
-    result = await reconcile(policy(vms), connector(client), [older], NOW)
+    result = await reconcile(me, connector(client), [older], NOW)
     assert [w.uuid for w in sim.stats.writes] == [vms[1]]
     conflicted = result.status["vms"][0]
-    assert (conflicted["phase"], conflicted["conflictWith"]) == ("Conflict", "other/old")
+    assert (conflicted["phase"], conflicted["conflictWith"]) == ("Conflict", f"{me.namespace}/old")
     assert result.status["conditions"][0]["reason"] == "Conflict"
+
+
+async def test_an_owner_in_another_namespace_stays_anonymous(sim: Simulator, client: ZStackClient) -> None:
+    """design.md §6.4: status and Events of a policy never name a policy of another tenant."""
+    vms = windows_vms(sim, 1, track="host")
+    older = PolicyClaim("tenant-b", "secret-plan", NOW - timedelta(days=30), "host", frozenset(vms))
+    result = await reconcile(policy(vms), connector(client), [older], NOW)
+    assert result.status["vms"][0]["conflictWith"] == "a policy in another namespace"
+    shown = repr(result.status) + repr(result.events)
+    assert "tenant-b" not in shown
+    assert "secret-plan" not in shown
 
 
 async def test_restore_on_drop_and_on_delete(sim: Simulator, client: ZStackClient) -> None:

@@ -358,3 +358,26 @@ def _connection_spec(parts: Parts) -> Any:
     from vmclock.connections import parse_connection_spec  # noqa: PLC0415
 
     return parse_connection_spec(parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)]["spec"])
+
+
+async def test_a_claim_that_cannot_act_blocks_nobody(parts: Parts) -> None:
+    """design.md §6.3: an older policy of another tenant listing our VMs through a connection that is not
+    Ready (or in Observe mode) owns nothing; our status never names it (§6.4)."""
+    vms = parts.host_vms(3)
+    elder = {
+        "metadata": {
+            "namespace": "tenant-b",
+            "name": "squatter",
+            "uid": "uid-b",
+            "generation": 1,
+            "creationTimestamp": "2020-01-01T00:00:00Z",
+        },
+        "spec": {"track": "host", "vmUuids": vms, "connectionRef": {"name": "nowhere"}},
+        "status": {"vms": [{"uuid": u, "phase": "InSync", "observedTrack": "host"} for u in vms]},
+    }
+    parts.kube.objects[(POLICY_PLURAL, "tenant-b", "squatter")] = elder
+    ref = parts.policy("p", vms)
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: set(phases(parts.status(ref)).values()) == {"Applied"})
+    assert "tenant-b" not in repr(parts.status(ref))
+    assert "squatter" not in repr(parts.status(ref))

@@ -284,6 +284,13 @@ class ConnectionManager:
         entry = self._entries.get((namespace, name))
         return entry.verdict if entry is not None else None
 
+    def node(self, namespace: str, name: str) -> str | None:
+        """Which management node a Ready connection reaches (its normalized base URL); None otherwise."""
+        entry = self._entries.get((namespace, name))
+        if entry is None or entry.client is None or entry.verdict is None or not entry.verdict.ready:
+            return None
+        return entry.client.endpoint.url("").lower()
+
     async def forget(self, namespace: str, name: str) -> None:
         entry = self._entries.pop((namespace, name), None)
         if entry is not None:

@@ -10,10 +10,12 @@ before a younger policy takes over.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from vmclock.zstack.models import Track
+
+OTHER_NAMESPACE = "a policy in another namespace"
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,29 @@ class PolicyClaim:
     track: Track
     vm_uuids: frozenset[str]
     deleting: bool = False
+    enforce: bool = True
+    paused: bool = False
+    connection: str = "default"
+    found: frozenset[str] | None = None  # VMs its last observation found (None: not known yet)
+    label: str = ""  # how it is named to the policy looking at it (see `seen_by`)
 
     @property
     def ref(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return self.label or f"{self.namespace}/{self.name}"
+
+    def seen_by(self, namespace: str) -> PolicyClaim:
+        """This claim as shown to a policy of `namespace`: a policy of another tenant stays anonymous
+        (design.md §6.4), in status, Events and logs alike."""
+        label = f"{self.namespace}/{self.name}" if namespace == self.namespace else OTHER_NAMESPACE
+        return replace(self, label=label)
+
+    def backed(self) -> PolicyClaim | None:
+        """The part of this claim that counts for ownership (design.md §6.3): only an Enforce policy that
+        is not paused, and only for VMs its own last observation found. Whether its connection is Ready and
+        reaches the same management node is the caller's to check (it knows the connections)."""
+        if not self.enforce or self.paused or self.found is None:
+            return None
+        return replace(self, vm_uuids=self.vm_uuids & self.found)
 
     @property
     def seniority(self) -> tuple[datetime, str, str]:
@@ -72,4 +93,9 @@ def overlapping(
 
 
 def describe_owner(owner: PolicyClaim) -> str:
-    return f"owned by older policy {owner.ref} which wants track {owner.track}"
+    who = (
+        "an older policy in another namespace"
+        if owner.ref == OTHER_NAMESPACE
+        else f"older policy {owner.ref}"
+    )
+    return f"owned by {who} which wants track {owner.track}"

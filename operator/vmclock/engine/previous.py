@@ -70,3 +70,18 @@ def previous_generation(status: Mapping[str, Any]) -> int | None:
 def condition_reason(status: Mapping[str, Any], kind: str) -> str | None:
     condition = find_condition(status.get("conditions"), kind)
     return _text(condition.get("reason")) if condition else None
+
+
+def found_vms(status: Mapping[str, Any]) -> frozenset[str] | None:
+    """VMs the policy's last observation found (an observed track, or an inventory, in its status entry);
+    None before its first reconcile wrote any VM entry."""
+    entries = status.get("vms")
+    if not isinstance(entries, list):
+        return None
+    return frozenset(
+        str(e["uuid"])
+        for e in entries
+        if isinstance(e, Mapping)
+        and isinstance(e.get("uuid"), str)
+        and (e.get("observedTrack") or e.get("inventory"))
+    )

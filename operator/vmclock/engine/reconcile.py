@@ -21,7 +21,13 @@ from vmclock.engine.ownership import PolicyClaim, conflicting_owners, selected_e
 from vmclock.engine.phases import Phase
 from vmclock.engine.planning import Plan, dropped_targets, plan_policy, restore_targets
 from vmclock.engine.ports import ClockTrackClient
-from vmclock.engine.previous import PreviousVm, condition_reason, previous_generation, previous_vms
+from vmclock.engine.previous import (
+    PreviousVm,
+    condition_reason,
+    found_vms,
+    previous_generation,
+    previous_vms,
+)
 from vmclock.engine.restore import RestoreStep, plan_restores
 from vmclock.engine.sizing import bound_status
 from vmclock.engine.spec import (
@@ -103,7 +109,16 @@ class PolicyState:
 
     def claim_for(self, spec: PolicySpec) -> PolicyClaim:
         return PolicyClaim(
-            self.namespace, self.name, self.created, spec.track, frozenset(spec.vm_uuids), self.deleting
+            self.namespace,
+            self.name,
+            self.created,
+            spec.track,
+            frozenset(spec.vm_uuids),
+            self.deleting,
+            enforce=spec.enforce,
+            paused=self.paused,
+            connection=spec.connection_name,
+            found=found_vms(self.status),
         )
 
 
@@ -266,7 +281,7 @@ async def reconcile(
         previous,
         paused=state.paused,
         same_generation=previous_generation(state.status) == state.generation,
-        owners=conflicting_owners(me, others),
+        owners={u: o.seen_by(state.namespace) for u, o in conflicting_owners(me, others).items()},
         restore_to=targets,
         handed_over=selected_elsewhere(targets, state.ref, others),
     )

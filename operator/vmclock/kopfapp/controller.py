@@ -376,7 +376,20 @@ class PolicyController:
         return [e.claim for e in self._entries() if e.claim is not None]
 
     def _others(self, ref: Ref) -> list[PolicyClaim]:
-        return [e.claim for e in self._entries() if e.claim is not None and e.ref != ref]
+        """The claims that count against `ref` (design.md §6.3): backed ones (Enforce, not paused, VMs its
+        own observation found) whose connection is Ready and reaches the same management node as ours. A
+        tenant cannot block another tenant's VMs by listing UUIDs it cannot see or act on."""
+        entries = self._entries()
+        mine = next((e for e in entries if e.ref == ref), None)
+        node = self._connections.node(ref.namespace, mine.connection) if mine is not None else None
+        if node is None:
+            return []
+        claims = []
+        for entry in entries:
+            backed = entry.claim.backed() if entry.claim is not None and entry.ref != ref else None
+            if backed is not None and self._connections.node(entry.ref.namespace, entry.connection) == node:
+                claims.append(backed)
+        return claims
 
     async def _connection_spec(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         """The connection's spec, or None when it does not exist or is being deleted."""
