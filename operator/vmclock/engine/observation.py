@@ -108,6 +108,11 @@ class SharedObserver:
             missing = self._stale(uuids, since)
         return {uuid: self._cache[uuid][1] for uuid in uuids}
 
+    def invalidate(self, uuids: Iterable[str]) -> None:
+        """Readings of VMs we just wrote are stale: the next request for them must read ZStack again."""
+        for uuid in uuids:
+            self._cache.pop(uuid, None)
+
     def _stale(self, uuids: Iterable[str], since: float) -> list[str]:
         return [u for u in uuids if (cached := self._cache.get(u)) is None or cached[0] < since]
 

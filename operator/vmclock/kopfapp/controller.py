@@ -127,8 +127,12 @@ class PolicyController:
     # --- entry points: they only enqueue -------------------------------------------------------------
 
     def bind(self, index: PolicyIndex) -> None:
-        """kopf hands its live index to handlers and daemons only; remember it for the workers."""
+        """kopf hands its live index to handlers and daemons only; remember it for the workers, and start
+        them from here: a task inherits the context it is created in, and only inside handlers and daemons
+        does kopf's context carry what `kopf.event` needs to post (at start-up it does not yet)."""
         self._index = index
+        if not self._tasks:
+            self.start()
 
     def enqueue(self, ref: Ref, *, generation: int | None = None) -> None:
         """Ask for a reconcile; `generation` (from a spec change) supersedes unsent writes of older ones."""
@@ -253,7 +257,12 @@ class PolicyController:
                 return await leases.enter_async_context(self._connections.lease(ref.namespace, name, raw))
 
             io = self._io(ref, state, sink, spec, connection_spec)
-            result = await reconcile(state, connect, self._others(ref), self._now(), stored_conditions, io=io)
+            try:
+                result = await reconcile(
+                    state, connect, self._others(ref), self._now(), stored_conditions, io=io
+                )
+            finally:
+                self._written(ref, spec, _uuids_of(state))
         await sink.save(result.status)
         post_events(body, result.events)
         self._measure(ref, result.status, result)
@@ -330,7 +339,10 @@ class PolicyController:
                 ref.namespace, spec.connection_name, raw, for_restore=True
             ) as client:
                 io = self._io(ref, state, sink, spec, parse_connection_spec(raw) if raw else None)
-                result = await restore_all(state, client, self._others(ref), io)
+                try:
+                    result = await restore_all(state, client, self._others(ref), io)
+                finally:
+                    self._written(ref, spec, _uuids_of(state))
         except ConnectionUnavailable as problem:
             await self._restore_blocked(ref, body, state, sink, f"cannot reach ZStack: {problem}")
             return
@@ -362,6 +374,14 @@ class PolicyController:
         self._restored.setdefault(ref, asyncio.Event()).set()
 
     # --- helpers -------------------------------------------------------------------------------------------
+
+    def _written(self, ref: Ref, spec: PolicySpec | None, uuids: Iterable[str]) -> None:
+        """After a reconcile that may have written: what was read of its VMs before is stale now (the
+        cache is per connection and shared, so another round must not reuse a pre-write reading)."""
+        if spec is not None:
+            observer = self._observers.get(Ref(ref.namespace, spec.connection_name))
+            if observer is not None:
+                observer.invalidate(uuids)
 
     def _observer(self, connection: Ref) -> SharedObserver:
         return self._observers.setdefault(connection, SharedObserver(self._clock))

@@ -5,7 +5,9 @@ Policies: create/resume/spec change and the two trigger annotations enqueue a re
 finalizer, and kopf removes ours as soon as a policy switches to Orphan); DELETED events let the worker forget
 the policy and let policies sharing its VMs take over. Connections: checks on create/resume/spec change, one
 daemon each for checks and resync rounds, and a deletion handler that keeps the connection while Restore
-policies may still need it. Handlers return nothing, so kopf writes nothing of its own into status.
+policies may still need it. Handlers return nothing, so kopf writes nothing of its own into status. Every
+handler that touches the controller is a coroutine: kopf runs plain functions in threads, and the work
+queue belongs to the event loop.
 
 The restore handler has no timeout and retries forever: a Restore policy's deletion completes only when its
 VMs are restored, or when a person decides otherwise (design.md §5.6).
@@ -58,8 +60,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(id="start", registry=registry)
-    def start(*, logger: kopf.Logger, **_: Any) -> None:
-        controller.start()
+    async def start(*, logger: kopf.Logger, **_: Any) -> None:
         if runtime.metrics_port:
             runtime.metrics.serve(runtime.metrics_port)
             logger.info("serving Prometheus metrics on port %s", runtime.metrics_port)
@@ -84,7 +85,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     @kopf.on.field(
         *POLICIES, id="requested", field=REQUESTED_FIELD, backoff=HANDLER_BACKOFF, registry=registry
     )
-    def reconcile_policy(*, body: kopf.Body, **kwargs: Any) -> None:
+    async def reconcile_policy(*, body: kopf.Body, **kwargs: Any) -> None:
         bound(kwargs)
         controller.enqueue(Ref.of(body), generation=int(body.metadata.get("generation") or 0))
 
@@ -97,7 +98,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             raise kopf.TemporaryError(why, delay=RESTORE_POLL)
 
     @kopf.on.event(*POLICIES, id="deleted", when=is_deletion, registry=registry)
-    def policy_deleted(*, body: kopf.Body, **kwargs: Any) -> None:
+    async def policy_deleted(*, body: kopf.Body, **kwargs: Any) -> None:
         bound(kwargs)
         ref = Ref.of(body)
         controller.enqueue(ref)
