@@ -98,7 +98,7 @@ class Transport:
             except aiohttp.ClientError as exc:
                 raise self._failure(TRANSPORT, "connection failed", exc, operation) from None
         try:
-            return Reply.decode(status, raw)
+            return await Reply.read(status, raw)
         except ReplyRejected as exc:
             raise ZStackError.client(BAD_REPLY, str(exc), http_status=status, operation=operation) from None
 
