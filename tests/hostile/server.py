@@ -16,6 +16,7 @@ import asyncio
 import json
 import re
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +26,7 @@ from aiohttp import web
 SESSION = "0123456789abcdef0123456789abcdef"
 HUGE = 600 * 1024 * 1024
 CHUNK = 64 * 1024
+BOMB = 128 * 1024 * 1024  # what the gzip bomb expands to: twice the growth the tests allow
 _UUID_LIST = re.compile(r"uuid\?=([0-9a-f,]+)")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
@@ -72,6 +74,20 @@ async def endless(request: web.Request) -> web.StreamResponse:
 
 async def endless_text(request: web.Request) -> web.StreamResponse:
     return await stream(request, 400, b"Bad request: ", b"blah ", None)
+
+
+def gzip_bomb_body() -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    block = b" " * (1024 * 1024)
+    return b"".join(packer.compress(block) for _ in range(BOMB // len(block))) + packer.flush()
+
+
+GZIP_BOMB = gzip_bomb_body()  # made once, before the server says it is listening
+
+
+async def gzip_bomb(request: web.Request) -> web.Response:
+    """~120 KB on the wire, 128 MiB of JSON whitespace once decompressed (which the client must not do)."""
+    return web.Response(body=GZIP_BOMB, headers={"Content-Encoding": "gzip"})
 
 
 async def digits(request: web.Request) -> web.Response | None:
@@ -152,6 +168,7 @@ ATTACKS: dict[str, Handler] = {
     "huge": huge,
     "endless": endless,
     "endless-text": endless_text,
+    "gzip": gzip_bomb,
     "digits": digits,
     "pages": pages,
     "overfull": overfull,

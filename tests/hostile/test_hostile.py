@@ -56,6 +56,12 @@ async def test_endless_plain_text_error_is_cut_at_the_cap(hostile: HostileServer
     failed(outcome, REPLY_TOO_LARGE, cost)
 
 
+async def test_gzip_bomb_is_never_decompressed(hostile: HostileServer) -> None:
+    client = hostile.client("gzip")
+    outcome, cost = await hostile.measure("gzip", client.get_version(), "gzip bomb (128 MiB inflated)")
+    failed(outcome, BAD_REPLY, cost)
+
+
 async def test_a_smaller_cap_is_honoured(hostile: HostileServer) -> None:
     client = hostile.client("endless", max_reply_bytes=64 * 1024)
     outcome, cost = await hostile.measure("endless", client.check_ready(), "endless body, 64 KiB cap")
