@@ -46,9 +46,37 @@ def user_copy(destination: Path, overlay: str, *, namespace: str, components: tu
         )
     text = text.replace(old, f"\nnamespace: {namespace}\n")
     if components:
-        text += "components:\n" + "".join(f"  - {component}\n" for component in components)
+        document = yaml.safe_load(text)
+        document["components"] = [*document.get("components", []), *components]
+        text = yaml.safe_dump(document, sort_keys=False)
     kustomization.write_text(text)
     return directory
+
+
+TENANTS = "deploy/overlays/tenants"
+SHIPPED_TENANTS = ("tenant-a", "tenant-b")
+
+
+def tenants_copy(
+    destination: Path, *, namespace: str, tenants: tuple[str, str], components: tuple[str, ...] = ()
+) -> Path:
+    """The tenants overlay as a user adapts it: the operator's namespace set in ``operator/``, the shipped
+    tenant namespaces renamed in both lists (RoleBindings and ``--namespace`` arguments), components added
+    where the operator is placed. Returns the overlay directory to render."""
+    user_copy(destination, f"{TENANTS}/operator", namespace=namespace, components=components)
+    overlay = destination / TENANTS
+    lists = {
+        overlay / "tenants.yaml": "namespace: {}",
+        overlay / "operator" / "kustomization.yaml": "--namespace={}",
+    }
+    for path, entry in lists.items():
+        text = path.read_text()
+        for shipped, tenant in zip(SHIPPED_TENANTS, tenants, strict=True):
+            if text.count(entry.format(shipped)) != 1:
+                raise AssertionError(f"{path.relative_to(destination)} does not list tenant {shipped} once")
+            text = text.replace(entry.format(shipped), entry.format(tenant))
+        path.write_text(text)
+    return overlay
 
 
 def of_kind(objects: list[Obj], kind: str) -> list[Obj]:

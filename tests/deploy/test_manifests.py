@@ -1,8 +1,9 @@
 """deploy/: every variant renders with kustomize, passes a server-side dry run, and keeps its promises.
 
 Variants: ``deploy/`` (cluster-wide), ``overlays/ha`` (plus the peering component), ``overlays/namespaced``
-as shipped, and the documented way of using it elsewhere (a copy with another ``namespace:``, optionally
-listing the peering component).
+and ``overlays/tenants`` as shipped, and the documented ways of using them elsewhere (a copy with another
+``namespace:`` and, for tenants, other tenant namespaces, optionally listing the peering or NetworkPolicy
+component).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from deploy.kustomize import (
     one,
     operator_container,
     parse_objects,
+    tenants_copy,
     user_copy,
 )
 from vmclock.kopfapp.settings import build_settings
@@ -36,8 +38,10 @@ SHIPPED = {
     "default": REPO / "deploy",
     "namespaced": REPO / "deploy" / "overlays" / "namespaced",
     "ha": REPO / "deploy" / "overlays" / "ha",
+    "tenants": REPO / "deploy" / "overlays" / "tenants",
 }
-PEERING = "../../components/peering"
+COMPONENTS = {"peering": "components/peering", "networkpolicy": "components/networkpolicy"}
+PEERING_NAME = "vmclock"
 
 
 def flag_values(container: Obj) -> dict[str, str]:
@@ -160,16 +164,29 @@ def test_ha_overlay_runs_a_standby_replica_with_peering(render: Render) -> None:
 
 
 def rendered_variant(render: Render, variant: str, copy_root: Path, namespace: str) -> list[Obj]:
-    """A shipped variant, or ``namespaced-in-<ns>[+peering]``: the documented copy into another namespace."""
+    """A shipped variant, or ``<overlay>-elsewhere[+<component>...]``: the documented copy into another
+    namespace (tenants: serving ``<namespace>-a`` and ``<namespace>-b``), listing those components."""
     if variant in SHIPPED:
         return render(SHIPPED[variant])
-    components = (PEERING,) if variant.endswith("+peering") else ()
-    return render(
-        user_copy(copy_root, "deploy/overlays/namespaced", namespace=namespace, components=components)
-    )
+    overlay, *listed = variant.split("+")
+    name = overlay.removesuffix("-elsewhere")
+    if name == "tenants":
+        components = tuple(f"../../../{COMPONENTS[component]}" for component in listed)
+        tenants = (f"{namespace}-a", f"{namespace}-b")
+        return render(tenants_copy(copy_root, namespace=namespace, tenants=tenants, components=components))
+    components = tuple(f"../../{COMPONENTS[component]}" for component in listed)
+    return render(user_copy(copy_root, f"deploy/overlays/{name}", namespace=namespace, components=components))
 
 
-ALL_VARIANTS = [*SHIPPED, "namespaced-elsewhere", "namespaced-elsewhere+peering"]
+ALL_VARIANTS = [
+    *SHIPPED,
+    "namespaced-elsewhere",
+    "namespaced-elsewhere+peering",
+    "namespaced-elsewhere+peering+networkpolicy",
+    "ha-elsewhere+networkpolicy",
+    "tenants-elsewhere",
+    "tenants-elsewhere+networkpolicy",
+]
 
 
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
@@ -183,7 +200,7 @@ def test_every_binding_names_the_operator_service_account_where_it_lives(
         obj["metadata"]["name"]: obj["subjects"] for obj in bindings(objects) if obj["subjects"] != expected
     }
     assert wrong == {}
-    if variant.startswith("namespaced-elsewhere"):
+    if variant.startswith(("namespaced-elsewhere", "tenants-elsewhere")):
         assert account["metadata"]["namespace"] == "tenant-a"
         assert all(
             obj["metadata"]["name"].endswith(".tenant-a") for obj in of_kind(objects, "ClusterRoleBinding")
@@ -212,3 +229,108 @@ def test_server_side_dry_run_accepts_everything_rendered(
 def test_kubelet_waits_longer_than_the_operator_takes_to_shut_down(render: Render) -> None:
     pod = one(render(SHIPPED["default"]), "Deployment", OPERATOR)["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > build_settings().process.ultimate_exiting_timeout
+
+
+def namespace_args(container: Obj) -> list[str]:
+    return [arg.removeprefix("--namespace=") for arg in container["args"] if arg.startswith("--namespace=")]
+
+
+def test_tenants_overlay_binds_the_operator_rules_in_exactly_the_namespaces_it_serves(render: Render) -> None:
+    objects = render(SHIPPED["tenants"])
+    container = operator_container(objects)
+    account = one(objects, "ServiceAccount", OPERATOR)["metadata"]["namespace"]
+    assert "-A" not in container["args"]
+    served = namespace_args(container)
+    bound = [obj["metadata"]["namespace"] for obj in of_kind(objects, "RoleBinding")]
+    assert sorted(served) == sorted(bound) == ["tenant-a", "tenant-b"]
+    assert {obj["roleRef"]["name"] for obj in of_kind(objects, "RoleBinding")} == {OPERATOR}
+    # The operator's rules (Secrets get among them) are bound nowhere cluster-wide.
+    cluster_wide = {obj["roleRef"]["name"] for obj in of_kind(objects, "ClusterRoleBinding")}
+    assert cluster_wide == {"vmclock-operator-crd-watch", "vmclock-operator-namespace-watch"}
+    assert all(
+        obj["metadata"]["name"].endswith(f".{account}") for obj in of_kind(objects, "ClusterRoleBinding")
+    )
+    # The operator's own namespace is created, with the restricted Pod Security Standard.
+    (home,) = of_kind(objects, "Namespace")
+    assert home["metadata"]["name"] == account
+    assert home["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def cluster_wide_rules(objects: list[Obj]) -> list[Obj]:
+    """The rules of every ClusterRole that a ClusterRoleBinding grants cluster-wide."""
+    bound = {obj["roleRef"]["name"] for obj in of_kind(objects, "ClusterRoleBinding")}
+    return [
+        rule
+        for role in of_kind(objects, "ClusterRole")
+        if role["metadata"]["name"] in bound
+        for rule in role["rules"]
+    ]
+
+
+@pytest.mark.parametrize("variant", ["namespaced", "tenants"])
+def test_scoped_installs_grant_nothing_on_secrets_cluster_wide(render: Render, variant: str) -> None:
+    rules = cluster_wide_rules(render(SHIPPED[variant]))
+    assert rules
+    assert [rule for rule in rules if {"secrets", "configmaps", "*"} & set(rule["resources"])] == []
+
+
+def test_peering_patches_only_the_peering_object_the_operator_is_told_to_use(render: Render) -> None:
+    objects = render(SHIPPED["ha"])
+    assert f"--peering={PEERING_NAME}" in operator_container(objects)["args"]
+    peerings = {
+        obj["metadata"]["name"] for obj in objects if obj["kind"] in ("ClusterKopfPeering", "KopfPeering")
+    }
+    assert peerings == {PEERING_NAME}
+    rules = [
+        rule
+        for role in objects
+        if role["kind"] in ("ClusterRole", "Role") and role["metadata"]["name"] == f"{OPERATOR}-peering"
+        for rule in role["rules"]
+    ]
+    writes = [rule for rule in rules if set(rule["verbs"]) - {"list", "watch"}]
+    assert {resource for rule in writes for resource in rule["resources"]} == {
+        "clusterkopfpeerings",
+        "kopfpeerings",
+    }
+    assert [(rule["verbs"], rule.get("resourceNames")) for rule in writes] == [
+        (["patch"], [PEERING_NAME])
+    ] * 2
+
+
+def test_networkpolicy_component_admits_only_the_probe_and_metrics_ports(
+    render: Render, tmp_path: Path
+) -> None:
+    objects = render(
+        user_copy(
+            tmp_path,
+            "deploy/overlays/ha",
+            namespace="tenant-a",
+            components=("../../components/networkpolicy",),
+        )
+    )
+    deployment = one(objects, "Deployment", OPERATOR)
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    container = operator_container(objects)
+    policies = of_kind(objects, "NetworkPolicy")
+    assert {obj["metadata"]["name"] for obj in policies} == {
+        OPERATOR,
+        f"{OPERATOR}-apiserver",
+        f"{OPERATOR}-zstack",
+    }
+    for policy in policies:
+        assert policy["metadata"]["namespace"] == "tenant-a"
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    main = one(policies, "NetworkPolicy", OPERATOR)["spec"]
+    assert sorted(main["policyTypes"]) == ["Egress", "Ingress"]  # default deny both ways for the pod
+    (ingress,) = main["ingress"]
+    assert "from" not in ingress  # kubelet probes and Prometheus come from outside the namespace
+    ingress_ports = {(port["protocol"], port["port"]) for port in ingress["ports"]}
+    assert ingress_ports == {("TCP", port["containerPort"]) for port in container["ports"]}
+    (dns,) = main["egress"]
+    assert {(port["protocol"], port["port"]) for port in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    # The user-edited lists are addresses (NetworkPolicies cannot match names), and nothing is open to all.
+    for name in ("apiserver", "zstack"):
+        (rule,) = one(policies, "NetworkPolicy", f"{OPERATOR}-{name}")["spec"]["egress"]
+        assert rule["to"]
+        assert all(set(peer) == {"ipBlock"} and peer["ipBlock"]["cidr"] != "0.0.0.0/0" for peer in rule["to"])
+        assert rule["ports"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from controlplane import Kubectl
-from deploy.kustomize import OPERATOR, Obj, Render, apply_prerequisites, user_copy
+from deploy.kustomize import OPERATOR, Obj, Render, apply_prerequisites, tenants_copy, user_copy
 
 POLICIES = "vmclockpolicies.vmclock.zstack.io"
 CONNECTIONS = "zstackconnections.vmclock.zstack.io"
@@ -20,6 +20,9 @@ CRDS = "customresourcedefinitions.apiextensions.k8s.io"
 EVERYWHERE = "*"  # cluster-wide: list/watch across all namespaces, or a cluster-scoped resource
 HOME = "@home"  # the namespace whose objects the operator serves
 ELSEWHERE = "@elsewhere"  # a namespace a namespaced install must not reach
+OPERATOR_HOME = "@operator"  # where the operator runs, when that is not a namespace it serves (tenants)
+CLUSTER_PEERINGS = "clusterkopfpeerings.kopf.dev"
+PEERINGS = "kopfpeerings.kopf.dev"
 
 
 class Access(NamedTuple):
@@ -61,7 +64,19 @@ NEVER = [
     Access("impersonate", "serviceaccounts", HOME),
     Access("create", CRDS, EVERYWHERE),
     Access("patch", CRDS, EVERYWHERE),
-    Access("list", "clusterkopfpeerings.kopf.dev", EVERYWHERE),  # only with components/peering
+    Access("list", CLUSTER_PEERINGS, EVERYWHERE),  # only with components/peering
+]
+WATCH_NAMESPACES = [Access("list", "namespaces", EVERYWHERE), Access("watch", "namespaces", EVERYWHERE)]
+# What an install that serves some namespaces must not do in any other.
+OUTSIDE = [
+    Access("get", "secrets", ELSEWHERE),
+    Access("get", "configmaps", ELSEWHERE),
+    Access("get", POLICIES, ELSEWHERE),
+    Access("patch", CONNECTIONS, ELSEWHERE, "status"),
+    Access("create", "events", ELSEWHERE),
+    Access("list", POLICIES, EVERYWHERE),
+    Access("watch", CONNECTIONS, EVERYWHERE),
+    Access("get", "secrets", EVERYWHERE),
 ]
 
 
@@ -86,6 +101,17 @@ def wrong_answers(
     }
 
 
+NOTHING_WRONG: dict[str, list[Access]] = {"denied but needed": [], "allowed but not needed": []}
+
+
+def install(kubectl: Kubectl, render: Render, overlay: Path) -> list[Obj]:
+    """Render ``overlay`` and apply it for real (its namespaces and CRDs first)."""
+    objects = render(overlay)
+    apply_prerequisites(kubectl, objects)
+    kubectl.apply(objects, server_side=True)
+    return objects
+
+
 def service_account(objects: list[Obj]) -> Obj:
     (account,) = [obj for obj in objects if obj["kind"] == "ServiceAccount"]
     assert account["metadata"]["name"] == OPERATOR
@@ -103,35 +129,73 @@ def test_cluster_wide_install_grants_exactly_what_the_operator_uses(
     ]
     denied = [*NEVER, Access("list", "namespaces", EVERYWHERE)]  # kopf lists namespaces only with --namespace
     places = {HOME: namespace, ELSEWHERE: "default"}
-    assert wrong_answers(kubectl, service_account(installed_deploy), allowed, denied, places) == {
-        "denied but needed": [],
-        "allowed but not needed": [],
-    }
+    assert wrong_answers(kubectl, service_account(installed_deploy), allowed, denied, places) == NOTHING_WRONG
 
 
 def test_namespaced_install_reaches_nothing_outside_its_namespace(
     kubectl: Kubectl, render: Render, namespace: str, tmp_path: Path
 ) -> None:
-    objects = render(user_copy(tmp_path, "deploy/overlays/namespaced", namespace=namespace))
-    apply_prerequisites(kubectl, objects)
-    kubectl.apply(objects, server_side=True)
+    objects = install(kubectl, render, user_copy(tmp_path, "deploy/overlays/namespaced", namespace=namespace))
+    allowed = [*OWN_KINDS_AT_HOME, *WATCH_NAMESPACES]
+    denied = [*NEVER, *OUTSIDE]
+    places = {HOME: namespace, ELSEWHERE: "default"}
+    assert wrong_answers(kubectl, service_account(objects), allowed, denied, places) == NOTHING_WRONG
+
+
+def test_tenants_install_reads_secrets_only_in_its_tenant_namespaces(
+    kubectl: Kubectl, render: Render, namespace: str, tmp_path: Path
+) -> None:
+    """The operator runs in ``namespace`` and serves two other namespaces: it may read a Secret by name in
+    those two and nowhere else, not even where it runs."""
+    tenants = (f"{namespace}-a", f"{namespace}-b")
+    try:
+        objects = install(kubectl, render, tenants_copy(tmp_path, namespace=namespace, tenants=tenants))
+        account = service_account(objects)
+        assert account["metadata"]["namespace"] == namespace
+        denied = [
+            *NEVER,
+            *OUTSIDE,
+            Access("get", "secrets", OPERATOR_HOME),
+            Access("get", POLICIES, OPERATOR_HOME),
+        ]
+        answers = {
+            tenant: wrong_answers(
+                kubectl,
+                account,
+                [*OWN_KINDS_AT_HOME, *WATCH_NAMESPACES],
+                denied,
+                {HOME: tenant, ELSEWHERE: "default", OPERATOR_HOME: namespace},
+            )
+            for tenant in tenants
+        }
+    finally:
+        for tenant in tenants:
+            kubectl("delete", "namespace", tenant, "--wait=false")
+    assert answers == dict.fromkeys(tenants, NOTHING_WRONG)
+
+
+def test_peering_may_patch_only_its_own_peering_objects(
+    kubectl: Kubectl, render: Render, namespace: str, tmp_path: Path
+) -> None:
+    """A namespaced install with standby replicas: kopf patches the KopfPeering ``vmclock`` there, only."""
+    overlay = user_copy(
+        tmp_path, "deploy/overlays/namespaced", namespace=namespace, components=("../../components/peering",)
+    )
+    objects = install(kubectl, render, overlay)
     allowed = [
-        *OWN_KINDS_AT_HOME,
-        Access("list", "namespaces", EVERYWHERE),
-        Access("watch", "namespaces", EVERYWHERE),
+        Access("list", PEERINGS, HOME),
+        Access("watch", PEERINGS, HOME),
+        Access("patch", f"{PEERINGS}/vmclock", HOME),
+        Access("list", CLUSTER_PEERINGS, EVERYWHERE),
+        Access("patch", f"{CLUSTER_PEERINGS}/vmclock", EVERYWHERE),
     ]
     denied = [
-        *NEVER,
-        Access("get", "secrets", ELSEWHERE),
-        Access("get", "configmaps", ELSEWHERE),
-        Access("get", POLICIES, ELSEWHERE),
-        Access("patch", CONNECTIONS, ELSEWHERE, "status"),
-        Access("create", "events", ELSEWHERE),
-        Access("list", POLICIES, EVERYWHERE),
-        Access("watch", CONNECTIONS, EVERYWHERE),
+        Access("patch", f"{PEERINGS}/other", HOME),
+        Access("patch", f"{PEERINGS}/vmclock", ELSEWHERE),
+        Access("list", PEERINGS, ELSEWHERE),
+        Access("patch", f"{CLUSTER_PEERINGS}/other", EVERYWHERE),
+        *(Access(verb, f"{PEERINGS}/vmclock", HOME) for verb in ("create", "update", "delete")),
+        Access("create", CLUSTER_PEERINGS, EVERYWHERE),
     ]
     places = {HOME: namespace, ELSEWHERE: "default"}
-    assert wrong_answers(kubectl, service_account(objects), allowed, denied, places) == {
-        "denied but needed": [],
-        "allowed but not needed": [],
-    }
+    assert wrong_answers(kubectl, service_account(objects), allowed, denied, places) == NOTHING_WRONG

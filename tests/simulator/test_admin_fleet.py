@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from .conftest import MakeSim, ZSFor
 from .rawhttp import ZS
 from .test_admin import admin
 
@@ -122,3 +123,16 @@ async def test_add_and_remove_user_tags(zs: ZS) -> None:
     assert (await admin(zs, "DELETE", f"/vms/{uuid}/user-tags", {"tag": "owner::ops"}))[0] == 404
     assert (await admin(zs, "POST", f"/vms/{uuid}/user-tags", {"tag": " "}))[0] == 400
     assert (await admin(zs, "POST", "/vms/nope/user-tags", {"tag": "x"}))[0] == 404
+
+
+async def test_a_vm_deleted_while_its_job_waits_fails_the_job_as_not_found(
+    make_sim: MakeSim, zs_for: ZSFor
+) -> None:
+    zs = zs_for(await make_sim(job_latency=0.3))
+    await zs.login()
+    uuid = zs.sim.state.vm_uuids()[0]
+    accepted = await zs.set_track(uuid, "guest")
+    assert (await admin(zs, "DELETE", f"/vms/{uuid}"))[0] == 200
+    result = await zs.wait_job(accepted)
+    assert result.error_code == "SYS.1003"
+    assert zs.sim.state.resource_configs.rows.get(uuid) is None  # no row left for a VM that is gone

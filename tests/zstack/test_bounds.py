@@ -181,3 +181,31 @@ def test_server_given_api_timeout_is_clamped(api_timeout_ms: object, expected: f
     transport = Transport(Endpoint.parse("https://mn:8080", "/zstack"), options, Redactor())
     deadline = JobRunner(transport, options)._deadline({"apiTimeout": api_timeout_ms}, since=100.0)
     assert deadline == pytest.approx(100.0 + expected + 2.0)
+
+
+# --- Decoding in slices ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"inventories":[{"uuid":"a","vmNics":[{"ip":"1"}]},{"uuid":"b"}],"total":2,"schema":{"x":"y"}}',
+        ' { "inventories" : [ ] , "total" : 0 } ',
+        '{"error":{"code":"SYS.1006","cause":{"code":"VM.1010"}}}',
+        "[[1, 2], [3], []]",
+        '{"a":[1,2,3],"b":[[],{}],"c":{}, "d":"[\\"{"}',
+        "{}",
+    ],
+)
+async def test_decoding_in_slices_gives_what_json_loads_gives(text: str) -> None:
+    assert (await Reply.read(200, text.encode())).body == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":1} x', '{"a":1 "b":2}', "{1:2}", '{"rows":[{"a":1} {"b":2}]}', '{"a":[{"b":1},]}', '{"a":NaN}'],
+)
+async def test_malformed_json_decoded_in_slices_is_no_body(text: str) -> None:
+    reply = await Reply.read(503, text.encode())
+    assert reply.body is None
+    assert reply.text == text

@@ -40,6 +40,9 @@ def test_endpoint_with_credentials_is_refused_without_echoing_them() -> None:
         ({"retry_attempts": 0}, "retry_attempts"),
         ({"retry_base_delay": 10.0, "retry_max_delay": 1.0}, "retry delays"),
         ({"poll_first_delay": 1.0, "poll_max_delay": 0.5}, "poll_max_delay"),
+        ({"max_reply_bytes": 0}, "max_reply_bytes"),
+        ({"max_listing_rows": 0}, "max_listing_rows"),
+        ({"max_job_timeout": 0.0}, "max_job_timeout"),
     ],
 )
 def test_invalid_options_are_refused(kwargs: dict[str, object], why: str) -> None:

@@ -140,7 +140,11 @@ class ZStackApis:
         uuid, track = call.params["uuid"], call.params["track"]
         async with self._chains.chain(f"set-vm-clock-track-{uuid}"):
             await asyncio.sleep(self._config.job_latency)
-            vm = self._state.vm(uuid)
+            vm = self._state.vms.get(uuid)
+            if vm is None:  # expunged while the job waited: the VM's service no longer exists
+                raise ApiError(
+                    "SYS.1003", f"Unable to find VmInstance[uuid:{uuid}], it may have been deleted"
+                )
             for field, name in QGA_FIELDS.items():
                 value = call.params.get(field)
                 if value is not None:

@@ -1,38 +1,44 @@
-"""Decode a reply's JSON only after proving, in a few linear C-speed passes, that it is cheap to decode.
+"""Admit a reply's JSON for decoding only after proving, in linear C-speed passes, that it is cheap to decode.
 
 `json.loads` recurses once per nesting level (deep input raises RecursionError) and spends CPU, while
-holding the GIL, on every value it builds: a 4 MiB body of `[],[],...` took over a second, and parsing in
-a thread does not help because the C decoder never lets go of the GIL. ZStack's replies are shallow (about
-six levels: inventories, rows, vmNics, usedIps, plus an error's cause chain) and a page of 1000 full VM
-inventories has about 60 thousand values. So before decoding, the structure is measured without
-building anything:
+holding the GIL, on every value it builds: an 8 MiB body of `[],[],...` took over a second. ZStack's
+replies are shallow (about six levels: inventories, rows, vmNics, usedIps, plus an error's cause chain) and
+a page of 1000 full VM inventories has about 60 thousand values. So before decoding, the structure is
+measured without building anything:
 
 1. escaped backslashes and quotes are removed, so every remaining `"` opens or closes a string;
-2. the text between quotes (every string) is dropped, leaving only the structure;
-3. numbers longer than a Java long are refused (decimal to int is quadratic in Python);
-4. values are counted (every value but the last of a container is followed by a comma);
+2. slice by slice, the text between quotes (every string) is dropped, leaving what is outside strings;
+3. there, a number longer than a Java long is refused (decimal to int is quadratic in Python);
+4. values are counted as commas plus containers (every value but the last of a container is followed by
+   a comma; a container followed by one counts twice, a harmless overcount), refusing as soon as the
+   count passes the budget;
 5. nesting is measured by deleting innermost `[]` pairs once per allowed level: whatever survives
    `max_depth` passes is nested deeper than that.
 
-A reply over either bound is refused whole; anything that passes decodes in tens of milliseconds at most.
+The check runs as steps (`_steps`), so that `admit` can give the event loop a turn between slices while
+`check_structure` runs them straight through.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
 MAX_DEPTH = 20  # ZStack nests about 6 levels; error cause chains add one each and rarely exceed a few
-MAX_VALUES = 200_000  # ~13 values per fields=-projected VM row: a 10,000-row page still fits
-
-_STRUCTURE = b"[]{},"
-_NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)
-_BRACKETS = bytes.maketrans(b"{}", b"[]")
-_SLICE = 64 * 1024
+MAX_VALUES = 200_000  # ~13 per fields=-projected VM row: a 10,000-row page (~130k) still fits
 # Java's long has 19 digits; Python turns a decimal string into an int in quadratic time, and a reply of
 # 4000-digit numbers (json allows 4300) would cost a third of a second.
 MAX_DIGITS = 20
-_DIGITS = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(".") for b in range(256))
+SLICE_SECONDS = 0.005  # how long the loop may wait for its next turn while a large reply is checked
+
+_SLICE = 64 * 1024
+_STRUCTURE = b"[]{},"
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_DIGITS = bytes(ord("0") if ord("0") <= b <= ord("9") else ord(".") for b in range(256))
 _LONG_NUMBER = b"0" * (MAX_DIGITS + 1)
 
 
@@ -46,13 +52,47 @@ def looks_like_json(raw: bytes) -> bool:
 
 
 def check_structure(raw: bytes, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> None:
-    """Raise ReplyRejected if `raw` has more than `max_values` values or nests deeper than `max_depth`."""
-    structure, digits = _outside_strings(raw.replace(b"\\\\", b"").replace(b'\\"', b""))
-    if _LONG_NUMBER in digits:
-        raise ReplyRejected(f"reply JSON has a number longer than {MAX_DIGITS} digits")
-    nesting = structure.replace(b",", b"")
-    if len(structure) - len(nesting) + len(nesting) // 2 + 1 > max_values:  # commas + containers
-        raise ReplyRejected(f"reply JSON has more than {max_values} values")
+    """Raise ReplyRejected if `raw` counts more than `max_values` values (as above), has a number longer than
+    MAX_DIGITS, or nests deeper than `max_depth`."""
+    for _ in _steps(raw, max_depth, max_values):
+        pass
+
+
+async def admit(raw: bytes) -> None:
+    """`check_structure` with the default bounds, letting the event loop run every SLICE_SECONDS."""
+    since = time.monotonic()
+    for _ in _steps(raw, MAX_DEPTH, MAX_VALUES):
+        if time.monotonic() - since > SLICE_SECONDS:
+            await asyncio.sleep(0)
+            since = time.monotonic()
+
+
+def _steps(raw: bytes, max_depth: int, max_values: int) -> Iterator[None]:
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    yield
+    brackets: list[bytes] = []
+    counted = 1
+    digits_before = b""
+    inside = 0  # 1 when the slice starts inside a string
+    for at in range(0, len(unescaped), _SLICE):
+        pieces = unescaped[at : at + _SLICE].split(b'"')
+        outside = b"".join(pieces[inside::2])
+        inside = (inside + len(pieces) - 1) % 2
+        digits = outside.translate(_DIGITS)
+        if _LONG_NUMBER in digits_before + digits:
+            raise ReplyRejected(f"reply JSON has a number longer than {MAX_DIGITS} digits")
+        digits_before = digits[-MAX_DIGITS:]
+        structure = outside.translate(_BRACKETS, _NOT_STRUCTURE)
+        nesting = structure.replace(b",", b"")
+        counted += len(structure) - len(nesting) + nesting.count(b"[")  # commas + containers
+        if counted > max_values:
+            raise ReplyRejected(f"reply JSON has more than {max_values} values")
+        brackets.append(nesting)
+        yield
+    _check_depth(b"".join(brackets), max_depth)
+
+
+def _check_depth(nesting: bytes, max_depth: int) -> None:
     run = b"[" * (max_depth + 1)  # a quick verdict for the usual attack, a long run of openings
     for _ in range(max_depth):
         if not nesting or run in nesting:
@@ -65,27 +105,7 @@ def check_structure(raw: bytes, *, max_depth: int = MAX_DEPTH, max_values: int =
         raise ReplyRejected(f"reply JSON is nested deeper than {max_depth} levels")
 
 
-def _outside_strings(unescaped: bytes) -> tuple[bytes, bytes]:
-    """What lies outside strings: its brackets (all as `[]`) and commas, and its digits (as `0`, others `.`).
-
-    Done a slice at a time to bound the temporaries.
-    Splitting on quotes leaves the string contents at every other piece; a slice that ends inside a string
-    makes the next one start inside it. Slicing keeps the pieces of one split to a few MiB whatever the
-    body holds (a body of `"",` repeated would otherwise make a million small objects at once).
-    """
-    structure: list[bytes] = []
-    digits: list[bytes] = []
-    inside = 0
-    for at in range(0, len(unescaped), _SLICE):
-        pieces = unescaped[at : at + _SLICE].split(b'"')
-        outside = b"".join(pieces[inside::2])
-        structure.append(outside.translate(_BRACKETS, _NOT_STRUCTURE))
-        digits.append(outside.translate(_DIGITS))
-        inside = (inside + len(pieces) - 1) % 2
-    return b"".join(structure), b"".join(digits)
-
-
-def _reject_constant(name: str) -> Any:
+def reject_constant(name: str) -> Any:
     # Python's json accepts NaN and Infinity, which no Java/Gson server sends; a NaN deadline never expires.
     raise ValueError(f"JSON constant {name} is not allowed")
 
@@ -93,4 +113,4 @@ def _reject_constant(name: str) -> Any:
 def decode(raw: bytes) -> Any:
     """The decoded JSON of a reply that passed `check_structure`; ValueError if it is not valid JSON."""
     check_structure(raw)
-    return json.loads(raw, parse_constant=_reject_constant)
+    return json.loads(raw, parse_constant=reject_constant)

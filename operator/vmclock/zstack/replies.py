@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vmclock.zstack import jsonguard
+from vmclock.zstack import jsonguard, jsonstream
 from vmclock.zstack.errors import GARBAGE, HTTP, REDIRECT, ErrorCode, ZStackError
 
 _SNIPPET = 300  # enough of a plain-text/HTML body to diagnose, short enough for status and logs
@@ -38,7 +38,19 @@ class Reply:
                 body = jsonguard.decode(raw)
             except ValueError:
                 body = None
-        return cls(status=status, body=body, text=raw[:_HEAD].decode("utf-8", errors="replace"))
+        return cls(status=status, body=body, text=_head(raw))
+
+    @classmethod
+    async def read(cls, status: int, raw: bytes) -> Reply:
+        """`decode` for the event loop: a large body is decoded in slices (jsonstream), the loop running
+        between them."""
+        body = None
+        if jsonguard.looks_like_json(raw):
+            try:
+                body = await jsonstream.decode(raw)
+            except ValueError:
+                body = None
+        return cls(status=status, body=body, text=_head(raw))
 
     @property
     def error_body(self) -> dict[str, Any] | None:
@@ -46,6 +58,10 @@ class Reply:
         if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
             return self.body["error"]  # type: ignore[no-any-return]
         return None
+
+
+def _head(raw: bytes) -> str:
+    return raw[:_HEAD].decode("utf-8", errors="replace")
 
 
 def error_from_reply(reply: Reply, operation: str, redact: Callable[[str], str]) -> ZStackError:

@@ -4,7 +4,8 @@ Everything above this layer sees either a `Reply` or a `ZStackError` with a clie
 (CLIENT.TRANSPORT / CLIENT.TIMEOUT / CLIENT.REPLY_TOO_LARGE / CLIENT.BAD_REPLY), never an aiohttp exception.
 A body is read in chunks up to `max_reply_bytes` and the connection dropped past that, so an endpoint
 cannot make the process hold more than that per request (design §6.2); bodies are never decompressed
-(a small gzip bomb would otherwise expand past any cap before a chunk is seen).
+(a small gzip bomb could otherwise expand past any cap before a chunk is seen): a compressed reply,
+though only `identity` was accepted, is a BAD_REPLY.
 """
 
 from __future__ import annotations
@@ -98,13 +99,17 @@ class Transport:
             except aiohttp.ClientError as exc:
                 raise self._failure(TRANSPORT, "connection failed", exc, operation) from None
         try:
-            return Reply.decode(status, raw)
+            return await Reply.read(status, raw)
         except ReplyRejected as exc:
             raise ZStackError.client(BAD_REPLY, str(exc), http_status=status, operation=operation) from None
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, operation: str) -> bytes:
         """The body, or REPLY_TOO_LARGE (connection dropped) as soon as it is known to pass the cap."""
         limit = self.options.max_reply_bytes
+        if resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+            resp.close()
+            what = "compressed reply although only identity encoding was accepted"
+            raise ZStackError.client(BAD_REPLY, what, http_status=resp.status, operation=operation)
         body = bytearray()
         if resp.content_length is None or resp.content_length <= limit:
             async for chunk in resp.content.iter_chunked(_CHUNK):
