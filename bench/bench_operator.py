@@ -6,11 +6,14 @@ VMs costs"). Starts etcd + kube-apiserver (tests/controlplane), applies crds/, r
 ZStackConnection, then runs two scenarios one after the other, on different VMs (so both need writes):
 1. 1 policy x 1,000 VMs; 2. 100 policies x 10 VMs (one ``kubectl apply`` of a List). For each:
 - ``kubectl apply`` -> every policy Ready=True for its generation (seen through a watch), with the ZStack
-  calls and CPU it took;
-- ZStack calls per in-sync resync round: the policies have ``resyncIntervalSeconds: 10`` (the minimum); the
-  simulator's per-API counts and the operator's reconcile log lines are sampled until a few whole rounds
-  are seen (bench_operator_rounds); also the API server's write requests in that window (status PATCHes,
-  Events) from its ``apiserver_request_total``;
+  calls and CPU it took. The policies start on the connection's hour-long interval, so no resync round
+  competes with the apply;
+- ZStack calls per in-sync resync round: the policies are switched to ``resyncIntervalSeconds: 10`` (the
+  minimum, one more ``kubectl apply``); the simulator's per-API counts and the operator's reconcile log
+  lines are sampled until every policy was checked a few times (bench_operator_rounds). A round means
+  every policy checked once, as in issue 8 ("reads per round" = reads x policies / reconciles); the API
+  server's write requests (status PATCHes, Events), which status fields changed and the operator's CPU
+  are taken over the same window;
 - the operator's resident memory; then every policy is deleted (``Orphan``: no ZStack call), so the next
   scenario's rounds are measured alone.
 Last, peak (VmHWM) and final (VmRSS) memory of the operator, the simulator and the control plane. The
@@ -47,12 +50,13 @@ sys.path.insert(0, str(REPO / "tests"))  # the control-plane tooling and the e2e
 from bench_operator_probes import (  # noqa: E402
     ReconcileLog,
     api_writes,
+    changed_paths,
     cpu_seconds,
     sample,
     zstack_calls,
 )
 from bench_operator_report import table  # noqa: E402
-from bench_operator_rounds import WRITE_APIS, Round, RoundMeter, Window, reads  # noqa: E402
+from bench_operator_rounds import WRITE_APIS, Burst, BurstMeter, Window, reads  # noqa: E402
 from bench_operator_watch import PolicyWatch  # noqa: E402
 from controlplane import ControlPlane, Kubectl, require_binaries  # noqa: E402
 from harness import (  # noqa: E402
@@ -108,6 +112,16 @@ FULL = Scale(vms=2100, one=Shape("onePolicy", 1, 1000), many=Shape("manyPolicies
 QUICK = Scale(vms=500, one=Shape("onePolicy", 1, 200), many=Shape("manyPolicies", 20, 10), resync_rounds=2)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Write requests the API server has served (by verb and resource), each policy's status, and the
+    operator's CPU seconds so far."""
+
+    writes: Counter[str]
+    statuses: dict[str, Obj]
+    operator_cpu: float
+
+
 class Stop(BaseException):
     """SIGTERM/SIGHUP: unwind like Ctrl-C (not an error, so no log tail is shown) and stop every child."""
 
@@ -131,10 +145,6 @@ def spread(seconds: Iterable[float]) -> dict[str, float]:
         "p90": times[int(len(times) * 0.9)],
         "last": times[-1],
     }
-
-
-def per_round(count: float, rounds: int) -> float:
-    return round(count / rounds, 1)
 
 
 class Bench:
@@ -186,8 +196,11 @@ class Bench:
 
     # ----------------------------------------------------------------- probes
 
-    def apply_until_ready(self, objs: list[Obj]) -> tuple[dict[str, Obj], float, dict[str, float]]:
-        """One ``kubectl apply`` of ``objs``, watched until every one is Ready for its current generation.
+    def apply_until_ready(
+        self, objs: list[Obj], generation: int = 1
+    ) -> tuple[dict[str, Obj], float, dict[str, float]]:
+        """One ``kubectl apply`` of ``objs``, watched until every one is Ready for its current generation,
+        which must be at least `generation` (so objects that were Ready before the apply do not count).
 
         kubectl runs on a side thread while the watch is already open, so a policy that turns Ready before
         kubectl has created the last object is timed when it does, not when kubectl returns. Returns the
@@ -209,7 +222,8 @@ class Bench:
                     applying.result()  # raises kubectl's error instead of waiting for the timeout
                 elapsed = round(time.monotonic() - started, 2)
                 for name in names - ready_at.keys():
-                    if name in seen and ready_now(seen[name]):
+                    obj = seen.get(name)
+                    if obj is not None and obj["metadata"]["generation"] >= generation and ready_now(obj):
                         ready_at[name] = elapsed
                 return len(ready_at) == len(names)
 
@@ -237,6 +251,12 @@ class Bench:
             raise RuntimeError(f"kube-apiserver /metrics answered {status}")
         return api_writes(body.decode())
 
+    def snapshot(self) -> Snapshot:
+        writes = self.api_server_writes()
+        items = self.kubectl.json("get", "vmclockpolicies", namespace=NAMESPACE)["items"]
+        statuses = {item["metadata"]["name"]: item.get("status", {}) for item in items}
+        return Snapshot(writes, statuses, cpu_seconds(self.operator.pid or 0))
+
     @contextlib.contextmanager
     def measured(self, into: dict[str, Any]) -> Iterator[None]:
         """Reset the simulator's counters, then record wall time, CPU per process and ZStack calls."""
@@ -262,12 +282,14 @@ class Bench:
     def scenario(self, shape: Shape, step: int) -> dict[str, Any]:
         """Apply `shape`, measure its in-sync rounds, then delete its policies (Orphan: ZStack untouched)."""
         names = shape.names()
-        objs = [policy(name, *self.take_group(shape.size), resync_seconds=POLICY_RESYNC) for name in names]
+        groups = [self.take_group(shape.size) for _ in names]
         say(f"[{step}] {shape.label} VMs: apply -> all Ready ...")
         result: dict[str, Any] = {"policies": shape.policies, "vmsPerPolicy": shape.size}
         apply: dict[str, Any] = {}
         with self.measured(apply):
-            seen, applied, ready_at = self.apply_until_ready(objs)
+            seen, applied, ready_at = self.apply_until_ready(
+                [policy(name, *group) for name, group in zip(names, groups, strict=True)]
+            )
         apply["kubectlApplySeconds"], apply["readySeconds"] = applied, spread(ready_at.values())
         apply["phases"] = dict(
             Counter(str(vm.get("phase")) for obj in seen.values() for vm in obj["status"].get("vms", []))
@@ -277,6 +299,11 @@ class Bench:
         result["apply"] = apply
         rounds = self.scale.resync_rounds
         say(f"[{step}] {shape.label} VMs: {rounds} in-sync resync rounds ({POLICY_RESYNC}s interval) ...")
+        switched = [
+            policy(n, *group, resync_seconds=POLICY_RESYNC) for n, group in zip(names, groups, strict=True)
+        ]
+        _, _, switched_at = self.apply_until_ready(switched, generation=2)
+        result["switchToShortIntervalSeconds"] = max(switched_at.values())
         result["resync"] = self.resync_rounds(shape)
         result["operatorMemoryKib"] = asdict(sample(self.operator.pid or 0))
         say(f"[{step}] {shape.label} VMs: deleting the policies (Orphan) ...")
@@ -288,14 +315,11 @@ class Bench:
         return result
 
     def resync_rounds(self, shape: Shape) -> dict[str, Any]:
-        """Whole in-sync rounds until every policy was checked `resync_rounds` times; costs per round and
-        per cycle (every policy checked once: reads x policies / reconciles, whatever the grouping)."""
+        """Whole in-sync bursts until every policy was checked about `resync_rounds` times."""
         wanted = self.scale.resync_rounds * shape.policies
-        meter = RoundMeter(
-            self.zstack_counts, ReconcileLog(self.operator.log_path, NAMESPACE), self.api_server_writes
-        )
+        meter = BurstMeter(self.zstack_counts, ReconcileLog(self.operator.log_path, NAMESPACE), self.snapshot)
         window = meter.measure(
-            lambda rounds: sum(len(r.policies) for r in rounds) >= wanted,
+            lambda bursts: sum(len(b.policies) for b in bursts) >= wanted,
             timeout=(self.scale.resync_rounds + 3) * POLICY_RESYNC + 60,
         )
         return round_costs(window, shape.policies)
@@ -326,32 +350,45 @@ def object_sizes(obj: Obj) -> dict[str, Any]:
     }
 
 
-def round_costs(window: Window, policies: int) -> dict[str, Any]:
-    count, calls = len(window.rounds), window.calls
-    total_reads = reads(calls)
+def round_costs(window: Window[Snapshot], policies: int) -> dict[str, Any]:
+    """Costs per round, a round being every policy checked once (totals x policies / reconciles), and the
+    bursts the rounds showed as (see bench_operator_rounds)."""
+    rounds = window.reconciles / policies
+    calls = window.calls
+    writes = window.closed.writes - window.opened.writes
+    before, after = window.opened.statuses, window.closed.statuses
+    # For each status field, how many policies saw it change during the window.
+    changed = Counter(
+        path for name, status in after.items() for path in changed_paths(before.get(name), status)
+    )
+
+    def per_round(total: float) -> float:
+        return round(total / rounds, 2)
+
     return {
         "windowSeconds": window.seconds,
-        "rounds": count,
         "reconciles": window.reconciles,
-        "readsPerRound": per_round(total_reads, count),
-        "readsPerCycle": round(total_reads * policies / window.reconciles, 1),
-        "callsPerRound": {api: per_round(n, count) for api, n in sorted(calls.items())},
-        "zstackWritesPerRound": per_round(sum(calls[api] for api in WRITE_APIS), count),
-        "writesLogged": sum(r.writes_logged for r in window.rounds),
-        "statusPatchesPerRound": per_round(window.also[STATUS_PATCH], count),
-        "apiServerWrites": dict(sorted(window.also.items())),
-        "detail": [round_detail(r) for r in window.rounds],
+        "rounds": round(rounds, 2),
+        "readsPerRound": per_round(reads(calls)),
+        "callsPerRound": {api: per_round(n) for api, n in sorted(calls.items())},
+        "zstackWritesPerRound": per_round(sum(calls[api] for api in WRITE_APIS)),
+        "writesLogged": sum(b.writes_logged for b in window.bursts),
+        "statusPatchesPerRound": per_round(writes[STATUS_PATCH]),
+        "operatorCpuPerRound": per_round(window.closed.operator_cpu - window.opened.operator_cpu),
+        "apiServerWrites": dict(sorted(writes.items())),
+        "statusFieldsChanged": dict(sorted(changed.items())),
+        "bursts": [burst_detail(b) for b in window.bursts],
     }
 
 
-def round_detail(found: Round) -> dict[str, Any]:
-    """When a round ran (seconds into the window), how many reconciles it had, what it read."""
+def burst_detail(burst: Burst) -> dict[str, Any]:
+    """When a burst ran (seconds into the window), how many reconciles it had, what it read."""
     return {
-        "at": round(found.started, 1),
-        "seconds": round(found.ended - found.started, 1),
-        "reconciles": len(found.policies),
-        "distinctPolicies": len(set(found.policies)),
-        "reads": reads(found.calls),
+        "at": round(burst.started, 1),
+        "seconds": round(burst.ended - burst.started, 1),
+        "reconciles": len(burst.policies),
+        "distinctPolicies": len(set(burst.policies)),
+        "reads": reads(burst.calls),
     }
 
 
@@ -363,7 +400,7 @@ def ratios(one: dict[str, Any], many: dict[str, Any]) -> dict[str, float | None]
         "applyZStackReads": (one["apply"]["zstackReads"], many["apply"]["zstackReads"]),
         "applyOperatorCpu": (one["apply"]["cpuSeconds"]["operator"], many["apply"]["cpuSeconds"]["operator"]),
         "readsPerRound": (one["resync"]["readsPerRound"], many["resync"]["readsPerRound"]),
-        "readsPerCycle": (one["resync"]["readsPerCycle"], many["resync"]["readsPerCycle"]),
+        "operatorCpuPerRound": (one["resync"]["operatorCpuPerRound"], many["resync"]["operatorCpuPerRound"]),
     }
     return {key: round(b / a, 2) if a else None for key, (a, b) in pairs.items()}
 

@@ -10,8 +10,10 @@ import json
 import os
 import re
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _SAMPLE = re.compile(r"^(?P<name>\w+)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$")
@@ -84,37 +86,80 @@ def zstack_calls(metrics_url: str) -> ZStackCalls:
 class Reconcile:
     """One "VmClockPolicy NS/NAME generation G: N writes, {...}" line of the operator's JSON log."""
 
+    name: str
     generation: int
     writes: int
 
 
 class ReconcileLog:
-    """Counts finished reconciles of one policy in the operator's log, from a byte offset on.
+    """Finished reconciles in the operator's log (of one policy, or of every policy of a namespace).
 
     The operator logs exactly one such line at the end of every reconcile (handler or resync), which makes
     the log the one place where "how many reconciles happened in this window" is observable from outside.
     """
 
-    def __init__(self, path: Path, namespace: str, name: str) -> None:
+    def __init__(self, path: Path, namespace: str, name: str | None = None) -> None:
         self._path = path
+        who = re.escape(name) if name is not None else r"[^\s/]+"
         self._line = re.compile(
-            rf"^VmClockPolicy {re.escape(namespace)}/{re.escape(name)} generation (\d+): (\d+) writes"
+            rf"^VmClockPolicy {re.escape(namespace)}/({who}) generation (\d+): (\d+) writes"
         )
 
     def offset(self) -> int:
         return self._path.stat().st_size
 
     def since(self, offset: int) -> list[Reconcile]:
+        return self.read(offset)[0]
+
+    def read(self, offset: int) -> tuple[list[Reconcile], int]:
+        """The reconciles logged from `offset` on, and the offset after the last complete line read (a line
+        the operator is still writing is left for the next read)."""
         with self._path.open("rb") as log:
             log.seek(offset)
-            lines = log.read().splitlines()
+            chunk = log.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
         found = []
-        for raw in lines:
+        for raw in complete.splitlines():
             try:
                 message = str(json.loads(raw).get("message", ""))
             except (ValueError, AttributeError):
                 continue
             match = self._line.match(message)
             if match:
-                found.append(Reconcile(int(match[1]), int(match[2])))
-        return found
+                found.append(Reconcile(match[1], int(match[2]), int(match[3])))
+        return found, offset + len(complete)
+
+
+_WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
+
+
+def api_writes(metrics_text: str) -> Counter[str]:
+    """Write requests the kube-apiserver served, from its ``apiserver_request_total``, keyed
+    "VERB resource[/subresource]" (e.g. "PATCH vmclockpolicies/status"), summed over response codes.
+
+    Counted by the server, so a status PATCH that changed nothing still counts: this is what the operator
+    sent, not what changed.
+    """
+    writes: Counter[str] = Counter()
+    for line in metrics_text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or match["name"] != "apiserver_request_total":
+            continue
+        labels = dict(_LABEL.findall(match["labels"]))
+        if labels.get("verb") in _WRITE_VERBS:
+            resource = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
+            writes[f"{labels['verb']} {resource}"] += int(float(match["value"]))
+    return writes
+
+
+def changed_paths(before: Any, after: Any, path: str = "") -> set[str]:
+    """Where two JSON documents differ, as paths like "vms[].lastChecked" (list items compared in order;
+    a list that changed length counts as a change of the list itself)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = before.keys() | after.keys()
+        return set().union(
+            *(changed_paths(before.get(k), after.get(k), f"{path}.{k}" if path else k) for k in keys)
+        )
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return set().union(*(changed_paths(b, a, f"{path}[]") for b, a in zip(before, after, strict=True)))
+    return set() if before == after else {path}

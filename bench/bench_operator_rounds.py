@@ -1,0 +1,110 @@
+"""Resync rounds seen from outside the operator: bursts of ZStack calls and of finished reconciles.
+
+The operator does not announce its rounds. A round shows as a burst: the batched reads of the round, then
+one "VmClockPolicy NS/NAME generation G: N writes" log line per policy in it. Sampling the simulator's
+per-API call counts and the log a few times a second, and cutting wherever nothing happened for ``GAP``
+seconds, turns that into bursts: which policies were reconciled in each one and what each one cost.
+A burst is only approximately one operator round: two rounds less than ``GAP`` apart count as one, and a
+slow reconcile can log its line more than ``GAP`` after its reads. Costs "per round" are therefore taken
+per cycle (every policy checked once: totals x policies / reconciles), which bursts do not affect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from bench_operator_probes import ReconcileLog
+
+POLL = 0.2
+GAP = 1.5
+WRITE_APIS = frozenset({"SetVmClockTrack", "UpdateResourceConfig", "DeleteResourceConfig"})
+T = TypeVar("T")
+
+
+@dataclass
+class Burst:
+    """Seconds from the window's start, the ZStack calls made, the policies reconciled (one per reconcile)."""
+
+    started: float
+    ended: float
+    calls: Counter[str] = field(default_factory=Counter)
+    policies: list[str] = field(default_factory=list)
+    writes_logged: int = 0
+
+
+@dataclass(frozen=True)
+class Window(Generic[T]):
+    """Whole bursts, and the caller's snapshots (e.g. API server write counts) at open and at close."""
+
+    seconds: float
+    bursts: list[Burst]
+    opened: T
+    closed: T
+
+    @property
+    def calls(self) -> Counter[str]:
+        return sum((b.calls for b in self.bursts), Counter())
+
+    @property
+    def reconciles(self) -> int:
+        return sum(len(b.policies) for b in self.bursts)
+
+
+def reads(calls: Counter[str]) -> int:
+    """Every ZStack call that is not a write (queries, version and session calls, job polls)."""
+    return sum(n for api, n in calls.items() if api not in WRITE_APIS)
+
+
+class BurstMeter(Generic[T]):
+    """Samples `calls()` (cumulative ZStack calls by API) and `log` until `done(bursts)` at a quiet moment.
+
+    The window opens at the first quiet moment (no call and no reconcile for ``GAP`` seconds), so it never
+    starts in the middle of a round, and closes at a quiet moment too, so every round in it is whole.
+    `snapshot()` is taken only when the window opens and when it closes (it may be slow, e.g. /metrics).
+    """
+
+    def __init__(
+        self,
+        calls: Callable[[], Counter[str]],
+        log: ReconcileLog,
+        snapshot: Callable[[], T],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._calls = calls
+        self._log = log
+        self._snapshot = snapshot
+        self._clock = clock
+
+    def measure(self, done: Callable[[list[Burst]], bool], timeout: float) -> Window[T]:
+        deadline = self._clock() + timeout
+        offset, counts = self._log.offset(), self._calls()
+        quiet_since = opened = self._clock()
+        bursts: list[Burst] | None = None  # None until the first quiet moment opens the window
+        opening: T | None = None
+        while self._clock() < deadline:
+            time.sleep(POLL)
+            now = self._clock()
+            reconciles, offset = self._log.read(offset)
+            latest = self._calls()
+            grown = latest - counts
+            counts = latest
+            if grown or reconciles:
+                if bursts is not None:
+                    if not bursts or now - quiet_since >= GAP:
+                        bursts.append(Burst(started=now - opened, ended=now - opened))
+                    current = bursts[-1]
+                    current.ended = now - opened
+                    current.calls.update(grown)
+                    current.policies.extend(r.name for r in reconciles)
+                    current.writes_logged += sum(r.writes for r in reconciles)
+                quiet_since = now
+            elif now - quiet_since >= GAP:
+                if bursts is None:
+                    bursts, opened, opening = [], now, self._snapshot()
+                elif bursts and done(bursts) and opening is not None:
+                    return Window(round(now - opened, 2), bursts, opening, self._snapshot())
+        raise TimeoutError(f"the wanted resync rounds did not happen within {timeout:.0f}s")
