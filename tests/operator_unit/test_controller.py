@@ -178,6 +178,10 @@ async def parts(sim: Simulator) -> AsyncIterator[Parts]:
     await manager.close_all()
 
 
+def ready(status: Mapping[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+
+
 def phases(status: Mapping[str, Any]) -> dict[str, str]:
     return {e["uuid"]: e["phase"] for e in status.get("vms", [])}
 
@@ -226,8 +230,8 @@ async def test_many_small_policies_share_one_observation(parts: Parts) -> None:
     refs = [parts.policy(f"p{i}", vms[i * 4 : i * 4 + 4]) for i in range(10)]
     for ref in refs:
         parts.controller.enqueue(ref)
-    await parts.settle(lambda: all(parts.status(r).get("summary", {}).get("total") == 4 for r in refs))
-    await parts.settle(lambda: not parts.controller.queue.pending())
+    await parts.settle(lambda: all(ready(parts.status(r)) for r in refs))
+    await parts.settle(lambda: not any(parts.controller.queue.is_processing(r) for r in refs))
     for ref in refs:
         parts.controller.resync.record(ref, 0.0)  # all due now
     parts.sim.stats.reset()

@@ -99,7 +99,8 @@ async def write_track(
     """SetVmClockTrack as an async job; the job's result is the VM's whole inventory, reloaded.
 
     Only `track` is sent unless the caller asks for the QGA fields: sending them (even false/0) takes
-    ZStack's closed-source SetVmQgaSyncClockTask path, whose failure also discards the track.
+    ZStack's closed-source SetVmQgaSyncClockTask path, which also rewrites the VM's vm.clock.sync.* resource
+    configs and, if it fails, discards the track as well.
     """
     if not VM_UUID_RE.match(uuid):
         raise ValueError(f"VM uuid {uuid!r} is not 32 lowercase hex characters")
