@@ -39,6 +39,7 @@ from vmclock.connections.secrets import ObjectReader, load_credentials, load_tls
 from vmclock.connections.spec import ConnectionSpec, parse_connection_spec
 from vmclock.connections.trust import EndpointPolicy
 from vmclock.engine.reconcile import ConnectionUnavailable
+from vmclock.refs import Ref
 from vmclock.zstack import ClientOptions, OnCall, ZStackClient, ZStackError
 from vmclock.zstack.errors import HTTP, ID_AUTHENTICATION, ID_PERMISSION_DENIED, SYS_NOT_READY
 
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 FRESH_SECONDS = 5.0  # a lease re-reads the Secret when its last look is older than this
-Key = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -142,12 +142,12 @@ class ConnectionManager:
         self._endpoints = endpoints or EndpointPolicy()
         self._on_call = on_call
         self._clock = clock
-        self._entries: dict[Key, _Entry] = {}
+        self._entries: dict[Ref, _Entry] = {}
         self._leases: dict[ZStackClient, int] = {}
         self._retired: set[ZStackClient] = set()
 
-    def _entry(self, key: Key) -> _Entry:
-        return self._entries.setdefault(key, _Entry())
+    def _entry(self, key: Ref) -> _Entry:
+        return self._entries.setdefault(Ref(*key), _Entry())
 
     async def check(self, namespace: str, name: str, raw_spec: Mapping[str, Any]) -> ConnectionVerdict:
         """Build (or reuse) the client and verify it end to end; never raises for connection problems."""
@@ -158,7 +158,7 @@ class ConnectionManager:
     ) -> ConnectionVerdict:
         """`reuse`: a verdict set while waiting for the lock is good enough (first uses by many policies at
         once share one check instead of each reading the Secret and probing ZStack)."""
-        entry = self._entry((namespace, name))
+        entry = self._entry(Ref(namespace, name))
         async with entry.lock:
             if reuse and entry.verdict is not None:
                 return entry.verdict
@@ -198,7 +198,7 @@ class ConnectionManager:
         self, namespace: str, name: str, raw_spec: Mapping[str, Any]
     ) -> tuple[ZStackClient | None, ConnectionVerdict]:
         """The client to use now: re-checked when the Secret, CA or spec changed since the last look."""
-        entry = self._entry((namespace, name))
+        entry = self._entry(Ref(namespace, name))
         if entry.verdict is None:
             verdict = await self._check(namespace, name, raw_spec, reuse=True)
             return entry.client, verdict
@@ -267,7 +267,7 @@ class ConnectionManager:
         self, namespace: str, name: str, raw_spec: Mapping[str, Any] | None, *, for_restore: bool
     ) -> ZStackClient:
         where = f"ZStackConnection {namespace}/{name}"
-        proven = self._entries[(namespace, name)].proven if (namespace, name) in self._entries else None
+        proven = self._entries[Ref(namespace, name)].proven if Ref(namespace, name) in self._entries else None
         if raw_spec is None:
             if for_restore and proven is not None:
                 return proven
@@ -281,18 +281,18 @@ class ConnectionManager:
         raise ConnectionUnavailable(verdict.reason, f"{where} is not ready: {verdict.message}")
 
     def verdict(self, namespace: str, name: str) -> ConnectionVerdict | None:
-        entry = self._entries.get((namespace, name))
+        entry = self._entries.get(Ref(namespace, name))
         return entry.verdict if entry is not None else None
 
     def node(self, namespace: str, name: str) -> str | None:
         """Which management node a Ready connection reaches (its normalized base URL); None otherwise."""
-        entry = self._entries.get((namespace, name))
+        entry = self._entries.get(Ref(namespace, name))
         if entry is None or entry.client is None or entry.verdict is None or not entry.verdict.ready:
             return None
         return entry.client.endpoint.url("").lower()
 
     async def forget(self, namespace: str, name: str) -> None:
-        entry = self._entries.pop((namespace, name), None)
+        entry = self._entries.pop(Ref(namespace, name), None)
         if entry is not None:
             async with entry.lock:
                 await self._retire(entry)

@@ -14,6 +14,7 @@ from vmclock.connections.problems import INVALID_SECRET, SECRET_NOT_FOUND, Conne
 from vmclock.connections.spec import ConnectionSpec
 from vmclock.connections.trust import EndpointPolicy
 from vmclock.kubeapi import KubeObject
+from vmclock.refs import Ref
 from vmclock.zstack.credentials import AccessKeyCredentials, AccountCredentials, Credentials
 
 PAIRS = (("accountName", "password"), ("accessKeyId", "accessKeySecret"))
@@ -68,7 +69,7 @@ async def load_credentials(
         spec.endpoint,
         insecure_skip_verify=spec.insecure_skip_verify,
         secret_annotations=secret.annotations,
-        secret_ref=(namespace, spec.secret_name),
+        secret_ref=Ref(namespace, spec.secret_name),
     )
     return credentials_from_secret(secret, where), secret.resource_version
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from vmclock.connections.problems import ENDPOINT_NOT_ALLOWED, INSECURE_ENDPOINT, ConnectionProblem
+from vmclock.refs import Ref
 
 ALLOWED_ENDPOINTS_ANNOTATION = "vmclock.zstack.io/allowed-endpoints"
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -141,7 +142,7 @@ class HostPattern:
         return address is None and not _numeric_name(host) and self.glob.match(host) is not None
 
 
-def _annotation_command(secret_ref: tuple[str, str], value: str) -> str:
+def _annotation_command(secret_ref: Ref, value: str) -> str:
     namespace, name = secret_ref
     assignment = shlex.quote(f"{ALLOWED_ENDPOINTS_ANNOTATION}={value}")
     return f"kubectl annotate secret {name} -n {namespace} {assignment} --overwrite"
@@ -161,7 +162,7 @@ class EndpointPolicy:
         *,
         insecure_skip_verify: bool,
         secret_annotations: Mapping[str, str],
-        secret_ref: tuple[str, str],
+        secret_ref: Ref,
     ) -> None:
         """Raise `ConnectionProblem` unless credentials of Secret `secret_ref` (namespace, name) may be sent
         to `endpoint`. Messages carry URLs and names only, never anything read from the Secret's data."""
@@ -196,7 +197,7 @@ class EndpointPolicy:
             )
 
 
-def _check_secret_allows(origin: Origin, annotations: Mapping[str, str], secret_ref: tuple[str, str]) -> None:
+def _check_secret_allows(origin: Origin, annotations: Mapping[str, str], secret_ref: Ref) -> None:
     listed: list[Origin] = []
     ignored = 0
     for entry in annotations.get(ALLOWED_ENDPOINTS_ANNOTATION, "").split(","):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-Key = tuple[str, str]
+from vmclock.refs import Ref
+
 STALL_SECONDS = 120.0
 
 
@@ -22,12 +23,12 @@ class OperatorStalled(RuntimeError):
 class Heartbeats:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._beats: dict[Key, float] = {}
+        self._beats: dict[Ref, float] = {}
 
-    def beat(self, key: Key) -> None:
+    def beat(self, key: Ref) -> None:
         self._beats[key] = self._clock()
 
-    def forget(self, key: Key) -> None:
+    def forget(self, key: Ref) -> None:
         self._beats.pop(key, None)
 
     def check(self, stall_seconds: float = STALL_SECONDS) -> dict[str, int]:

@@ -16,15 +16,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vmclock.engine.conditions import READY, SYNCED, find_condition
+from vmclock.refs import Ref
 
-Key = tuple[str, str]
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class _ObjectGauges(Collector):
     def __init__(self) -> None:
-        self.policies: dict[Key, tuple[str, str, Mapping[str, int]]] = {}
-        self.connections: dict[Key, str] = {}
+        self.policies: dict[Ref, tuple[str, str, Mapping[str, int]]] = {}
+        self.connections: dict[Ref, str] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         policies = GaugeMetricFamily(
@@ -82,7 +82,7 @@ class Metrics:
         self.zstack_requests.labels(operation, code).inc()
         self.zstack_seconds.labels(operation).observe(seconds)
 
-    def report_policy(self, key: Key, status: Mapping[str, Any]) -> None:
+    def report_policy(self, key: Ref, status: Mapping[str, Any]) -> None:
         summary = status.get("summary") or {}
         counts = {k: int(v) for k, v in summary.items() if k != "total" and isinstance(v, int)}
         self._objects.policies[key] = (
@@ -91,13 +91,13 @@ class Metrics:
             counts,
         )
 
-    def forget_policy(self, key: Key) -> None:
+    def forget_policy(self, key: Ref) -> None:
         self._objects.policies.pop(key, None)
 
-    def report_connection(self, key: Key, reason: str) -> None:
+    def report_connection(self, key: Ref, reason: str) -> None:
         self._objects.connections[key] = reason
 
-    def forget_connection(self, key: Key) -> None:
+    def forget_connection(self, key: Ref) -> None:
         self._objects.connections.pop(key, None)
 
     def serve(self, port: int) -> None:
