@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from controlplane import ControlPlane, Kubectl
+from vmclock.zstack import selection as limits
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
@@ -49,6 +50,16 @@ def _policy(**spec: Any) -> Obj:
         "kind": "VmClockPolicy",
         "metadata": {"name": "policy"},
         "spec": {"track": "guest", "vmUuids": [_vm_uuid(1), _vm_uuid(2)], **spec},
+    }
+
+
+def _selector_policy(**selector: Any) -> Obj:
+    """A policy selecting VMs by attributes (no vmUuids)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "VmClockPolicy",
+        "metadata": {"name": "policy"},
+        "spec": {"track": "guest", "selector": selector},
     }
 
 
@@ -120,24 +131,63 @@ def test_status_vms_has_room_for_every_selected_vm_and_every_dropped_one() -> No
     assert properties["status"]["properties"]["vms"]["maxItems"] == 2000
 
 
-def test_kustomization_lists_every_example() -> None:
+def _is_selector_example(path: Path) -> bool:
+    return any("selector" in doc.get("spec", {}) for doc in yaml.safe_load_all(path.read_text()))
+
+
+def test_kustomization_lists_every_example_but_the_selector_ones() -> None:
+    """The sandbox applies the kustomization after mapping each policy's vmUuids onto its simulated fleet; a
+    selector example has no UUID list to map, so it is applied on its own (and says so)."""
     kustomization = yaml.safe_load((EXAMPLES / "kustomization.yaml").read_text())
-    assert sorted(kustomization["resources"]) == [p.name for p in EXAMPLE_FILES]
+    listed = [p.name for p in EXAMPLE_FILES if not _is_selector_example(p)]
+    assert sorted(kustomization["resources"]) == listed
     assert "namespace" not in kustomization
+    selector_examples = [p for p in EXAMPLE_FILES if _is_selector_example(p)]
+    assert selector_examples
+    assert all(f"kubectl apply -f examples/{p.name}" in p.read_text() for p in selector_examples)
 
 
-def test_example_vm_uuids_are_the_only_uuid_shaped_strings() -> None:
-    """The sandbox rewrites example VM UUIDs by pattern; nothing else may match it."""
+def _listed_uuids(spec: Obj) -> set[str]:
+    selector = spec.get("selector", {})
+    lists = [spec.get("vmUuids", [])] + [
+        selector.get(k, []) for k in ("zoneUuids", "clusterUuids", "excludeVmUuids")
+    ]
+    return {uuid for values in lists for uuid in values}
+
+
+def test_example_uuids_are_the_only_uuid_shaped_strings() -> None:
+    """A user replaces the example UUIDs (and the sandbox its VM UUIDs) by pattern; nothing else may match."""
     for path in EXAMPLE_FILES:
         text = path.read_text()
         listed = {
             uuid
             for doc in yaml.safe_load_all(text)
             if doc["kind"] == "VmClockPolicy"
-            for uuid in doc["spec"]["vmUuids"]
+            for uuid in _listed_uuids(doc["spec"])
         }
         assert set(re.findall(r"\b[0-9a-f]{32}\b", text)) == listed, path.name
         assert all(UUID_RE.match(uuid) for uuid in listed), path.name
+
+
+def _policy_schema() -> Obj:
+    crd = _load_crd(ROOT / "crds" / "vmclock.zstack.io_vmclockpolicies.yaml")
+    (version,) = crd["spec"]["versions"]
+    schema: Obj = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def test_selector_bounds_are_the_ones_the_query_builder_is_measured_with() -> None:
+    """tests/zstack/test_selection.py proves the largest selector fits in 8 KiB request lines using these
+    constants; the CRD must not admit anything larger."""
+    selector = _policy_schema()["properties"]["spec"]["properties"]["selector"]["properties"]
+    assert selector["platforms"]["items"]["enum"] == list(limits.PLATFORMS)
+    assert selector["platforms"]["maxItems"] == len(limits.PLATFORMS)
+    assert selector["zoneUuids"]["maxItems"] == limits.MAX_ZONE_UUIDS
+    assert selector["clusterUuids"]["maxItems"] == limits.MAX_CLUSTER_UUIDS
+    assert selector["namePattern"]["maxLength"] == limits.MAX_NAME_PATTERN
+    assert selector["userTags"]["maxItems"] == limits.MAX_USER_TAGS
+    assert selector["userTags"]["items"]["maxLength"] == limits.MAX_USER_TAG_LENGTH
+    assert selector["excludeVmUuids"]["maxItems"] == limits.MAX_EXCLUDED_VMS
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -181,6 +231,14 @@ def test_crd_is_established_and_structural(installed_crds: list[str], kubectl: K
         ("vmclockpolicy.status.vms", ["keyed by uuid", "phase", "inventory", "pendingRestart"]),
         ("vmclockpolicy.status.vms.phase", ["InSync", "Conflict"]),
         ("vmclockpolicy.status.vms.inventory.platform", ["Windows platforms"]),
+        (
+            "vmclockpolicy.spec.selector",
+            ["exactly one of selector and vmUuids", "AND", "excludeVmUuids alone"],
+        ),
+        ("vmclockpolicy.spec.selector.namePattern", ["win-*", '"?" exactly one', '"%"', "commas"]),
+        ("vmclockpolicy.spec.selector.platforms", ["Windows", "WindowsVirtio", "Paravirtualization"]),
+        ("vmclockpolicy.status.selector.omitted", ["left out of status.vms"]),
+        ("vmclockpolicy.status.connection.reason", ["Ready condition", "NotFound"]),
         ("zstackconnection.spec.credentialsSecretRef", ["accessKeyId", "no namespace field"]),
         ("zstackconnection.status.clockTrackStorage", ["ResourceConfig", "SystemTag"]),
     ],
@@ -266,6 +324,34 @@ def test_boundary_values_are_accepted(published: None, kubectl: Kubectl, namespa
     assert len(_get(kubectl, "vmclockpolicy", "policy", namespace)["spec"]["vmUuids"]) == 1000
 
 
+GOOD_SELECTORS = [
+    {"platforms": ["Windows", "WindowsVirtio"]},
+    {"zoneUuids": [_vm_uuid(1)], "namePattern": "win-*", "excludeVmUuids": [_vm_uuid(2)]},
+    {"clusterUuids": [_vm_uuid(3)]},
+    {"namePattern": "*"},
+    {"namePattern": "db_?%!~ 1*"},  # %, _ and lone !, ~ are not operators: matched literally
+    {"userTags": ["clock", "tier::gold"]},
+    {
+        "platforms": list(limits.PLATFORMS),
+        "zoneUuids": [_vm_uuid(i) for i in range(limits.MAX_ZONE_UUIDS)],
+        "clusterUuids": [_vm_uuid(i) for i in range(limits.MAX_CLUSTER_UUIDS)],
+        "namePattern": "界" * limits.MAX_NAME_PATTERN,
+        "userTags": [f"{i}" + "界" * (limits.MAX_USER_TAG_LENGTH - 1) for i in range(limits.MAX_USER_TAGS)],
+        "excludeVmUuids": [_vm_uuid(i) for i in range(limits.MAX_EXCLUDED_VMS)],
+    },
+]
+
+
+def test_good_selectors_are_accepted_as_written(published: None, kubectl: Kubectl, namespace: str) -> None:
+    for index, selector in enumerate(GOOD_SELECTORS):
+        policy = _selector_policy(**selector)
+        policy["metadata"]["name"] = f"selector-{index}"
+        kubectl.apply(policy, namespace=namespace)
+        stored = _get(kubectl, "vmclockpolicy", f"selector-{index}", namespace)["spec"]
+        assert stored["selector"] == selector
+        assert "vmUuids" not in stored
+
+
 def test_status_in_a_main_resource_write_is_ignored(
     published: None, kubectl: Kubectl, namespace: str
 ) -> None:
@@ -307,6 +393,63 @@ INVALID = [
     ("uuids-not-a-list", _policy(vmUuids=_vm_uuid(1)), "spec.vmUuids"),
     ("uuids-missing", _without(_policy(), "spec.vmUuids"), "spec.vmUuids"),
     ("policy-unknown-field", _policy(trackk="guest"), "spec.trackk"),
+    ("selector-and-uuids", _policy(selector={"platforms": ["Windows"]}), "spec.selector"),
+    ("selector-empty", _selector_policy(), "spec.selector"),
+    ("selector-only-excludes", _selector_policy(excludeVmUuids=[_vm_uuid(1)]), "spec.selector"),
+    ("selector-unknown-field", _selector_policy(platform=["Windows"]), "spec.selector.platform"),
+    ("selector-platform-lowercase", _selector_policy(platforms=["windows"]), "spec.selector.platforms[0]"),
+    (
+        "selector-platform-unknown",
+        _selector_policy(platforms=["Linux", "macOS"]),
+        "spec.selector.platforms[1]",
+    ),
+    ("selector-platform-twice", _selector_policy(platforms=["Linux", "Linux"]), "spec.selector.platforms[1]"),
+    ("selector-platforms-empty", _selector_policy(platforms=[]), "spec.selector.platforms"),
+    (
+        "selector-zone-uppercase",
+        _selector_policy(zoneUuids=["ABCDEF" + _vm_uuid(1)[6:]]),
+        "spec.selector.zoneUuids[0]",
+    ),
+    (
+        "selector-zone-dashed",
+        _selector_policy(zoneUuids=["6262eb44-a272-424c-b731-92a589996ec2"]),
+        "spec.selector.zoneUuids[0]",
+    ),
+    (
+        "selector-zones-33",
+        _selector_policy(zoneUuids=[_vm_uuid(i) for i in range(33)]),
+        "spec.selector.zoneUuids",
+    ),
+    ("selector-cluster-short", _selector_policy(clusterUuids=["abc"]), "spec.selector.clusterUuids[0]"),
+    (
+        "selector-exclude-bad",
+        _selector_policy(platforms=["Linux"], excludeVmUuids=["x"]),
+        "spec.selector.excludeVmUuids[0]",
+    ),
+    ("glob-equals", _selector_policy(namePattern="a=b"), "spec.selector.namePattern"),
+    ("glob-greater", _selector_policy(namePattern="x>y"), "spec.selector.namePattern"),
+    ("glob-less-equal", _selector_policy(namePattern="x<=y"), "spec.selector.namePattern"),
+    ("glob-not-equal", _selector_policy(namePattern="a!=b"), "spec.selector.namePattern"),
+    ("glob-in", _selector_policy(namePattern="a?=b"), "spec.selector.namePattern"),
+    ("glob-comma", _selector_policy(namePattern="win,*"), "spec.selector.namePattern"),
+    ("glob-tab", _selector_policy(namePattern="win\t*"), "spec.selector.namePattern"),
+    ("glob-empty", _selector_policy(namePattern=""), "spec.selector.namePattern"),
+    (
+        "glob-too-long",
+        _selector_policy(namePattern="w" * (limits.MAX_NAME_PATTERN + 1)),
+        "spec.selector.namePattern",
+    ),
+    ("user-tag-operator", _selector_policy(userTags=["ok", "tier~=gold"]), "spec.selector.userTags[1]"),
+    ("user-tag-comma", _selector_policy(userTags=["a,b"]), "spec.selector.userTags[0]"),
+    ("user-tag-quote", _selector_policy(userTags=["o'neil"]), "spec.selector.userTags[0]"),
+    ("user-tag-backslash", _selector_policy(userTags=["a\\b"]), "spec.selector.userTags[0]"),
+    ("glob-quote", _selector_policy(namePattern="o'*"), "spec.selector.namePattern"),
+    (
+        "user-tag-too-long",
+        _selector_policy(userTags=["t" * (limits.MAX_USER_TAG_LENGTH + 1)]),
+        "spec.selector.userTags[0]",
+    ),
+    ("user-tags-9", _selector_policy(userTags=[f"t{i}" for i in range(9)]), "spec.selector.userTags"),
     (
         "restore-with-observe",
         _policy(managementPolicy="Observe", deletionPolicy="Restore"),
@@ -511,6 +654,52 @@ def test_full_1000_vm_status_round_trips_unpruned(
         f"; status is {sizes['status'] / STATUS_TARGET:.1f}x design.md's {STATUS_TARGET // 1024} KiB target",
     )
     assert sizes["object"] + sizes["annotations"] <= ETCD_REQUEST_LIMIT
+
+
+def test_10000_vm_selector_status_round_trips_within_the_budget(
+    published: None, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    """A selector policy matching 10,000 VMs: status.vms holds its bound of compact entries (the VMs needing
+    attention), the summary and status.selector count all of them, nothing is pruned, and the whole status
+    stays within design.md's 256 KiB."""
+    kubectl.apply(_selector_policy(platforms=["Windows", "WindowsVirtio"]), namespace=namespace)
+    schema = _policy_schema()["properties"]["status"]["properties"]["vms"]
+    listed = [
+        {"uuid": _hex("vm", i), "phase": "Drifted", "observedTrack": "host", "previousTrack": "host"}
+        for i in range(schema["maxItems"])
+    ]
+    status = {
+        "observedGeneration": 1,
+        "conditions": [
+            _condition("Ready", "False", "Reconciling", f"applying the track to {len(listed)} of 10000 VMs"),
+            _condition("Synced", "True", "ReconcileSuccess"),
+        ],
+        "summary": {
+            "total": 10000,
+            "inSync": 10000 - len(listed),
+            "pending": 0,
+            "failed": 0,
+            "notFound": 0,
+            "conflicted": 0,
+            "drifted": len(listed),
+        },
+        "selector": {
+            "matched": 10000,
+            "resolvedAt": "2026-11-27T11:45:00Z",
+            "omitted": 10000 - len(listed),
+            "message": "",
+        },
+        "connection": {"name": "default", "reason": "Connected"},
+        "vms": listed,
+    }
+
+    _patch_status(kubectl, namespace, "vmclockpolicy/policy", status, tmp_path)
+
+    assert _get(kubectl, "vmclockpolicy", "policy", namespace)["status"] == status
+    print(f"10,000-VM selector policy with {len(listed)} listed VMs: status {_json_size(status)} bytes")
+    assert _json_size(status) <= STATUS_TARGET
+    ((row,),) = _tables(kubectl("get", "vmclockpolicy", "policy", namespace=namespace).stdout)
+    _assert_cells(row, {"VMS": "10000", "IN-SYNC": str(10000 - len(listed)), "READY": "False"})
 
 
 # --- printer columns --------------------------------------------------------------------------------------

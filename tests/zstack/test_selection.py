@@ -15,7 +15,7 @@ from vmclock.simulator.state import NewVm
 from vmclock.zstack import VmInventory, ZStackClient
 from vmclock.zstack import selection as limits
 from vmclock.zstack.options import MAX_REQUEST_LINE
-from vmclock.zstack.selection import STATUS_FIELDS, Selector, glob_matcher, like_pattern
+from vmclock.zstack.selection import Selector, glob_matcher, like_pattern
 
 from .recorder import RecordingProxy, Seen
 from .support import MakeClient
@@ -168,7 +168,7 @@ async def test_replies_carry_only_the_fields_status_shows(sim: Simulator, make_c
         await client.select_vms(Selector(platforms=("Linux",)))
     (seen,) = _queries(proxy)
     query = parse_qs(urlsplit(seen.target).query)
-    assert query["fields"] == [",".join(STATUS_FIELDS)]
+    assert query["fields"] == [",".join(VmInventory.ZSTACK_FIELDS)]
     assert query["sort"] == ["+uuid"]
 
 

@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmclock.zstack.calls import Api
-from vmclock.zstack.inventory import QUERY_VM, parse_inventory
-from vmclock.zstack.listing import Listing, query_all, query_any_of
+from vmclock.zstack.inventory import QUERY_VM, VMS, parse_inventory
+from vmclock.zstack.listing import query_all, query_any_of
 from vmclock.zstack.models import VmInventory
 from vmclock.zstack.options import MAX_REQUEST_LINE
-from vmclock.zstack.query import Condition, Page, Shape, any_of, encode_query, eq
+from vmclock.zstack.query import Condition, Page, any_of, encode_query, eq
 
 # ZStack's ImagePlatform values (VmInstanceInventory.platform).
 PLATFORMS: tuple[str, ...] = ("Windows", "WindowsVirtio", "Linux", "Paravirtualization", "Other")
@@ -46,22 +46,6 @@ MAX_USER_TAGS = 8
 MAX_USER_TAG_LENGTH = 64
 MAX_EXCLUDED_VMS = 1000
 
-# What status shows of a VM (VmInventory); lastHostUuid stands in for hostUuid while a VM is stopped.
-STATUS_FIELDS = (
-    "uuid",
-    "name",
-    "state",
-    "platform",
-    "hypervisorType",
-    "zoneUuid",
-    "clusterUuid",
-    "hostUuid",
-    "lastHostUuid",
-    "cpuNum",
-    "memorySize",
-    "lastOpDate",
-)
-SELECTED_VMS = Listing(QUERY_VM, "/v1/vm-instances", Shape(sort="uuid", fields=STATUS_FIELDS))
 
 _LIKE_WILDCARDS = {"*": "%", "?": "_"}
 _LIKE_UNSAFE = frozenset("%_\\'")  # LIKE metacharacters, MySQL's escape character, ZQL's quote
@@ -111,8 +95,8 @@ class SelectionQuery:
 
 
 def _fits(api: Api, conditions: Sequence[Condition], page_size: int) -> bool:
-    query = encode_query(conditions, page=Page.widest(page_size), shape=SELECTED_VMS.shape)
-    return api.endpoint.request_line_length("GET", SELECTED_VMS.path, query) <= MAX_REQUEST_LINE
+    query = encode_query(conditions, page=Page.widest(page_size), shape=VMS.shape)
+    return api.endpoint.request_line_length("GET", VMS.path, query) <= MAX_REQUEST_LINE
 
 
 def plan_selection(api: Api, selector: Selector, *, page_size: int) -> SelectionQuery:
@@ -152,10 +136,10 @@ async def selected_vms(api: Api, selector: Selector, *, page_size: int) -> dict[
     """Inventories of the VMs `selector` picks now, keyed by UUID."""
     plan = plan_selection(api, selector, page_size=page_size)
     if plan.spread is None:
-        rows = await query_all(api, SELECTED_VMS, plan.conditions, page_size=page_size)
+        rows = await query_all(api, VMS, plan.conditions, page_size=page_size)
     else:
         key, values = plan.spread
-        rows = await query_any_of(api, SELECTED_VMS, plan.conditions, key, values, page_size=page_size)
+        rows = await query_any_of(api, VMS, plan.conditions, key, values, page_size=page_size)
     found = (parse_inventory(row, QUERY_VM) for row in rows)
     return {
         vm.uuid: vm
