@@ -259,9 +259,11 @@ class Bench:
 
     @contextlib.contextmanager
     def measured(self, into: dict[str, Any]) -> Iterator[None]:
-        """Reset the simulator's counters, then record wall time, CPU per process and ZStack calls."""
+        """Reset the simulator's counters, then record wall time, CPU per process, ZStack calls and the
+        write requests the API server served (the operator's and kopf's PATCHes, Events, kubectl's own)."""
         self.sim.admin.reset_stats()
         cpu_before, calls_before = self.cpu(), zstack_calls(self.operator.metrics_url)
+        writes_before = self.api_server_writes()
         started = time.monotonic()
         yield
         into["seconds"] = round(time.monotonic() - started, 2)
@@ -276,6 +278,7 @@ class Bench:
         if stats.writes:
             into["writeSpanSeconds"] = round(stats.writes[-1].at - stats.writes[0].at, 2)
         into["cpuSeconds"] = {k: round(v - cpu_before.get(k, 0.0), 2) for k, v in self.cpu().items()}
+        into["apiServerWrites"] = dict(sorted((self.api_server_writes() - writes_before).items()))
 
     # ----------------------------------------------------------------- scenarios
 

@@ -87,29 +87,24 @@ class Reconcile:
     """One "VmClockPolicy NS/NAME generation G: N writes, {...}" line of the operator's JSON log."""
 
     name: str
-    generation: int
     writes: int
 
 
 class ReconcileLog:
-    """Finished reconciles in the operator's log (of one policy, or of every policy of a namespace).
+    """Finished reconciles of a namespace's policies in the operator's log.
 
     The operator logs exactly one such line at the end of every reconcile (handler or resync), which makes
     the log the one place where "how many reconciles happened in this window" is observable from outside.
     """
 
-    def __init__(self, path: Path, namespace: str, name: str | None = None) -> None:
+    def __init__(self, path: Path, namespace: str) -> None:
         self._path = path
-        who = re.escape(name) if name is not None else r"[^\s/]+"
         self._line = re.compile(
-            rf"^VmClockPolicy {re.escape(namespace)}/({who}) generation (\d+): (\d+) writes"
+            rf"^VmClockPolicy {re.escape(namespace)}/([^\s/]+) generation \d+: (\d+) writes"
         )
 
     def offset(self) -> int:
         return self._path.stat().st_size
-
-    def since(self, offset: int) -> list[Reconcile]:
-        return self.read(offset)[0]
 
     def read(self, offset: int) -> tuple[list[Reconcile], int]:
         """The reconciles logged from `offset` on, and the offset after the last complete line read (a line
@@ -126,7 +121,7 @@ class ReconcileLog:
                 continue
             match = self._line.match(message)
             if match:
-                found.append(Reconcile(match[1], int(match[2]), int(match[3])))
+                found.append(Reconcile(match[1], int(match[2])))
         return found, offset + len(complete)
 
 

@@ -76,6 +76,7 @@ def detail_lines(name: str, scenario: dict[str, Any]) -> list[tuple[str, str]]:
         (f"{name}: apply CPU seconds", fmt_calls(apply["cpuSeconds"])),
         (f"{name}: apply mean call latency (ms)", fmt_calls(apply["zstackMeanMs"])),
         (f"{name}: phases in .status.vms", fmt_calls(apply["phases"])),
+        (f"{name}: apply API-server writes", fmt_calls(apply["apiServerWrites"])),
         (f"{name}: ZStack calls per round", fmt_calls(resync["callsPerRound"])),
         (f"{name}: API-server writes in window", fmt_calls(resync["apiServerWrites"])),
         (f"{name}: status fields changed (policies)", fmt_calls(resync["statusFieldsChanged"])),
