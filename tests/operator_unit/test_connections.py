@@ -63,6 +63,12 @@ async def manager(sim: Simulator) -> AsyncIterator[tuple[ConnectionManager, Obje
     await made.close_all()
 
 
+def seconds_pass(manager: ConnectionManager) -> None:
+    """As if a minute passed since the manager last looked at the Secrets (its freshness window is 5 s)."""
+    for entry in manager._entries.values():
+        entry.looked_at -= 60
+
+
 async def client_of(
     manager: ConnectionManager, namespace: str, name: str, raw_spec: dict[str, object] | None
 ) -> object:
@@ -224,8 +230,7 @@ async def test_a_lease_notices_a_rotated_secret_without_waiting_for_a_check(
     first = await client_of(connections, "ns", "zs", spec(sim))
     objects.put_secret("creds", "2", accountName="admin", password=SECRET_VALUE)
     assert await client_of(connections, "ns", "zs", spec(sim)) is first, "looked at again only every few s"
-    for entry in connections._entries.values():
-        entry.looked_at -= 60  # a few seconds later
+    seconds_pass(connections)
     assert await client_of(connections, "ns", "zs", spec(sim)) is not first
 
 
@@ -236,8 +241,7 @@ async def test_a_restore_lease_falls_back_to_the_last_known_good_client(
     objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
     good = await client_of(connections, "ns", "zs", spec(sim))
     del objects.secrets[("ns", "creds")]
-    for entry in connections._entries.values():
-        entry.looked_at -= 60
+    seconds_pass(connections)
     with pytest.raises(ConnectionUnavailable, match=r"SecretNotFound|not found"):
         await client_of(connections, "ns", "zs", spec(sim))
     async with connections.lease("ns", "zs", None, for_restore=True) as client:

@@ -30,6 +30,8 @@ from vmclock.kubeapi import KubeApi, KubeApiError, KubeObject, ObjectReplaced
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
 
+from .test_connections import seconds_pass
+
 SECRET_VALUE = "s3cr3t-Pa55"
 NS = "ns"
 CONNECTION = Ref(NS, "default")
@@ -343,19 +345,13 @@ async def test_a_secret_rotation_mid_apply_fails_nothing_and_is_used_within_seco
     parts.controller.enqueue(ref)
     await parts.settle(lambda: len(sim.stats.writes) >= 3)
     parts.kube.secrets[(NS, "creds")] = secret("2", sim)
-    await _expire_freshness(parts)
+    seconds_pass(parts.manager)
     parts.controller.enqueue(ref)
     await parts.settle(lambda: set(phases(parts.status(ref)).values()) <= {"Applied", "InSync"}, within=20)
     assert "Failed" not in phases(parts.status(ref)).values()
     entry = parts.manager._entries[(NS, CONNECTION.name)]
     assert entry.fingerprint is not None
     assert entry.fingerprint[1] == "2", "the rotated Secret is in use"
-
-
-async def _expire_freshness(parts: Parts) -> None:
-    """Make the manager's last look at the Secret old, as a few seconds passing would."""
-    for entry in parts.manager._entries.values():
-        entry.looked_at = float("-inf")
 
 
 def _connection_spec(parts: Parts) -> Any:
