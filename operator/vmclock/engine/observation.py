@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from vmclock.engine.ports import ClockTrackClient
 from vmclock.zstack.errors import ZStackError
 from vmclock.zstack.models import Track, VmInventory
+from vmclock.zstack.selection import Selector
 
 UNEXPECTED = "CLIENT.UNEXPECTED"
+BULK_TRACKS_FROM = 500  # from this many VMs on, whole track listings cost fewer requests than UUID batches
 MAX_READING_AGE = 300.0  # readings are only ever reused within a round; drop them long before they matter
 
 
@@ -49,12 +51,32 @@ async def observe(client: ClockTrackClient, uuids: Sequence[str]) -> dict[str, V
     except Exception as exc:  # one reading per VM carries the failure
         error = as_zstack_error(exc, "QueryVmInstance")
         return {uuid: VmReading(error=error) for uuid in uuids}
+    return await _with_tracks(client, uuids, inventories, bulk=False)
+
+
+async def observe_selection(client: ClockTrackClient, selector: Selector) -> dict[str, VmReading]:
+    """The VMs a selector picks now, each with its track. Unlike `observe`, a failed selection raises:
+    without it the policy does not know which VMs it is about, so nothing may be planned. A large
+    selection reads the tracks as whole listings (`get_clock_tracks_in_bulk`)."""
+    inventories = await client.select_vms(selector)
+    uuids = sorted(inventories)
+    return await _with_tracks(client, uuids, inventories, bulk=len(uuids) >= BULK_TRACKS_FROM)
+
+
+async def _with_tracks(
+    client: ClockTrackClient, uuids: Sequence[str], inventories: Mapping[str, VmInventory], *, bulk: bool
+) -> dict[str, VmReading]:
+    """Readings of `uuids` given their inventories (absent: not found); a failed track read marks each
+    found VM with that error."""
     found = [uuid for uuid in uuids if uuid in inventories]
     tracks: dict[str, Track] = {}
     track_error: ZStackError | None = None
     if found:
         try:
-            tracks = await client.get_clock_tracks(found, existing=found)
+            if bulk:
+                tracks = await client.get_clock_tracks_in_bulk(found)
+            else:
+                tracks = await client.get_clock_tracks(found, existing=found)
         except Exception as exc:
             track_error = as_zstack_error(exc, "GetClockTrack")
     readings: dict[str, VmReading] = {}

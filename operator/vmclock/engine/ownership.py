@@ -33,6 +33,7 @@ class PolicyClaim:
     connection: str = "default"
     found: frozenset[str] | None = None  # VMs its last observation found (None: not known yet)
     label: str = ""  # how it is named to the policy looking at it (see `seen_by`)
+    by_selector: bool = False  # spec.selector: `vm_uuids` is what it last resolved to
 
     @property
     def ref(self) -> str:
@@ -72,6 +73,20 @@ def conflicting_owners(me: PolicyClaim, others: Iterable[PolicyClaim]) -> dict[s
             if current is None or other.seniority < current.seniority:
                 owners[uuid] = other
     return {uuid: owner for uuid, owner in owners.items() if owner.track != me.track}
+
+
+def rivals_and_exceptions(
+    me: PolicyClaim, others: Iterable[PolicyClaim]
+) -> tuple[list[PolicyClaim], frozenset[str]]:
+    """Precedence (design.md §2): a policy naming a VM by UUID beats any selector policy for it, without a
+    Conflict (the exception wins over the rule). So the age rule of `conflicting_owners` only runs among
+    policies of my kind (the rivals), and a selector policy leaves alone every VM a UUID policy names
+    (the exceptions; always empty for a UUID policy)."""
+    rivals = [o for o in others if o.by_selector == me.by_selector]
+    exceptions: frozenset[str] = frozenset()
+    if me.by_selector:
+        exceptions = frozenset().union(*(o.vm_uuids for o in others if not o.by_selector))
+    return rivals, exceptions
 
 
 def selected_elsewhere(

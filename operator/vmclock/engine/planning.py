@@ -92,9 +92,11 @@ def plan_policy(
     owners: Mapping[str, PolicyClaim],
     restore_to: Mapping[str, Track],
     handed_over: set[str],
+    uuids: Sequence[str] | None = None,
 ) -> Plan:
     """`owners`: conflicting older policy per VM; `restore_to`: `dropped_targets` (the caller has already
-    read those VMs); `handed_over`: dropped VMs another policy still selects."""
+    read those VMs); `handed_over`: dropped VMs another policy still selects; `uuids`: the VMs to plan
+    (default spec.vmUuids; a selector policy passes what its selector resolved to)."""
     may_write = spec.enforce and not paused
     vms = tuple(
         _plan_vm(
@@ -106,7 +108,7 @@ def plan_policy(
             same_generation=same_generation,
             owner=owners.get(uuid),
         )
-        for uuid in spec.vm_uuids
+        for uuid in (spec.vm_uuids if uuids is None else uuids)
     )
     restores = tuple(plan_restores(restore_to, readings, paused=paused, handed_over=handed_over))
     return Plan(vms=vms, restores=restores)

@@ -11,6 +11,7 @@ from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from vmclock.zstack.models import Track, VmInventory
+from vmclock.zstack.selection import Selector
 
 
 class ClockTrackClient(Protocol):
@@ -22,6 +23,14 @@ class ClockTrackClient(Protocol):
         self, uuids: Sequence[str], *, existing: Collection[str] | None = None
     ) -> dict[str, Track]:
         """Effective clock track of each existing VM; `existing` saves the client its existence query."""
+        ...
+
+    async def select_vms(self, selector: Selector) -> dict[str, VmInventory]:
+        """Inventories of the VMs a selector picks now (paged queries; ValueError for an unsafe value)."""
+        ...
+
+    async def get_clock_tracks_in_bulk(self, existing: Collection[str]) -> dict[str, Track]:
+        """Effective tracks of many existing VMs from whole listings (cheaper than UUID batches)."""
         ...
 
     async def set_clock_track(self, uuid: str, track: Track) -> VmInventory:

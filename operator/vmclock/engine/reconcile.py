@@ -16,8 +16,13 @@ from typing import Any
 from vmclock.engine.apply import WriteOutcome, apply_writes
 from vmclock.engine.conditions import READY, SYNCED, Condition, merge_conditions
 from vmclock.engine.events import PAUSED_REASON, EventSpec, listing, transition_events, write_events
-from vmclock.engine.observation import VmReading, observe
-from vmclock.engine.ownership import PolicyClaim, conflicting_owners, selected_elsewhere
+from vmclock.engine.observation import VmReading, observe, observe_selection
+from vmclock.engine.ownership import (
+    PolicyClaim,
+    conflicting_owners,
+    rivals_and_exceptions,
+    selected_elsewhere,
+)
 from vmclock.engine.phases import Phase
 from vmclock.engine.planning import Plan, dropped_targets, plan_policy, restore_targets
 from vmclock.engine.ports import ClockTrackClient
@@ -28,7 +33,9 @@ from vmclock.engine.previous import (
     previous_generation,
     previous_vms,
 )
+from vmclock.engine.records import MemoryRecord, TrackRecord
 from vmclock.engine.restore import RestoreStep, plan_restores
+from vmclock.engine.selecting import Selection, listed_first, record_after, record_before, with_record
 from vmclock.engine.sizing import bound_status
 from vmclock.engine.spec import (
     DEFAULT_CONNECTION,
@@ -42,11 +49,14 @@ from vmclock.engine.spec import (
 )
 from vmclock.engine.verdict import ready_condition, summarize, synced_condition
 from vmclock.engine.vmstatus import restore_entry, selected_vm_entry
+from vmclock.zstack.errors import ZStackError
+from vmclock.zstack.models import Track
 
 CONNECTION_NOT_READY = "ConnectionNotReady"
 CONNECTED = "Connected"
 RECONCILING = "Reconciling"
 RESTORE_PENDING = "RestorePending"
+SELECTION_FAILED = "SelectionFailed"
 APPLYING = "being written now"
 MAX_HANDLED_RECONCILE_AT = 1024  # the CRD's maxLength for status.lastHandledReconcileAt
 
@@ -107,18 +117,22 @@ class PolicyState:
             return None
         return self.claim_for(spec)
 
-    def claim_for(self, spec: PolicySpec) -> PolicyClaim:
+    def claim_for(self, spec: PolicySpec, selected: frozenset[str] | None = None) -> PolicyClaim:
+        """A selector policy claims what its selector resolved to (`selected`; unknown, so not backed,
+        until resolved): status lists only some of its VMs, so its claim cannot be read from there."""
+        by_selector = spec.selector is not None
         return PolicyClaim(
             self.namespace,
             self.name,
             self.created,
             spec.track,
-            frozenset(spec.vm_uuids),
+            (selected or frozenset()) if by_selector else frozenset(spec.vm_uuids),
             self.deleting,
             enforce=spec.enforce,
             paused=self.paused,
             connection=spec.connection_name,
-            found=found_vms(self.status),
+            found=selected if by_selector else found_vms(self.status),
+            by_selector=by_selector,
         )
 
 
@@ -131,6 +145,7 @@ class ReconcileResult:
     drift_detected: int = 0
     unsent: int = 0  # writes left for the next reconcile (time bound reached, or superseded)
     requeue_after_failure: bool = False  # could not reach ZStack at all: back off and try again
+    selected: frozenset[str] | None = None  # a selector policy's VMs as just resolved (None: not resolved)
 
 
 async def _save_nothing(_: Mapping[str, Any]) -> None:
@@ -150,12 +165,14 @@ class ReconcileIO:
       stops the reconcile before anything more is written.
     - `stop_reason()`: why no further write may be submitted (a newer generation, the time bound), or None.
     - `concurrency`: writes in flight at once (each is an async ZStack job, mostly waiting).
+    - `record`: a selector policy's previous-track record (`records.py`); stored before the writes it covers.
     """
 
     read: Read = observe
     save: Save = _save_nothing
     stop_reason: Callable[[], str | None] = _never_stop
     concurrency: int = 32
+    record: TrackRecord = field(default_factory=MemoryRecord)
 
 
 def reconciling_status(state: PolicyState, now: datetime) -> dict[str, Any]:
@@ -201,12 +218,21 @@ def _finish(
         # the whole status PATCH rejected (422), so echo its first 1024 characters.
         status["lastHandledReconcileAt"] = requested[:MAX_HANDLED_RECONCILE_AT]
     status = bound_status(status)
-    unchanged = {k: v for k, v in status.items() if k != "lastSyncTime"} == {
-        k: v for k, v in state.status.items() if k != "lastSyncTime"
-    }
-    if not unchanged:
+    if _comparable(status) != _comparable(state.status):
         status["lastSyncTime"] = stamp
+    elif isinstance(stored_selector := state.status.get("selector"), Mapping):
+        # An unchanged status is not written again just because the selection was resolved once more.
+        status["selector"] = {**status["selector"], "resolvedAt": stored_selector.get("resolvedAt")}
     return status
+
+
+def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:
+    """A status without the timestamps that move at every reconcile."""
+    out = {k: v for k, v in status.items() if k != "lastSyncTime"}
+    selector = out.get("selector")
+    if isinstance(selector, Mapping):
+        out["selector"] = {k: v for k, v in selector.items() if k != "resolvedAt"}
+    return out
 
 
 def _blocked(
@@ -217,12 +243,16 @@ def _blocked(
     stored: Sequence[Mapping[str, Any]] | None,
     *,
     connection: str | None = None,
+    selector_message: str | None = None,
 ) -> ReconcileResult:
     """A reconcile that could not reach ZStack: keep the per-VM picture, replace the verdicts.
 
     `connection`: the connection's Ready reason, recorded as `status.connection` so tools without string
-    functions (Argo CD's health Lua) can tell a transient connection problem from one a person must fix."""
+    functions (Argo CD's health Lua) can tell a transient connection problem from one a person must fix.
+    `selector_message`: why spec.selector could not be resolved, for `status.selector.message`."""
     body = dict(state.status)
+    if selector_message is not None:
+        body["selector"] = {**(state.status.get("selector") or {}), "message": selector_message}
     if connection is not None:
         name = str((state.spec.get("connectionRef") or {}).get("name") or DEFAULT_CONNECTION)
         body["connection"] = {"name": name, "reason": connection}
@@ -271,24 +301,43 @@ async def reconcile(
         )
         return _blocked(state, ready, synced, now, stored_conditions, connection=problem.reason)
 
-    previous = previous_vms(state.status)
-    me = state.claim_for(spec)
-    targets = dropped_targets(spec, previous)
-    readings = await io.read(client, [*spec.vm_uuids, *targets])
+    try:
+        scope = await _scope(state, spec, client, others, io)
+    except (ZStackError, ValueError) as problem:  # only a selector's resolution raises
+        message = f"could not resolve spec.selector: {problem}"[:MAX_HANDLED_RECONCILE_AT]
+        ready = Condition(READY, "False", SELECTION_FAILED, message)
+        synced = Condition(SYNCED, "False", "ReconcileError", message)
+        return _blocked(state, ready, synced, now, stored_conditions, selector_message=message)
     plan = plan_policy(
         spec,
-        readings,
-        previous,
+        scope.readings,
+        scope.previous,
         paused=state.paused,
         same_generation=previous_generation(state.status) == state.generation,
-        owners={u: o.seen_by(state.namespace) for u, o in conflicting_owners(me, others).items()},
-        restore_to=targets,
-        handed_over=selected_elsewhere(targets, state.ref, others),
+        owners={u: o.seen_by(state.namespace) for u, o in conflicting_owners(scope.me, scope.rivals).items()},
+        restore_to=scope.targets,
+        handed_over=selected_elsewhere(scope.targets, state.ref, others),
+        uuids=scope.uuids,
     )
-    draft = _Draft(state, spec, plan, previous=previous, now=now, stored_conditions=stored_conditions)
+    previous = scope.previous
+    draft = _Draft(
+        state,
+        spec,
+        plan,
+        previous=previous,
+        now=now,
+        stored_conditions=stored_conditions,
+        selection=scope.selection,
+    )
+    record = scope.record
     if plan.writes:
-        # Intent before action (design.md §5.4): every VM about to be written has its previousTrack in the
-        # stored status before the first SetVmClockTrack for it leaves, whatever happens next.
+        # Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored
+        # (status, or a selector policy's record) before the first SetVmClockTrack for it leaves.
+        if record is not None:
+            wanted = record_before(record, plan.writes, scope.readings)
+            if wanted != record:
+                await io.record.store(wanted)
+            record = wanted
         await io.save(draft.status({}, unsent=dict.fromkeys((w.uuid for w in plan.writes), APPLYING)))
 
     async def progress(done: Mapping[str, WriteOutcome]) -> None:
@@ -299,6 +348,10 @@ async def reconcile(
     applied = await apply_writes(
         client, plan.writes, concurrency=io.concurrency, stop=io.stop_reason, progress=progress
     )
+    if record is not None:
+        kept = record_after(record, scope.uuids, plan.restores, applied.outcomes)
+        if kept != record:
+            await io.record.store(kept)
     status, entries = draft.final(applied.outcomes, applied.unsent)
     events = transition_events(
         plan,
@@ -315,7 +368,50 @@ async def reconcile(
         retry_soon=any(e["phase"] == Phase.PENDING.value for e in entries),
         drift_detected=sum(1 for p in plan.vms if p.drift),
         unsent=len(applied.unsent),
+        selected=frozenset(scope.uuids) if scope.selection is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The VMs one reconcile is about and what is known of them, for either kind of policy."""
+
+    me: PolicyClaim
+    uuids: tuple[str, ...]
+    readings: Mapping[str, VmReading]
+    previous: Mapping[str, PreviousVm]
+    targets: Mapping[str, Track]  # VMs no longer selected, to restore (Restore policies only)
+    rivals: Sequence[PolicyClaim]  # claims the age rule applies against
+    selection: Selection | None = None
+    record: Mapping[str, Track] | None = None  # a selector policy's previous-track record
+
+
+async def _scope(
+    state: PolicyState,
+    spec: PolicySpec,
+    client: ClockTrackClient,
+    others: Sequence[PolicyClaim],
+    io: ReconcileIO,
+) -> _Scope:
+    """A UUID policy reads its listed VMs; a selector policy resolves its selector (raising when that
+    fails), leaves VMs named by UUID policies alone, and takes previous tracks from its record."""
+    previous = previous_vms(state.status)
+    if spec.selector is None:
+        me = state.claim_for(spec)
+        targets = dropped_targets(spec, previous)
+        readings = await io.read(client, [*spec.vm_uuids, *targets])
+        rivals, _ = rivals_and_exceptions(me, others)
+        return _Scope(me, spec.vm_uuids, readings, previous, targets, rivals)
+    resolved = await observe_selection(client, spec.selector)
+    rivals, exceptions = rivals_and_exceptions(state.claim_for(spec), others)
+    mine = {uuid: reading for uuid, reading in resolved.items() if uuid not in exceptions}
+    selection = Selection(mine, matched=len(resolved), excepted=len(resolved) - len(mine))
+    record = await io.record.load()
+    targets = {u: t for u, t in record.items() if u not in mine} if spec.restore else {}
+    readings = {**(await io.read(client, list(targets)) if targets else {}), **mine}
+    me = state.claim_for(spec, selected=frozenset(mine))
+    previous = with_record(previous, record)
+    return _Scope(me, selection.uuids, readings, previous, targets, rivals, selection, record)
 
 
 class _Draft:
@@ -331,8 +427,10 @@ class _Draft:
         previous: Mapping[str, PreviousVm],
         now: datetime,
         stored_conditions: Sequence[Mapping[str, Any]] | None,
+        selection: Selection | None = None,
     ) -> None:
         self.state, self.spec, self.plan, self.previous = state, spec, plan, previous
+        self.selection = selection
         self.now, self.stored_conditions = now, stored_conditions
         self.stamp = format_timestamp(now)
 
@@ -377,6 +475,9 @@ class _Draft:
 
     def _finish(self, entries: list[dict[str, Any]], ready: Condition, synced: Condition) -> dict[str, Any]:
         body = {**self.state.status, "summary": summarize(entries), "vms": entries}
+        if self.selection is not None:
+            body["vms"], omitted = listed_first(entries)
+            body["selector"] = self.selection.status(self.stamp, omitted)
         body["connection"] = {"name": self.spec.connection_name, "reason": CONNECTED}
         return _finish(self.state, body, [ready, synced], self.now, self.stored_conditions)
 
@@ -405,8 +506,10 @@ async def restore_all(
     back on its previous track is `left`, whatever the error (retryable or not); the caller keeps the
     finalizer and tries again with backoff until nothing is left."""
     io = io or ReconcileIO()
-    previous: Mapping[str, PreviousVm] = previous_vms(state.status)
-    targets = restore_targets(previous)
+    if state.spec.get("selector") is not None:
+        targets: Mapping[str, Track] = await io.record.load()  # status lists only some of its VMs
+    else:
+        targets = restore_targets(previous_vms(state.status))
     readings = await io.read(client, list(targets))
     plans = plan_restores(
         targets, readings, paused=False, handed_over=selected_elsewhere(targets, state.ref, others)

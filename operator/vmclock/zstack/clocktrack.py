@@ -12,7 +12,7 @@ from collections.abc import Collection
 from typing import Any, cast
 
 from vmclock.zstack.calls import Api
-from vmclock.zstack.errors import GARBAGE, ZStackError
+from vmclock.zstack.errors import GARBAGE, REPLY_TOO_LARGE, ZStackError
 from vmclock.zstack.inventory import parse_inventory, row_text
 from vmclock.zstack.listing import Listing, query_all, query_any_of
 from vmclock.zstack.models import TRACKS, StorageMode, Track, VmInventory
@@ -57,6 +57,50 @@ async def read_tracks(
     return await _tracks_from_configs(api, uuids, page_size=page_size)
 
 
+async def read_tracks_in_bulk(
+    api: Api, mode: StorageMode, existing: Collection[str], *, page_size: int
+) -> dict[str, Track]:
+    """Like `read_tracks`, for a large set: every `vm.clock.track` row (or every `clockTrack::guest` tag)
+    plus the global default, instead of `resourceUuid?=` batches of ~230 UUIDs per request line.
+
+    10,000 VMs cost ~44 batched requests but only rows/page_size pages this way. Rows of VMs outside
+    `existing` are read and dropped; when ZStack holds more rows than one listing may return
+    (REPLY_TOO_LARGE), the batched reads take over, so a huge installation costs requests, not memory."""
+    uuids = set(existing)
+    if not uuids:
+        return {}
+    try:
+        if mode is StorageMode.SYSTEM_TAG:
+            rows = await query_all(api, SYSTEM_TAGS, [eq("tag", GUEST_TAG)], page_size=page_size)
+            tagged = {row_text(row, "resourceUuid", SYSTEM_TAGS.api) for row in rows}
+            return {uuid: "guest" if uuid in tagged else "host" for uuid in uuids}
+        rows = await query_all(api, RESOURCE_CONFIGS, [eq("name", CONFIG_NAME)], page_size=page_size)
+    except ZStackError as exc:
+        if exc.code != REPLY_TOO_LARGE:
+            raise
+        return await read_tracks(api, mode, uuids, page_size=page_size)
+    return await _own_or_global(api, _own_tracks(rows, uuids), uuids, page_size=page_size)
+
+
+def _own_tracks(rows: list[dict[str, Any]], wanted: Collection[str]) -> dict[str, Track]:
+    own: dict[str, Track] = {}
+    for row in rows:
+        uuid = row_text(row, "resourceUuid", RESOURCE_CONFIGS.api)
+        if uuid in wanted:
+            own[uuid] = as_track(row.get("value"), RESOURCE_CONFIGS.api)
+    return own
+
+
+async def _own_or_global(
+    api: Api, own: dict[str, Track], uuids: Collection[str], *, page_size: int
+) -> dict[str, Track]:
+    """Each VM's own row, else the global value (read only when some VM has no row of its own)."""
+    if all(uuid in own for uuid in uuids):
+        return {uuid: own[uuid] for uuid in uuids}
+    default = await global_track(api, page_size=page_size)
+    return {uuid: own.get(uuid, default) for uuid in uuids}
+
+
 async def _tracks_from_tags(api: Api, uuids: list[str], *, page_size: int) -> dict[str, Track]:
     """4.1.0 - 4.3.10: tagged `clockTrack::guest` means guest, untagged means host."""
     conditions = [eq("tag", GUEST_TAG)]
@@ -69,14 +113,7 @@ async def _tracks_from_configs(api: Api, uuids: list[str], *, page_size: int) ->
     """>= 4.3.12: the VM's own resource config row, else the global value (read only when needed)."""
     conditions = [eq("name", CONFIG_NAME)]
     rows = await query_any_of(api, RESOURCE_CONFIGS, conditions, "resourceUuid", uuids, page_size=page_size)
-    own = {
-        row_text(row, "resourceUuid", RESOURCE_CONFIGS.api): as_track(row.get("value"), RESOURCE_CONFIGS.api)
-        for row in rows
-    }
-    if all(uuid in own for uuid in uuids):
-        return {uuid: own[uuid] for uuid in uuids}
-    default = await global_track(api, page_size=page_size)
-    return {uuid: own.get(uuid, default) for uuid in uuids}
+    return await _own_or_global(api, _own_tracks(rows, set(uuids)), uuids, page_size=page_size)
 
 
 async def global_track(api: Api, *, page_size: int) -> Track:
