@@ -1,5 +1,5 @@
-"""The few Kubernetes API calls the operator makes outside kopf: read Secrets/ConfigMaps/our objects, and
-PATCH status.
+"""The few Kubernetes API calls the operator makes outside kopf: read Secrets/ConfigMaps/our objects,
+PATCH status, and keep the ConfigMaps that hold selector policies' previous-track records.
 
 Why the official `kubernetes` client (sync, run in threads via `asyncio.to_thread`) rather than a home-made
 aiohttp helper on kopf's credentials: kopf's own login for a cluster with the `kubernetes` package installed
@@ -43,6 +43,10 @@ class KubeApiError(Exception):
 
 class ObjectReplaced(Exception):
     """A write guarded by uid found another object (or none) under the name: the work it was for is void."""
+
+
+class ObjectConflict(KubeApiError):
+    """409: the object exists already (create), or changed since it was read (resourceVersion, uid)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,74 @@ class KubeApi:
 
     async def read_config_map(self, namespace: str, name: str) -> KubeObject | None:
         return await self._read_data("ConfigMap", namespace, name)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A whole ConfigMap (metadata included: owner, resourceVersion), or None when there is none."""
+        import kubernetes.client  # noqa: PLC0415
+
+        return await self._raw_get(
+            f"ConfigMap {namespace}/{name}",
+            lambda api: kubernetes.client.CoreV1Api(api).read_namespaced_config_map(
+                name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )
+
+    async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create; ObjectConflict when one of that name exists already."""
+        import kubernetes.client  # noqa: PLC0415
+
+        name = str(body["metadata"]["name"])
+        payload: Any = dict(body)  # the client sends a plain dict as it is (camelCase keys, no model)
+        return await self._written(
+            f"ConfigMap {namespace}/{name}",
+            lambda api: kubernetes.client.CoreV1Api(api).create_namespaced_config_map(
+                namespace, payload, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )
+
+    async def replace_config_map(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace; `body`'s metadata.resourceVersion makes it ObjectConflict if the object changed since."""
+        import kubernetes.client  # noqa: PLC0415
+
+        payload: Any = dict(body)
+        return await self._written(
+            f"ConfigMap {namespace}/{name}",
+            lambda api: kubernetes.client.CoreV1Api(api).replace_namespaced_config_map(
+                name, namespace, payload, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )
+
+    async def delete_config_map(self, namespace: str, name: str, *, uid: str, resource_version: str) -> bool:
+        """Delete exactly the ConfigMap that was read (uid and resourceVersion preconditions): False when it
+        is gone already, ObjectConflict when it was replaced or changed in between."""
+        import kubernetes.client  # noqa: PLC0415
+
+        options = kubernetes.client.V1DeleteOptions(
+            preconditions=kubernetes.client.V1Preconditions(uid=uid, resource_version=resource_version)
+        )
+        try:
+            await self._written(
+                f"ConfigMap {namespace}/{name}",
+                lambda api: kubernetes.client.CoreV1Api(api).delete_namespaced_config_map(
+                    name, namespace, body=options, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                ),
+            )
+        except KubeApiError as exc:
+            if exc.status == NOT_FOUND:
+                return False
+            raise
+        return True
+
+    async def _written(self, what: str, fn: Callable[[Any], Any]) -> dict[str, Any]:
+        """A write whose reply is the object; a 409 is ObjectConflict."""
+        try:
+            response = await self._call(what, fn)
+        except KubeApiError as exc:
+            if exc.status == CONFLICT:
+                raise ObjectConflict(exc.status, "Conflict", what) from None
+            raise
+        body: dict[str, Any] = json.loads(response.data)
+        return body
 
     async def read_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One of our custom objects (a VmClockPolicy or ZStackConnection), fresh from the API server."""

@@ -41,6 +41,7 @@ OWN_KINDS_AT_HOME = [
     *(Access("patch", kind, HOME, "status") for kind in (POLICIES, CONNECTIONS)),
     Access("get", "secrets", HOME),
     Access("get", "configmaps", HOME),
+    *(Access(verb, "configmaps", HOME) for verb in ("create", "update", "delete")),  # selector records
     Access("create", "events", HOME),
     Access("list", CRDS, EVERYWHERE),
     Access("watch", CRDS, EVERYWHERE),
@@ -48,7 +49,7 @@ OWN_KINDS_AT_HOME = [
 NEVER = [
     *(Access(verb, "secrets", HOME) for verb in ("list", "watch", "create", "update", "patch", "delete")),
     Access("watch", "secrets", EVERYWHERE),
-    Access("list", "configmaps", HOME),
+    *(Access(verb, "configmaps", HOME) for verb in ("list", "watch", "patch", "deletecollection")),
     *(
         Access(verb, kind, HOME)
         for kind in (POLICIES, CONNECTIONS)
@@ -71,6 +72,8 @@ WATCH_NAMESPACES = [Access("list", "namespaces", EVERYWHERE), Access("watch", "n
 OUTSIDE = [
     Access("get", "secrets", ELSEWHERE),
     Access("get", "configmaps", ELSEWHERE),
+    Access("create", "configmaps", ELSEWHERE),
+    Access("delete", "configmaps", ELSEWHERE),
     Access("get", POLICIES, ELSEWHERE),
     Access("patch", CONNECTIONS, ELSEWHERE, "status"),
     Access("create", "events", ELSEWHERE),

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -44,6 +45,7 @@ from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, restore_pendi
 from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL, InvalidSpec, PolicySpec, parse_policy_spec
 from vmclock.kopfapp.claims import IndexedPolicy, PolicyIndex, all_entries, of_connection
 from vmclock.kopfapp.metrics import Metrics
+from vmclock.kopfapp.records import ConfigMapRecord, delete_record
 from vmclock.kopfapp.scheduler import ResyncClock
 from vmclock.kopfapp.statuswrite import status_patch
 from vmclock.kubeapi import KubeApi, ObjectReplaced
@@ -122,6 +124,10 @@ class PolicyController:
         self._generations: dict[Ref, int] = {}
         self._restored: dict[Ref, asyncio.Event] = {}
         self._restore_problems: dict[Ref, str] = {}
+        # What each selector policy last resolved to (kopf's index only has its spec), and the uid of each
+        # selector policy, whose record ConfigMap is deleted once the policy is gone.
+        self._selections: dict[Ref, frozenset[str]] = {}
+        self._record_owners: dict[Ref, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- entry points: they only enqueue -------------------------------------------------------------
@@ -142,7 +148,8 @@ class PolicyController:
 
     def kick_sharing(self, uuids: Iterable[str], me: Ref) -> None:
         """Ownership of shared VMs may have changed: the other policies selecting them look again now."""
-        for claim in overlapping(set(uuids), me, self._claims()):
+        shared = set(uuids) | self._selections.get(me, frozenset())
+        for claim in overlapping(shared, me, self._claims()):
             self.queue.add(Ref(claim.namespace, claim.name))
 
     def kick_connection(self, connection: Ref) -> None:
@@ -221,9 +228,13 @@ class PolicyController:
     async def _process(self, ref: Ref) -> None:
         body = await self._kube.read_object(POLICY_PLURAL, *ref)
         if body is None:
+            if ref in self._record_owners:  # an Orphan policy has no finalizer: its DELETED event lands here
+                await delete_record(self._kube, ref, owner_uid=self._record_owners[ref])
             self._forget(ref)
             return
         state = PolicyState.from_body(body)
+        if state.spec.get("selector") is not None:
+            self._record_owners[ref] = _uid(body)
         if state.deleting:
             await self._finalize(ref, body, state)
         else:
@@ -235,6 +246,8 @@ class PolicyController:
         self._metrics.forget_policy(ref)
         self._generations.pop(ref, None)
         self._restore_problems.pop(ref, None)
+        self._selections.pop(ref, None)
+        self._record_owners.pop(ref, None)
         event = self._restored.pop(ref, None)
         if event is not None:
             event.set()  # the object is gone: whoever waits for its restore has nothing left to wait for
@@ -262,7 +275,8 @@ class PolicyController:
                     state, connect, self._others(ref), self._now(), stored_conditions, io=io
                 )
             finally:
-                self._written(ref, spec, _uuids_of(state))
+                self._written(ref, spec, self._uuids_of(state))
+        self._remember_selection(ref, spec, result.selected)
         await sink.save(result.status)
         post_events(body, result.events)
         self._measure(ref, result.status, result)
@@ -271,7 +285,7 @@ class PolicyController:
         )
         self._requeue(ref, state, result)
         if new_generation:
-            self.kick_sharing(_uuids_of(state), ref)
+            self.kick_sharing(self._uuids_of(state), ref)
         summary = result.status.get("summary") or {}
         log.info(
             "VmClockPolicy %s generation %s: %s writes, %s",
@@ -308,7 +322,13 @@ class PolicyController:
 
         slots = connection.max_concurrent_requests if connection is not None else DEFAULT_MAX_CONCURRENT
         in_flight = min(MAX_WRITES_IN_FLIGHT, WRITES_PER_REQUEST_SLOT * slots)
-        return ReconcileIO(read=read, save=sink.save, stop_reason=stop_reason, concurrency=in_flight)
+        return ReconcileIO(
+            read=read,
+            save=sink.save,
+            stop_reason=stop_reason,
+            concurrency=in_flight,
+            record=ConfigMapRecord(self._kube, ref, self._record_owners.get(ref, "")),
+        )
 
     def _requeue(self, ref: Ref, state: PolicyState, result: ReconcileResult) -> None:
         superseded = self._generations.get(ref, state.generation) > state.generation
@@ -342,7 +362,7 @@ class PolicyController:
                 try:
                     result = await restore_all(state, client, self._others(ref), io)
                 finally:
-                    self._written(ref, spec, _uuids_of(state))
+                    self._written(ref, spec, self._uuids_of(state))
         except ConnectionUnavailable as problem:
             await self._restore_blocked(ref, body, state, sink, f"cannot reach ZStack: {problem}")
             return
@@ -352,6 +372,8 @@ class PolicyController:
             await self._restore_blocked(ref, body, state, sink, result.why)
             return
         log.info("VmClockPolicy %s deleted: restored %s VMs", ref, sum(1 for o in result.outcomes if o.ok))
+        if spec.selector is not None:
+            await delete_record(self._kube, ref, owner_uid=_uid(body))
         self._restore_done(ref)
 
     async def _restore_blocked(
@@ -392,8 +414,34 @@ class PolicyController:
     def _entries_of(self, connection: Ref) -> list[IndexedPolicy]:
         return of_connection(self._index, connection) if self._index is not None else []
 
+    def _remember_selection(self, ref: Ref, spec: PolicySpec | None, selected: frozenset[str] | None) -> None:
+        """Keep what a selector policy resolved to (a failed resolution keeps the last one); VMs that
+        entered or left it may change who owns them, so the policies sharing those look again."""
+        if spec is None or spec.selector is None:
+            self._selections.pop(ref, None)
+            return
+        if selected is None:
+            return
+        before = self._selections.get(ref)
+        self._selections[ref] = selected
+        changed = selected if before is None else before ^ selected
+        if changed:
+            self.kick_sharing(changed, ref)
+
+    def _claim(self, entry: IndexedPolicy) -> PolicyClaim | None:
+        """The entry's claim; a selector policy's with what it last resolved to (unknown: not backed)."""
+        claim = entry.claim
+        if claim is None or not claim.by_selector:
+            return claim
+        selected = self._selections.get(entry.ref)
+        return replace(claim, vm_uuids=selected or frozenset(), found=selected)
+
     def _claims(self) -> list[PolicyClaim]:
-        return [e.claim for e in self._entries() if e.claim is not None]
+        return [claim for e in self._entries() if (claim := self._claim(e)) is not None]
+
+    def _uuids_of(self, state: PolicyState) -> set[str]:
+        """What a policy selects plus what its status still lists (VMs awaiting a restore)."""
+        return _uuids_of(state) | self._selections.get(Ref(state.namespace, state.name), frozenset())
 
     def _others(self, ref: Ref) -> list[PolicyClaim]:
         """The claims that count against `ref` (design.md §6.3): backed ones (Enforce, not paused, VMs its
@@ -406,7 +454,8 @@ class PolicyController:
             return []
         claims = []
         for entry in entries:
-            backed = entry.claim.backed() if entry.claim is not None and entry.ref != ref else None
+            claim = self._claim(entry) if entry.ref != ref else None
+            backed = claim.backed() if claim is not None else None
             if backed is not None and self._connections.node(entry.ref.namespace, entry.connection) == node:
                 claims.append(backed)
         return claims

@@ -1,0 +1,197 @@
+"""Selector policies through the PolicyController: the record ConfigMap, precedence from the remembered
+selections, and deletion. Same parts as test_controller.py (real simulator, client, queue, engine); the
+Kubernetes API is its in-memory stand-in, here also keeping ConfigMaps with resourceVersion and uid checks
+as the API server does."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from vmclock.connections import ConnectionManager
+from vmclock.connections.trust import EndpointPolicy
+from vmclock.engine.records import decode_record
+from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
+from vmclock.kopfapp.controller import PolicyController
+from vmclock.kopfapp.metrics import Metrics
+from vmclock.kopfapp.records import KEY, record_name
+from vmclock.kubeapi import KubeApiError, ObjectConflict
+from vmclock.refs import Ref
+from vmclock.simulator import Simulator
+
+from . import test_controller
+from .test_controller import CONNECTION, NS, FakeIndex, FakeKube, Parts, phases, ready, secret
+
+# The same simulator, and kopf's event posting switched off, as in test_controller.py.
+sim = test_controller.sim
+no_event_posting = test_controller.no_event_posting
+
+WINDOWS = {"platforms": ["Windows", "WindowsVirtio"]}
+NOT_FOUND = 404
+
+
+class RecordingKube(FakeKube):
+    """FakeKube with ConfigMaps: create refuses an existing name, replace and delete check resourceVersion
+    (and uid), like the API server; `writes_at_store` notes how many ZStack writes had happened."""
+
+    def __init__(self, sim: Simulator) -> None:
+        super().__init__()
+        self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
+        self._versions = itertools.count(1)
+        self._sim = sim
+        self.writes_at_store: list[int] = []
+
+    def _stamp(self, namespace: str, body: Mapping[str, Any], uid: str) -> dict[str, Any]:
+        stored = copy.deepcopy(dict(body))
+        stored["metadata"].update(resourceVersion=str(next(self._versions)), uid=uid)
+        self.config_maps[(namespace, stored["metadata"]["name"])] = stored
+        self.writes_at_store.append(len(self._sim.stats.writes))
+        return copy.deepcopy(stored)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._check()
+        found = self.config_maps.get((namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._check()
+        if (namespace, body["metadata"]["name"]) in self.config_maps:
+            raise ObjectConflict(409, "AlreadyExists", "ConfigMap")
+        return self._stamp(namespace, body, f"cm-{next(self._versions)}")
+
+    async def replace_config_map(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._check()
+        found = self.config_maps.get((namespace, name))
+        if found is None:
+            raise KubeApiError(NOT_FOUND, "NotFound", "ConfigMap")
+        if body["metadata"].get("resourceVersion") != found["metadata"]["resourceVersion"]:
+            raise ObjectConflict(409, "Conflict", "ConfigMap")
+        return self._stamp(namespace, body, found["metadata"]["uid"])
+
+    async def delete_config_map(self, namespace: str, name: str, *, uid: str, resource_version: str) -> bool:
+        self._check()
+        found = self.config_maps.get((namespace, name))
+        if found is None:
+            return False
+        if (uid, resource_version) != (found["metadata"]["uid"], found["metadata"]["resourceVersion"]):
+            raise ObjectConflict(409, "Conflict", "ConfigMap")
+        del self.config_maps[(namespace, name)]
+        return True
+
+
+@pytest.fixture
+async def parts(sim: Simulator) -> AsyncIterator[Parts]:
+    kube = RecordingKube(sim)
+    kube.secrets[(NS, "creds")] = secret("1", sim)
+    kube.objects[(CONNECTION_PLURAL, *CONNECTION)] = {
+        "metadata": {"namespace": NS, "name": CONNECTION.name, "generation": 1, "uid": "uid-c"},
+        "spec": {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}},
+    }
+    manager = ConnectionManager(kube, endpoints=EndpointPolicy(allow_insecure=True))
+    metrics = Metrics(CollectorRegistry())
+    controller = PolicyController(kube, manager, metrics, workers=4)
+    index = FakeIndex()
+    controller.bind(index)  # type: ignore[arg-type]
+    yield Parts(kube, index, manager, metrics, controller, sim)
+    await controller.stop()
+    await manager.close_all()
+
+
+def selector_policy(parts: Parts, name: str, *, created: str = "2026-05-01T12:00:00Z", **spec: Any) -> Ref:
+    parts.kube.objects[(POLICY_PLURAL, NS, name)] = {
+        "metadata": {
+            "namespace": NS,
+            "name": name,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": created,
+        },
+        "spec": {"track": "guest", "selector": WINDOWS, **spec},
+    }
+    parts.index.sync(parts.kube)
+    return Ref(NS, name)
+
+
+def windows(sim: Simulator) -> list[str]:
+    return sorted(u for u in sim.state.vm_uuids() if sim.state.vm(u).platform.startswith("Windows"))
+
+
+def record(parts: Parts, name: str) -> dict[str, Any] | None:
+    kube = parts.kube
+    assert isinstance(kube, RecordingKube)
+    return kube.config_maps.get((NS, record_name(name)))
+
+
+async def idle(parts: Parts, *refs: Ref) -> None:
+    queue = parts.controller.queue
+    await parts.settle(lambda: not queue.pending() and not any(queue.is_processing(r) for r in refs))
+
+
+async def test_the_record_configmap_is_written_before_the_first_write_and_owned_by_the_policy(
+    parts: Parts, sim: Simulator
+) -> None:
+    chosen = windows(sim)
+    before = {u: sim.state.track_of(u) for u in chosen}
+    ref = selector_policy(parts, "p", deletionPolicy="Restore")
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: ready(parts.status(ref)))
+    assert all(sim.state.track_of(u) == "guest" for u in chosen)
+    assert parts.status(ref)["summary"]["total"] == len(chosen)
+    kube = parts.kube
+    assert isinstance(kube, RecordingKube)
+    assert kube.writes_at_store[0] == 0, "the record was stored before any VM was written"
+    stored = record(parts, "p")
+    assert stored is not None
+    assert stored["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "vmclock"}
+    assert [o["uid"] for o in stored["metadata"]["ownerReferences"]] == ["uid-p"]
+    assert decode_record(stored["data"][KEY]) == {u: t for u, t in before.items() if t != "guest"}
+
+    parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = "2026-05-01T13:00:00Z"
+    assert await parts.controller.wait_restored(ref, 10.0)
+    assert {u: sim.state.track_of(u) for u in chosen} == before
+    assert record(parts, "p") is None, "the record goes once the Restore completed"
+
+
+async def test_an_orphan_policys_record_goes_with_its_deleted_event(parts: Parts, sim: Simulator) -> None:
+    ref = selector_policy(parts, "p")
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: ready(parts.status(ref)))
+    assert record(parts, "p") is not None
+    del parts.kube.objects[(POLICY_PLURAL, *ref)]
+    parts.index.sync(parts.kube)
+    parts.controller.enqueue(ref)  # what the DELETED event handler does
+    await parts.settle(lambda: record(parts, "p") is None)
+    assert all(sim.state.track_of(u) == "guest" for u in windows(sim)), "Orphan: VMs keep their track"
+
+
+async def test_a_uuid_policy_beats_the_selector_policy_and_two_selectors_follow_age(
+    parts: Parts, sim: Simulator
+) -> None:
+    chosen = windows(sim)
+    broad = selector_policy(parts, "broad", created="2026-01-01T00:00:00Z")
+    parts.controller.enqueue(broad)
+    await parts.settle(lambda: ready(parts.status(broad)))
+
+    exact = parts.policy("exact", chosen[:1], track="host")  # younger than the selector policy
+    parts.controller.enqueue(exact)
+    await parts.settle(lambda: ready(parts.status(exact)))
+    await idle(parts, broad, exact)
+    parts.index.sync(parts.kube)  # kopf's index learns from the watch that exact's claim is backed now
+    for ref in (broad, exact):  # both look again, as their next resync would
+        parts.controller.enqueue(ref)
+        await idle(parts, broad, exact)
+    assert sim.state.track_of(chosen[0]) == "host"
+    status = parts.status(broad)
+    assert status["summary"]["total"] == len(chosen) - 1, "the selector policy no longer counts that VM"
+    assert status["summary"]["conflicted"] == 0
+    assert phases(parts.status(exact)) == {chosen[0]: "Applied"}
+
+    younger = selector_policy(parts, "younger", track="host", created="2026-06-01T00:00:00Z")
+    parts.controller.enqueue(younger)
+    await parts.settle(lambda: parts.status(younger).get("summary", {}).get("conflicted") == len(chosen) - 1)
+    assert sim.state.track_of(chosen[1]) == "guest", "the older selector policy keeps its VMs"
