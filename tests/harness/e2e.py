@@ -6,6 +6,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .credentials import RunCredentials
 from .objects import Obj, account_secret, connection
@@ -16,6 +17,17 @@ from .waiting import wait_for
 
 SECRET_NAME = "zstack-credentials"
 CONNECTION_NAME = "default"
+
+
+def module_simulator(log_dir: Path, credentials: RunCredentials, *, vms: int) -> SimulatorProcess:
+    """The simulator of one test module: ``vms`` seeded VMs from a random seed, the run's credentials."""
+    return SimulatorProcess(
+        log_path=log_dir / "simulator.log",
+        vms=vms,
+        seed=secrets.randbelow(1_000_000),
+        accounts=credentials.simulator_accounts,
+        access_keys=credentials.simulator_access_keys,
+    )
 
 
 @dataclass
