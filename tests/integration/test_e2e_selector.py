@@ -94,6 +94,14 @@ def wait_tracks(e2e: E2E, wanted: dict[str, str], *, timeout: float, what: str) 
 WITHIN_ONE_RESYNC = SHORT_RESYNC + DRIFT_SLACK
 
 
+def delete_policy(e2e: E2E, name: str, *, timeout: float) -> None:
+    """Delete and wait until it is gone; its record ConfigMap goes with it (the operator deletes it)."""
+    e2e.tenant.delete(POLICY, name, timeout=timeout)
+    wait_for(
+        lambda: record(e2e, name), lambda found: found is None, timeout=30, what=f"{name}'s record deleted"
+    )
+
+
 def test_a_windows_selector_policy_converges_and_follows_the_fleet(e2e: E2E) -> None:
     e2e.connect()
     tag, windows = tag_vms(e2e, 6, platforms=WINDOWS, track="host")
@@ -137,11 +145,10 @@ def test_a_windows_selector_policy_converges_and_follows_the_fleet(e2e: E2E) -> 
         "windows", lambda p: summary(p).get("total") == 5, timeout=READY_TIMEOUT, what="5 VMs counted"
     )
 
-    e2e.tenant.delete(POLICY, "windows", timeout=READY_TIMEOUT)
+    delete_policy(e2e, "windows", timeout=READY_TIMEOUT)
     assert e2e.simulator.admin.tracks([*windows, newcomer.uuid]) == dict.fromkeys(
         [*windows, newcomer.uuid], "host"
     )
-    wait_for(lambda: record(e2e, "windows"), lambda found: found is None, timeout=30, what="record deleted")
 
 
 def test_an_orphan_selector_policy_leaves_a_vm_that_stops_matching(e2e: E2E) -> None:
@@ -158,8 +165,7 @@ def test_an_orphan_selector_policy_leaves_a_vm_that_stops_matching(e2e: E2E) -> 
     assert e2e.simulator.admin.tracks(windows) == dict.fromkeys(windows, "guest"), "Orphan: left as it is"
     assert e2e.simulator.admin.stats().writes_for([leaver])[-1].track == "guest"
 
-    e2e.tenant.delete(POLICY, "orphan", timeout=READY_TIMEOUT)
-    wait_for(lambda: record(e2e, "orphan"), lambda found: found is None, timeout=30, what="record deleted")
+    delete_policy(e2e, "orphan", timeout=READY_TIMEOUT)
 
 
 def test_a_uuid_policy_beats_the_selector_policy_without_a_conflict(e2e: E2E) -> None:
@@ -193,6 +199,9 @@ def test_a_uuid_policy_beats_the_selector_policy_without_a_conflict(e2e: E2E) ->
     assert summary(e2e.tenant.policy("exact"))["conflicted"] == 0
     reasons = e2e.tenant.event_reasons("broad") + e2e.tenant.event_reasons("exact")
     assert "Conflict" not in reasons
+    # Without a namespace controller a deleted namespace keeps its policies: make way for the next test.
+    e2e.tenant.delete(POLICY, "exact", timeout=READY_TIMEOUT)
+    delete_policy(e2e, "broad", timeout=READY_TIMEOUT)
 
 
 def test_deleting_a_10000_vm_restore_policy_restores_every_vm_also_after_a_kill_mid_apply(e2e: E2E) -> None:
@@ -227,9 +236,8 @@ def test_deleting_a_10000_vm_restore_policy_restores_every_vm_also_after_a_kill_
     assert got["status"]["selector"]["omitted"] == len(original) - len(got["status"]["vms"])
     assert all(track == "guest" for track in e2e.simulator.admin.tracks().values())
 
-    e2e.tenant.delete(POLICY, "fleet", timeout=BIG_TIMEOUT)
+    delete_policy(e2e, "fleet", timeout=BIG_TIMEOUT)
     after = e2e.simulator.admin.tracks()
     wrong = {u: t for u, t in after.items() if t != original[u]}
     assert not wrong, f"{len(wrong)} of {len(original)} VMs not restored, e.g. {list(wrong.items())[:3]}"
-    wait_for(lambda: record(e2e, "fleet"), lambda found: found is None, timeout=30, what="record deleted")
     print(f"killed after {at_kill} writes of {to_write}")

@@ -8,6 +8,7 @@ client; the work queue, workers, shared observation and engine are the real ones
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -161,9 +162,9 @@ class Parts:
             await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-async def parts(sim: Simulator) -> AsyncIterator[Parts]:
-    kube = FakeKube()
+@contextlib.asynccontextmanager
+async def running_parts(sim: Simulator, kube: FakeKube) -> AsyncIterator[Parts]:
+    """A controller with its workers on `kube` (a FakeKube or a richer subclass) and the simulator."""
     kube.secrets[(NS, "creds")] = secret("1", sim)
     kube.objects[(CONNECTION_PLURAL, *CONNECTION)] = {
         "metadata": {"namespace": NS, "name": CONNECTION.name, "generation": 1, "uid": "uid-c"},
@@ -178,6 +179,12 @@ async def parts(sim: Simulator) -> AsyncIterator[Parts]:
     yield Parts(kube, index, manager, metrics, controller, sim)
     await controller.stop()
     await manager.close_all()
+
+
+@pytest.fixture
+async def parts(sim: Simulator) -> AsyncIterator[Parts]:
+    async with running_parts(sim, FakeKube()) as made:
+        yield made
 
 
 def ready(status: Mapping[str, Any]) -> bool:

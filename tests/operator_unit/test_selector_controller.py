@@ -11,21 +11,16 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from vmclock.connections import ConnectionManager
-from vmclock.connections.trust import EndpointPolicy
 from vmclock.engine.records import decode_record
-from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
-from vmclock.kopfapp.controller import PolicyController
-from vmclock.kopfapp.metrics import Metrics
+from vmclock.engine.spec import POLICY_PLURAL
 from vmclock.kopfapp.records import KEY, record_name
 from vmclock.kubeapi import KubeApiError, ObjectConflict
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator
 
 from . import test_controller
-from .test_controller import CONNECTION, NS, FakeIndex, FakeKube, Parts, phases, ready, secret
+from .test_controller import NS, FakeKube, Parts, phases, ready, running_parts
 
 # The same simulator, and kopf's event posting switched off, as in test_controller.py.
 sim = test_controller.sim
@@ -86,20 +81,8 @@ class RecordingKube(FakeKube):
 
 @pytest.fixture
 async def parts(sim: Simulator) -> AsyncIterator[Parts]:
-    kube = RecordingKube(sim)
-    kube.secrets[(NS, "creds")] = secret("1", sim)
-    kube.objects[(CONNECTION_PLURAL, *CONNECTION)] = {
-        "metadata": {"namespace": NS, "name": CONNECTION.name, "generation": 1, "uid": "uid-c"},
-        "spec": {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}},
-    }
-    manager = ConnectionManager(kube, endpoints=EndpointPolicy(allow_insecure=True))
-    metrics = Metrics(CollectorRegistry())
-    controller = PolicyController(kube, manager, metrics, workers=4)
-    index = FakeIndex()
-    controller.bind(index)  # type: ignore[arg-type]
-    yield Parts(kube, index, manager, metrics, controller, sim)
-    await controller.stop()
-    await manager.close_all()
+    async with running_parts(sim, RecordingKube(sim)) as made:
+        yield made
 
 
 def selector_policy(parts: Parts, name: str, *, created: str = "2026-05-01T12:00:00Z", **spec: Any) -> Ref:
