@@ -7,9 +7,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONTROLPLANE := tests/controlplane/controlplane
+# The oldest Kubernetes the README claims; `make compat` proves the claim (README, "Compatibility").
+COMPAT_K8S_VERSION := v1.34.4
+COMPAT_TESTS := tests/controlplane/test_kubectl_wait.py tests/integration/test_controlplane.py tests/integration/test_crds.py \
+	$(wildcard tests/integration/test_e2e_*.py)
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lock lint typecheck controlplane unit test dev bench hadolint clean
+.PHONY: help venv lock lint typecheck controlplane unit test compat dev bench hadolint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,8 +50,13 @@ controlplane: ## build kube-apiserver, kubectl and etcd from Go modules into the
 unit: $(STAMP) ## fast tests that need no control plane
 	$(BIN)/pytest -m 'not integration' -q
 
-test: $(STAMP) lint typecheck controlplane ## everything CI runs: lint, types, control plane build, all tests
+test: $(STAMP) lint typecheck controlplane ## everything CI runs: lint, types, control plane build, all tests, compat
 	$(BIN)/pytest -q -ra
+	$(MAKE) --no-print-directory compat
+
+compat: $(STAMP) ## build the oldest claimed Kubernetes (no-op when cached), run the CRD + e2e suites on it
+	$(CONTROLPLANE) build --kubernetes $(COMPAT_K8S_VERSION)
+	K8S_VERSION=$(COMPAT_K8S_VERSION) $(BIN)/pytest -q -ra $(COMPAT_TESTS)
 
 dev: $(STAMP) controlplane ## local sandbox: control plane + ZStack simulator + operator + examples
 	$(BIN)/python -m tests.sandbox $(SANDBOX_ARGS)

@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TIMEOUT = 120.0
+# kubectl <= 1.34 starts `kubectl wait` with a list at resourceVersion=0, which the API server answers from
+# its watch cache; an object created a moment earlier can be missing there and the wait fails NotFound
+# (seen in `make compat`).  From 1.35 kubectl streams the initial state with a consistent read
+# (client-go's WatchListClient gate, default on); this turns the same on for older clients.
+CLIENT_FEATURES = {"KUBE_FEATURE_WatchListClient": "true"}
 
 
 class KubectlError(AssertionError):
@@ -42,7 +47,7 @@ class Kubectl:
             text=True,
             check=False,
             timeout=self.timeout,
-            env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+            env={**CLIENT_FEATURES, **os.environ, "KUBECONFIG": str(self.kubeconfig)},
         )
         if check and result.returncode != 0:
             shown = " ".join(["kubectl", *command[1:]])
