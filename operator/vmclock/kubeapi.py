@@ -29,6 +29,7 @@ NOT_FOUND = 404
 CONFLICT = 409
 UNPROCESSABLE = 422
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT = 30.0
 POOL_SIZE = 32
 
@@ -219,18 +220,26 @@ class KubeApi:
         status_patch: Mapping[str, Any],
         *,
         uid: str | None = None,
+        status: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Merge-patch the status subresource; False when the object is gone (nothing to report on).
+        """Patch the status subresource; False when the object is gone (nothing to report on).
 
-        `uid` makes the patch apply only to that incarnation of the object (design.md §5.7): the API server
-        refuses a patch whose metadata.uid differs from the stored object's, so a reconcile of a deleted
-        policy can never write onto a re-created one of the same name. That refusal (409 or 422) is
-        reported as ObjectReplaced."""
+        Without `uid`: a merge patch of the changed keys. With `uid` (and the whole new `status`): a JSON
+        patch whose first operation tests `/metadata/uid`, so it applies only to that incarnation of the
+        object (design.md §5.7) and a reconcile of a deleted policy can never write onto a re-created one of
+        the same name. (A merge patch cannot do this: the status subresource ignores metadata in it.) The
+        refusal (422, or 409) is reported as ObjectReplaced."""
         import kubernetes.client  # noqa: PLC0415
 
-        body: dict[str, Any] = {"status": dict(status_patch)}
+        body: Any = {"status": dict(status_patch)}
+        content_type = MERGE_PATCH
         if uid:
-            body["metadata"] = {"uid": uid}
+            whole = dict(status if status is not None else status_patch)
+            body = [
+                {"op": "test", "path": "/metadata/uid", "value": uid},
+                {"op": "add", "path": "/status", "value": {k: v for k, v in whole.items() if v is not None}},
+            ]
+            content_type = JSON_PATCH
         try:
             await self._call(
                 f"{plural} {namespace}/{name} status",
@@ -241,7 +250,7 @@ class KubeApi:
                     plural,
                     name,
                     body,
-                    _content_type=MERGE_PATCH,
+                    _content_type=content_type,
                     _request_timeout=REQUEST_TIMEOUT,
                 ),
             )

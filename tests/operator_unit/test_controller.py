@@ -75,6 +75,7 @@ class FakeKube(KubeApi):
         status_patch: Mapping[str, Any],
         *,
         uid: str | None = None,
+        status: Mapping[str, Any] | None = None,
     ) -> bool:
         self._check()
         found = self.objects.get((plural, namespace, name))
@@ -263,7 +264,7 @@ async def test_a_new_generation_stops_unsent_writes_of_the_old(parts: Parts, sim
     body["metadata"]["generation"] = 2
     body["spec"]["track"] = "host"
     parts.index.sync(parts.kube)
-    parts.controller.enqueue(ref, generation=2)
+    parts.controller.enqueue(ref, uid="uid-p", generation=2)
     await parts.settle(
         lambda: parts.status(ref).get("observedGeneration") == 2 and not parts.controller.queue.pending()
     )

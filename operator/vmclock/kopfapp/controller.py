@@ -79,7 +79,7 @@ class StatusSink:
     """Status writes of one reconcile, onto one incarnation of the object, sending only what changed."""
 
     def __init__(self, kube: KubeApi, ref: Ref, uid: str, stored: Mapping[str, Any]) -> None:
-        self._kube, self._ref, self._uid = kube, ref, uid
+        self._kube, self._ref, self.uid = kube, ref, uid
         self.stored: dict[str, Any] = dict(stored)
         self.void = False  # the object was deleted or replaced: nothing more may be written for it
 
@@ -88,7 +88,9 @@ class StatusSink:
         if not patch:
             return
         try:
-            present = await self._kube.patch_status(POLICY_PLURAL, *self._ref, patch, uid=self._uid)
+            present = await self._kube.patch_status(
+                POLICY_PLURAL, *self._ref, patch, uid=self.uid, status=wanted
+            )
         except ObjectReplaced:
             self.void = True
             raise
@@ -121,7 +123,7 @@ class PolicyController:
         self.resync = ResyncClock(clock)
         self._index: PolicyIndex | None = None
         self._observers: dict[Ref, SharedObserver] = {}
-        self._generations: dict[Ref, int] = {}
+        self._generations: dict[Ref, tuple[str, int]] = {}  # newest (uid, generation) a handler saw
         self._restored: dict[Ref, asyncio.Event] = {}
         self._restore_problems: dict[Ref, str] = {}
         # What each selector policy last resolved to (kopf's index only has its spec), and the uid of each
@@ -140,11 +142,21 @@ class PolicyController:
         if not self._tasks:
             self.start()
 
-    def enqueue(self, ref: Ref, *, generation: int | None = None) -> None:
-        """Ask for a reconcile; `generation` (from a spec change) supersedes unsent writes of older ones."""
-        if generation is not None and generation > self._generations.get(ref, 0):
-            self._generations[ref] = generation
+    def enqueue(self, ref: Ref, *, uid: str = "", generation: int | None = None) -> None:
+        """Ask for a reconcile; `generation` (from a spec change) supersedes unsent writes of older ones of
+        the same object (`uid`): a re-created policy of the same name starts again from generation 1."""
+        if generation is not None:
+            seen = self._generations.get(ref)
+            if seen is None or seen[0] != uid or generation > seen[1]:
+                self._generations[ref] = (uid, generation)
         self.queue.add(ref)
+
+    def _superseded_by(self, ref: Ref, state: PolicyState, uid: str) -> int | None:
+        """A newer generation of the same object that a handler has seen, if any."""
+        seen = self._generations.get(ref)
+        if seen is None or seen[0] != uid or seen[1] <= state.generation:
+            return None
+        return seen[1]
 
     def kick_sharing(self, uuids: Iterable[str], me: Ref) -> None:
         """Ownership of shared VMs may have changed: the other policies selecting them look again now."""
@@ -283,7 +295,7 @@ class PolicyController:
         self.resync.record(
             ref, resync_interval(spec.resync_interval_seconds if spec else None, connection_spec)
         )
-        self._requeue(ref, state, result)
+        self._requeue(ref, state, result, sink.uid)
         if new_generation:
             self.kick_sharing(self._uuids_of(state), ref)
         summary = result.status.get("summary") or {}
@@ -313,8 +325,8 @@ class PolicyController:
         def stop_reason() -> str | None:
             if sink.void:
                 return "the policy was deleted or replaced"
-            latest = self._generations.get(ref, state.generation)
-            if latest > state.generation:
+            latest = self._superseded_by(ref, state, sink.uid)
+            if latest is not None:
                 return f"not sent: generation {latest} superseded generation {state.generation}"
             if self._clock() > deadline:
                 return f"not sent yet: a reconcile sends writes for at most {self._reconcile_seconds:.0f}s"
@@ -330,8 +342,8 @@ class PolicyController:
             record=ConfigMapRecord(self._kube, ref, self._record_owners.get(ref, "")),
         )
 
-    def _requeue(self, ref: Ref, state: PolicyState, result: ReconcileResult) -> None:
-        superseded = self._generations.get(ref, state.generation) > state.generation
+    def _requeue(self, ref: Ref, state: PolicyState, result: ReconcileResult, uid: str) -> None:
+        superseded = self._superseded_by(ref, state, uid) is not None
         if result.unsent and not superseded:
             self.queue.add(ref)  # the time bound cut it short: carry on right away, nothing failed
         elif result.retry_soon or result.requeue_after_failure:

@@ -87,7 +87,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     )
     async def reconcile_policy(*, body: kopf.Body, **kwargs: Any) -> None:
         bound(kwargs)
-        controller.enqueue(Ref.of(body), generation=int(body.metadata.get("generation") or 0))
+        generation = int(body.metadata.get("generation") or 0)
+        controller.enqueue(Ref.of(body), uid=str(body.metadata.get("uid") or ""), generation=generation)
 
     @kopf.on.delete(*POLICIES, id="restore", when=wants_restore, registry=registry)
     async def restore_policy(*, body: kopf.Body, **kwargs: Any) -> None:

@@ -22,6 +22,7 @@ class StatusPatcher(Protocol):
         status_patch: Mapping[str, Any],
         *,
         uid: str | None = None,
+        status: Mapping[str, Any] | None = None,
     ) -> bool: ...
 
 
@@ -44,4 +45,4 @@ async def write_status(
     patch = status_patch(stored, wanted)
     if not patch:
         return False
-    return await api.patch_status(plural, ref.namespace, ref.name, patch, uid=uid)
+    return await api.patch_status(plural, ref.namespace, ref.name, patch, uid=uid, status=wanted)
