@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from harness import POLICY, SimulatorProcess, condition, wait_for
-from harness.credentials import RunCredentials
+from harness import POLICY, condition, wait_for
 from harness.e2e import DRIFT_SLACK, E2E, READY_TIMEOUT, SHORT_RESYNC
 from harness.objects import API_VERSION, Obj
 
@@ -31,19 +29,8 @@ EVERY_PLATFORM = ["Windows", "WindowsVirtio", "Linux", "Paravirtualization", "Ot
 
 
 @pytest.fixture(scope="module")
-def simulator(
-    tmp_path_factory: pytest.TempPathFactory, credentials: RunCredentials
-) -> Iterator[SimulatorProcess]:
-    sim = SimulatorProcess(
-        log_path=tmp_path_factory.mktemp("simulator") / "simulator.log",
-        vms=SIMULATED_VMS,
-        seed=secrets.randbelow(1_000_000),
-        job_latency=JOB_LATENCY,
-        accounts=credentials.simulator_accounts,
-        access_keys=credentials.simulator_access_keys,
-    )
-    with sim:
-        yield sim
+def simulator_options() -> dict[str, Any]:
+    return {"vms": SIMULATED_VMS, "job_latency": JOB_LATENCY}
 
 
 def selector_policy(
