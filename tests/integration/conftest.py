@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -34,28 +33,15 @@ def operator_args() -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def simulator_options() -> dict[str, Any]:
-    """``SimulatorProcess`` settings other than the log and accounts (``vms``, ``job_latency``, ...); a module
-    overrides this fixture to change them."""
-    return {}
-
-
-@pytest.fixture(scope="module")
 def simulator(
-    tmp_path_factory: pytest.TempPathFactory,
-    credentials: RunCredentials,
-    simulator_options: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory, credentials: RunCredentials
 ) -> Iterator[SimulatorProcess]:
-    settings: dict[str, Any] = {
-        "vms": SIMULATED_VMS,
-        "seed": secrets.randbelow(1_000_000),
-        **simulator_options,
-    }
     sim = SimulatorProcess(
         log_path=tmp_path_factory.mktemp("simulator") / "simulator.log",
+        vms=SIMULATED_VMS,
+        seed=secrets.randbelow(1_000_000),
         accounts=credentials.simulator_accounts,
         access_keys=credentials.simulator_access_keys,
-        **settings,
     )
     with sim:
         yield sim

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from harness import POLICY, condition, wait_for
-from harness.e2e import DRIFT_SLACK, E2E, READY_TIMEOUT, SHORT_RESYNC
+from harness import POLICY, SimulatorProcess, condition, wait_for
+from harness.credentials import RunCredentials
+from harness.e2e import DRIFT_SLACK, E2E, READY_TIMEOUT, SHORT_RESYNC, module_simulator
 from harness.objects import API_VERSION, Obj
 
 SIMULATED_VMS = 10_000
@@ -29,8 +32,12 @@ EVERY_PLATFORM = ["Windows", "WindowsVirtio", "Linux", "Paravirtualization", "Ot
 
 
 @pytest.fixture(scope="module")
-def simulator_options() -> dict[str, Any]:
-    return {"vms": SIMULATED_VMS, "job_latency": JOB_LATENCY}
+def simulator(
+    tmp_path_factory: pytest.TempPathFactory, credentials: RunCredentials
+) -> Iterator[SimulatorProcess]:
+    made = module_simulator(tmp_path_factory.mktemp("simulator"), credentials, vms=SIMULATED_VMS)
+    with replace(made, job_latency=JOB_LATENCY) as sim:
+        yield sim
 
 
 def selector_policy(
