@@ -48,6 +48,13 @@ def quantity_bytes(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+@dataclass(frozen=True)
+class Probe:
+    at: float  # monotonic time the probe was sent
+    status: int | None  # HTTP status, None when nothing answered
+    seconds: float  # how long the answer took: a stalled event loop shows here before it fails a probe
+
+
 @dataclass
 class Vitals:
     """Samples ``liveness()`` and the RSS of ``pid`` every ``interval`` seconds until the ``with`` ends."""
@@ -55,7 +62,7 @@ class Vitals:
     pid: int
     liveness: Callable[[], int | None]
     interval: float = 0.5
-    statuses: list[tuple[float, int | None]] = field(default_factory=list)
+    probes: list[Probe] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -72,12 +79,17 @@ class Vitals:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.statuses.append((time.monotonic(), self.liveness()))
+            sent = time.monotonic()
+            status = self.liveness()
+            self.probes.append(Probe(sent, status, time.monotonic() - sent))
             self.rss.append(status_bytes(self.pid, "VmRSS"))
             self._stop.wait(self.interval)
 
-    def failed_probes(self) -> list[tuple[float, int | None]]:
-        return [(at, status) for at, status in self.statuses if status != 200]
+    def failed_probes(self) -> list[Probe]:
+        return [probe for probe in self.probes if probe.status != 200]
+
+    def slowest_probe(self) -> float:
+        return max((probe.seconds for probe in self.probes), default=0.0)
 
     def peak_bytes(self) -> int:
         """The process's peak resident memory since it started (VmHWM), never below a sample."""

@@ -54,9 +54,12 @@ VM, plus the small policies of the other tests."""
 FLEET = 1_000
 CONVERGE_TIMEOUT = 110.0  # below the kubectl wrapper's own 120 s
 MAX_SLOWDOWN = 1.5
-TIMING_FLOOR = 6.0
-"""Seconds: a time alone shorter than this counts as this much before the 1.5x applies, so that a
-few-second apply on a shared 2-core machine is not failed by scheduling noise alone."""
+TIMING_FLOOR = 8.0
+"""Seconds: a time alone shorter than this counts as this much before the 1.5x applies. On the shared
+2-core machine B alone took 3-8 s and the ratio swung from 0.5 to 2.2 between runs, about as much with A's
+connections pointing at a path that only answers 404 as with the attacks: scheduling noise and the burst of
+A's 24 new objects, not hostility. An operator without reply bounds still fails by far: with the client as
+it was before them, B did not become Ready within CONVERGE_TIMEOUT."""
 
 KEYS_SECRET = "zstack-keys"
 ELSEWHERE = "https://zstack.elsewhere.example"
@@ -375,14 +378,15 @@ def test_a_hostile_endpoint_harms_only_its_own_tenant(
         f"ratio {shared.seconds / alone:.2f} to their mean\n"
         f"CPU seconds meanwhile: {cpu_table(before, shared, after)}\n"
         f"operator peak RSS {peak / MIB:.0f} MiB (limit {limit / MIB:.0f} MiB); liveness: "
-        f"{len(vitals.statuses)} samples, {len(vitals.failed_probes())} not 200\n"
+        f"{len(vitals.probes)} probes, {len(vitals.failed_probes())} not 200, "
+        f"slowest answer {vitals.slowest_probe() * 1000:.0f} ms\n"
         f"requests A's connections sent to the hostile server: {attacked}"
     )
     missed = [attack for attack in HOSTILE_CONNECTIONS if not attacked.get(attack)]
     assert missed == [], f"A's connections never reached these attacks: {missed}"
     assert attacked.get("bystander", 0) == 0
     assert shared.seconds <= MAX_SLOWDOWN * max(alone, TIMING_FLOOR), (before, shared, after)
-    assert len(vitals.statuses) >= 10
+    assert len(vitals.probes) >= 10
     assert vitals.failed_probes() == []
     assert peak < limit, f"peak RSS {peak / MIB:.0f} MiB"
     assert operator.alive()
