@@ -235,3 +235,24 @@ def test_the_record_text_round_trips_and_skips_garbage() -> None:
     text = encode_record(tracks)
     assert len(text.encode()) < 1024 * 1024
     assert decode_record(text + "garbage\nabc guest\n" + f"{1:032x} sideways\n") == tracks
+
+
+async def test_a_uuid_policy_turned_selector_keeps_the_previous_tracks_it_recorded(
+    sim: Simulator, client: ZStackClient
+) -> None:
+    chosen = windows(sim)[:3]
+    for uuid in chosen:
+        sim.state.set_track_behind(uuid, "host")
+    listed = PolicyState(
+        "ns", "p", 1, NOW, {"track": "guest", "vmUuids": chosen, "deletionPolicy": "Restore"}
+    )
+    first = await reconcile(listed, connector(client), [], NOW)
+    assert all(sim.state.track_of(u) == "guest" for u in chosen)
+
+    record = MemoryRecord()
+    turned = selector_policy(deletionPolicy="Restore", status=first.status)
+    second = await run(turned, client, record)
+    assert {u: record.tracks[u] for u in chosen} == dict.fromkeys(chosen, "host"), "carried into the record"
+    deleting = selector_policy(deletionPolicy="Restore", status=second.status, deleting=True)
+    assert (await restore_all(deleting, client, [], ReconcileIO(record=record))).done
+    assert all(sim.state.track_of(u) == "host" for u in chosen)

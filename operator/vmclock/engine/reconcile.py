@@ -329,15 +329,15 @@ async def reconcile(
         stored_conditions=stored_conditions,
         selection=scope.selection,
     )
-    record = scope.record
+    record, stored = scope.record, scope.stored_record
     if plan.writes:
         # Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored
         # (status, or a selector policy's record) before the first SetVmClockTrack for it leaves.
         if record is not None:
-            wanted = record_before(record, plan.writes, scope.readings)
-            if wanted != record:
-                await io.record.store(wanted)
-            record = wanted
+            record = record_before(record, plan.writes, scope.readings)
+            if record != stored:
+                await io.record.store(record)
+                stored = record
         await io.save(draft.status({}, unsent=dict.fromkeys((w.uuid for w in plan.writes), APPLYING)))
 
     async def progress(done: Mapping[str, WriteOutcome]) -> None:
@@ -350,7 +350,7 @@ async def reconcile(
     )
     if record is not None:
         kept = record_after(record, scope.uuids, plan.restores, applied.outcomes)
-        if kept != record:
+        if kept != stored:
             await io.record.store(kept)
     status, entries = draft.final(applied.outcomes, applied.unsent)
     events = transition_events(
@@ -384,6 +384,7 @@ class _Scope:
     rivals: Sequence[PolicyClaim]  # claims the age rule applies against
     selection: Selection | None = None
     record: Mapping[str, Track] | None = None  # a selector policy's previous-track record
+    stored_record: Mapping[str, Track] | None = None  # the record as stored (`record` may add to it)
 
 
 async def _scope(
@@ -406,12 +407,14 @@ async def _scope(
     rivals, exceptions = rivals_and_exceptions(state.claim_for(spec), others)
     mine = {uuid: reading for uuid, reading in resolved.items() if uuid not in exceptions}
     selection = Selection(mine, matched=len(resolved), excepted=len(resolved) - len(mine))
-    record = await io.record.load()
+    stored = await io.record.load()
+    # previousTracks in status that the record lacks (left by this policy's vmUuids past) join the record
+    record = {**restore_targets(previous), **stored}
     targets = {u: t for u, t in record.items() if u not in mine} if spec.restore else {}
     readings = {**(await io.read(client, list(targets)) if targets else {}), **mine}
     me = state.claim_for(spec, selected=frozenset(mine))
     previous = with_record(previous, record)
-    return _Scope(me, selection.uuids, readings, previous, targets, rivals, selection, record)
+    return _Scope(me, selection.uuids, readings, previous, targets, rivals, selection, record, stored)
 
 
 class _Draft:
@@ -506,10 +509,9 @@ async def restore_all(
     back on its previous track is `left`, whatever the error (retryable or not); the caller keeps the
     finalizer and tries again with backoff until nothing is left."""
     io = io or ReconcileIO()
+    targets = restore_targets(previous_vms(state.status))
     if state.spec.get("selector") is not None:
-        targets: Mapping[str, Track] = await io.record.load()  # status lists only some of its VMs
-    else:
-        targets = restore_targets(previous_vms(state.status))
+        targets |= await io.record.load()  # status lists only some of its VMs
     readings = await io.read(client, list(targets))
     plans = plan_restores(
         targets, readings, paused=False, handed_over=selected_elsewhere(targets, state.ref, others)
