@@ -64,6 +64,7 @@ dev: $(STAMP) controlplane ## local sandbox: control plane + ZStack simulator + 
 bench: $(STAMP) controlplane ## benchmarks under bench/ (numbers, not pass/fail)
 	$(BIN)/python bench/bench_client.py
 	$(BIN)/python bench/bench_operator.py
+	$(BIN)/python bench/bench_selector.py
 
 clean: ## remove the venv and caches (the control-plane cache outside the repo stays)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
