@@ -102,17 +102,21 @@ class KubeApi:
         body: dict[str, Any] = json.loads(response.data)
         return body
 
-    async def _read_data(self, kind: str, namespace: str, name: str) -> KubeObject | None:
-        """A Secret's or ConfigMap's data as bytes (Secret `data` and ConfigMap `binaryData` are base64)."""
+    async def _get_core(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A whole Secret or ConfigMap as the API server returns it, or None when there is none."""
         import kubernetes.client  # noqa: PLC0415
 
         read = "read_namespaced_secret" if kind == "Secret" else "read_namespaced_config_map"
-        body = await self._raw_get(
+        return await self._raw_get(
             f"{kind} {namespace}/{name}",
             lambda api: getattr(kubernetes.client.CoreV1Api(api), read)(
                 name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
             ),
         )
+
+    async def _read_data(self, kind: str, namespace: str, name: str) -> KubeObject | None:
+        """A Secret's or ConfigMap's data as bytes (Secret `data` and ConfigMap `binaryData` are base64)."""
+        body = await self._get_core(kind, namespace, name)
         if body is None:
             return None
         plain, encoded = ("", "data") if kind == "Secret" else ("data", "binaryData")
@@ -129,14 +133,7 @@ class KubeApi:
 
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A whole ConfigMap (metadata included: owner, resourceVersion), or None when there is none."""
-        import kubernetes.client  # noqa: PLC0415
-
-        return await self._raw_get(
-            f"ConfigMap {namespace}/{name}",
-            lambda api: kubernetes.client.CoreV1Api(api).read_namespaced_config_map(
-                name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-            ),
-        )
+        return await self._get_core("ConfigMap", namespace, name)
 
     async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create; ObjectConflict when one of that name exists already."""

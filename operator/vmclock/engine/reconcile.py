@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from vmclock.engine.apply import WriteOutcome, apply_writes
-from vmclock.engine.conditions import READY, SYNCED, Condition, merge_conditions
+from vmclock.engine.conditions import MAX_MESSAGE, READY, SYNCED, Condition, merge_conditions, one_line
 from vmclock.engine.events import PAUSED_REASON, EventSpec, listing, transition_events, write_events
 from vmclock.engine.observation import VmReading, observe, observe_selection
 from vmclock.engine.ownership import (
@@ -304,7 +304,7 @@ async def reconcile(
     try:
         scope = await _scope(state, spec, client, others, io)
     except (ZStackError, ValueError) as problem:  # only a selector's resolution raises
-        message = f"could not resolve spec.selector: {problem}"[:MAX_HANDLED_RECONCILE_AT]
+        message = one_line(f"could not resolve spec.selector: {problem}", MAX_MESSAGE)
         ready = Condition(READY, "False", SELECTION_FAILED, message)
         synced = Condition(SYNCED, "False", "ReconcileError", message)
         return _blocked(state, ready, synced, now, stored_conditions, selector_message=message)

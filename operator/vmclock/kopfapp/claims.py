@@ -29,10 +29,6 @@ class IndexedPolicy:
     restore: bool = False  # deletionPolicy Restore: its connection must outlive it
 
     @property
-    def connection_ref(self) -> Ref:
-        return Ref(self.ref.namespace, self.connection)
-
-    @property
     def uuids(self) -> frozenset[str]:
         return self.claim.vm_uuids if self.claim is not None else frozenset()
 
