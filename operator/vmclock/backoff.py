@@ -41,7 +41,7 @@ class Backoff:
         return min(self.cap, grown)
 
     def delay(self, attempt: int) -> float:
-        return self.rng.uniform(min(self.floor, self.ceiling(attempt)), self.ceiling(attempt))
+        return self.rng.uniform(self.floor, self.ceiling(attempt))  # floor <= base <= every ceiling
 
 
 class FailureCounter:

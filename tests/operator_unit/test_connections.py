@@ -277,3 +277,21 @@ async def test_plain_http_needs_the_operators_opt_in(sim: Simulator) -> None:
         await strict.close_all()
     assert verdict.reason == "InsecureEndpoint"
     assert "--allow-insecure-endpoints" in verdict.message
+
+
+async def test_a_restore_never_sends_credentials_where_their_owner_no_longer_allows(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    """The last-known-good fallback covers objects that are gone, not endpoint rules that say no."""
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    await client_of(connections, "ns", "zs", spec(sim))
+    objects.allowed.remove(sim.endpoint)
+    objects.put_secret("creds", "2", accountName="admin", password=SECRET_VALUE)
+    seconds_pass(connections)
+    sim.stats.reset()
+    with pytest.raises(ConnectionUnavailable) as caught:
+        async with connections.lease("ns", "zs", spec(sim), for_restore=True):
+            pass
+    assert caught.value.reason == "EndpointNotAllowed"
+    assert sum(sim.stats.calls.values()) == 0

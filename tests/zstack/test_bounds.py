@@ -18,7 +18,8 @@ from vmclock.zstack.auth import SIGNATURE_RE, AccessKeyAuth, sign
 from vmclock.zstack.credentials import AccessKeyCredentials
 from vmclock.zstack.errors import ErrorCode, ZStackError
 from vmclock.zstack.jobs import MIN_API_TIMEOUT, JobRunner
-from vmclock.zstack.jsonguard import MAX_DEPTH, MAX_VALUES, ReplyRejected, decode
+from vmclock.zstack.jsonguard import MAX_DEPTH, MAX_VALUES, ReplyRejected
+from vmclock.zstack.jsonstream import decode
 from vmclock.zstack.models import VmInventory, ZStackVersion
 from vmclock.zstack.options import ClientOptions, Endpoint
 from vmclock.zstack.redact import MASK, Redactor
@@ -42,53 +43,53 @@ def nested(depth: int) -> bytes:
 # --- JSON admission ------------------------------------------------------------------------------------
 
 
-def test_json_as_deep_as_allowed_decodes() -> None:
-    value = decode(nested(MAX_DEPTH))
+async def test_json_as_deep_as_allowed_decodes() -> None:
+    value = await decode(nested(MAX_DEPTH))
     for _ in range(MAX_DEPTH):
         value = value["a"]
     assert value == 1
 
 
 @pytest.mark.parametrize("body", [nested(MAX_DEPTH + 1), b"[" * 150_000 + b"]" * 150_000])
-def test_deeper_json_is_refused_quickly_without_recursion(body: bytes) -> None:
+async def test_deeper_json_is_refused_quickly_without_recursion(body: bytes) -> None:
     started = time.perf_counter()
     with pytest.raises(ReplyRejected, match="nested deeper"):
-        decode(body)
+        await decode(body)
     assert time.perf_counter() - started < 1.0
 
 
-def test_brackets_and_escaped_quotes_inside_strings_are_not_structure() -> None:
+async def test_brackets_and_escaped_quotes_inside_strings_are_not_structure() -> None:
     text = '[[[[[[[[[[[[[[[[[[[[[[[[[[ "quoted" \\ ,,,,'
     body = json.dumps({"name": text, "other": "\\" * 7, "list": ["a", "b"]}).encode()
-    assert decode(body)["name"] == text
+    assert (await decode(body))["name"] == text
 
 
-def test_a_zstack_error_with_a_long_cause_chain_decodes() -> None:
+async def test_a_zstack_error_with_a_long_cause_chain_decodes() -> None:
     error: dict[str, Any] = {"code": "SYS.1000"}
     for n in range(12):
         error = {"code": f"SYS.{n}", "description": "wrapped", "cause": error, "opaque": {"k": [1, 2]}}
-    assert decode(json.dumps({"error": error}).encode())["error"]["code"] == "SYS.11"
+    assert (await decode(json.dumps({"error": error}).encode()))["error"]["code"] == "SYS.11"
 
 
-def test_too_many_values_are_refused_before_decoding() -> None:
+async def test_too_many_values_are_refused_before_decoding() -> None:
     body = b"[" + b"0," * MAX_VALUES + b"0]"
     with pytest.raises(ReplyRejected, match="more than"):
-        decode(body)
-    decode(b"[" + b"0," * (MAX_VALUES - 2) + b"0]")
+        await decode(body)
+    await decode(b"[" + b"0," * (MAX_VALUES - 2) + b"0]")
 
 
-def test_numbers_longer_than_a_java_long_and_nan_are_refused() -> None:
-    decode(b'{"memorySize": 9223372036854775807}')
+async def test_numbers_longer_than_a_java_long_and_nan_are_refused() -> None:
+    await decode(b'{"memorySize": 9223372036854775807}')
     with pytest.raises(ReplyRejected, match="digits"):
-        decode(b'{"memorySize": ' + b"9" * 4000 + b"}")
+        await decode(b'{"memorySize": ' + b"9" * 4000 + b"}")
     with pytest.raises(ValueError, match="NaN"):
-        decode(b'{"apiTimeout": NaN}')
+        await decode(b'{"apiTimeout": NaN}')
 
 
-def test_a_rejected_body_is_a_typed_rejection_not_a_value_error() -> None:
+async def test_a_rejected_body_is_a_typed_rejection_not_a_value_error() -> None:
     with pytest.raises(ReplyRejected):
-        Reply.decode(200, nested(100))
-    assert Reply.decode(200, b"<html>" + b"[" * 100 + b"</html>").body is None  # not JSON: text only
+        await Reply.read(200, nested(100))
+    assert (await Reply.read(200, b"<html>" + b"[" * 100 + b"</html>")).body is None  # not JSON: text only
 
 
 # --- Version -------------------------------------------------------------------------------------------
@@ -146,6 +147,28 @@ def test_secrets_are_masked_before_the_cut_so_no_head_of_one_survives() -> None:
         error = ErrorCode.from_json(data).redacted(redact)
         assert SESSION[:6] not in error.description
         assert SESSION[:6] not in error.details
+
+
+def test_a_text_cut_before_redaction_shows_no_head_of_a_secret_at_its_end() -> None:
+    """Server texts are bounded before they are redacted (a 1,200-byte reply head, 4,096 characters of a
+    field): a secret that crossed that cut ends the text half, and half a session id is still too much."""
+    redact = Redactor()
+    redact.add(SESSION)
+    for kept in range(8, len(SESSION)):
+        assert redact("the server said " + SESSION[:kept]) == f"the server said {MASK}"
+    assert redact("ends in abc") == "ends in abc", "ordinary words are not masked"
+
+
+@pytest.mark.parametrize("code", ["SYS.1001", "ID.1001", "VM.1010", "HOST.1000"])
+def test_zstack_codes_are_kept(code: str) -> None:
+    assert ErrorCode.from_json({"code": code}).code == code
+
+
+@pytest.mark.parametrize("code", [SESSION, "not a code", "<html>", "sys.1001", "SYS.1001 and more", ""])
+def test_a_code_that_is_not_zstacks_is_not_echoed(code: str) -> None:
+    """The code is shown and logged everywhere (status, Events, connection messages of endpoints not yet
+    proven to be ZStack): only the `<PREFIX>.<id>` shape is kept, never a server's free text."""
+    assert ErrorCode.from_json({"code": code}).code == "UNKNOWN"
 
 
 # --- AccessKey signatures ----------------------------------------------------------------------------------

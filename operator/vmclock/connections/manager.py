@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from vmclock.connections.problems import (
     AUTH_FAILED,
     CONNECTED,
+    ENDPOINT_NOT_ALLOWED,
+    INSECURE_ENDPOINT,
     NOT_FOUND,
     NOT_READY,
     UNREACHABLE,
@@ -37,15 +40,16 @@ from vmclock.connections.problems import (
 )
 from vmclock.connections.secrets import ObjectReader, load_credentials, load_tls
 from vmclock.connections.spec import ConnectionSpec, parse_connection_spec
-from vmclock.connections.trust import EndpointPolicy
+from vmclock.connections.trust import EndpointPolicy, endpoint_origin
 from vmclock.engine.reconcile import ConnectionUnavailable
 from vmclock.refs import Ref
-from vmclock.zstack import ClientOptions, OnCall, ZStackClient, ZStackError
+from vmclock.zstack import ClientOptions, Credentials, OnCall, ZStackClient, ZStackError
 from vmclock.zstack.errors import HTTP, ID_AUTHENTICATION, ID_PERMISSION_DENIED, SYS_NOT_READY
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
+FORBIDDEN = frozenset({ENDPOINT_NOT_ALLOWED, INSECURE_ENDPOINT})  # reasons no fallback may get around
 FRESH_SECONDS = 5.0  # a lease re-reads the Secret when its last look is older than this
 
 
@@ -61,6 +65,15 @@ class ConnectionVerdict:
     @property
     def ready(self) -> bool:
         return self.reason == CONNECTED
+
+
+@dataclass(frozen=True)
+class _Looked:
+    """What one look at a connection's objects found: their fingerprint, and what a client is built from."""
+
+    fingerprint: tuple[Any, ...]
+    credentials: Credentials
+    tls: ssl.SSLContext | Literal[False] | None
 
 
 @dataclass
@@ -147,7 +160,7 @@ class ConnectionManager:
         self._retired: set[ZStackClient] = set()
 
     def _entry(self, key: Ref) -> _Entry:
-        return self._entries.setdefault(Ref(*key), _Entry())
+        return self._entries.setdefault(key, _Entry())
 
     async def check(self, namespace: str, name: str, raw_spec: Mapping[str, Any]) -> ConnectionVerdict:
         """Build (or reuse) the client and verify it end to end; never raises for connection problems."""
@@ -162,35 +175,46 @@ class ConnectionManager:
         async with entry.lock:
             if reuse and entry.verdict is not None:
                 return entry.verdict
-            try:
-                entry.verdict = await self._check_locked(
-                    entry, namespace, name, parse_connection_spec(raw_spec)
-                )
-            except ConnectionProblem as problem:
-                entry.verdict = ConnectionVerdict(problem.reason, str(problem))
-            await self._promote(entry)
-            return entry.verdict
+            return await self._verify_locked(entry, namespace, name, parse_connection_spec(raw_spec))
 
-    async def _fingerprint(self, namespace: str, spec: ConnectionSpec) -> tuple[tuple[Any, ...], Any, Any]:
+    async def _verify_locked(
+        self, entry: _Entry, namespace: str, name: str, spec: ConnectionSpec, looked: _Looked | None = None
+    ) -> ConnectionVerdict:
+        """Called with the entry's lock held: the full ladder, its verdict stored on the entry (a client
+        that passes becomes the last-known-good one). `looked`: the Secret/CA already read for this look."""
+        try:
+            entry.verdict = await self._check_locked(entry, namespace, name, spec, looked)
+        except ConnectionProblem as problem:
+            entry.verdict = ConnectionVerdict(problem.reason, str(problem))
+        await self._promote(entry)
+        return entry.verdict
+
+    async def _look(self, namespace: str, spec: ConnectionSpec) -> _Looked:
+        """Read the Secret (and CA) once; the endpoint rules are checked before anything else is done."""
         credentials, secret_version = await load_credentials(self._reader, namespace, spec, self._endpoints)
         tls, ca_version = await load_tls(self._reader, namespace, spec)
-        return (spec, secret_version, ca_version), credentials, tls
+        return _Looked((spec, secret_version, ca_version), credentials, tls)
 
     async def _check_locked(
-        self, entry: _Entry, namespace: str, name: str, spec: ConnectionSpec
+        self, entry: _Entry, namespace: str, name: str, spec: ConnectionSpec, looked: _Looked | None
     ) -> ConnectionVerdict:
-        fingerprint, credentials, tls = await self._fingerprint(namespace, spec)
         entry.looked_at = self._clock()
+        if looked is None:
+            try:
+                looked = await self._look(namespace, spec)
+            except ConnectionProblem:
+                entry.fingerprint = None  # refused inputs prove nothing: the next look checks in full
+                raise
         proven = entry.verdict is not None and entry.verdict.ready
-        if entry.client is None or entry.fingerprint != fingerprint:
+        if entry.client is None or entry.fingerprint != looked.fingerprint:
             proven = False
             await self._retire(entry)
             try:
-                options = _options(spec, tls)
-                entry.client = ZStackClient(spec.endpoint, credentials, options, on_call=self._on_call)
+                options = _options(spec, looked.tls)
+                entry.client = ZStackClient(spec.endpoint, looked.credentials, options, on_call=self._on_call)
             except ValueError as problem:
                 raise ConnectionProblem(UNREACHABLE, f"spec.endpoint: {problem}") from None
-            entry.fingerprint = fingerprint
+            entry.fingerprint = looked.fingerprint
             log.info("ZStackConnection %s/%s: client built for %s", namespace, name, spec.endpoint)
         return await _probe(entry.client, spec.endpoint, login=not proven)
 
@@ -213,20 +237,15 @@ class ConnectionManager:
     ) -> None:
         """Called with the entry's lock held: compare fingerprints, and rebuild only if they differ."""
         spec = parse_connection_spec(raw_spec)
+        entry.looked_at = self._clock()
         try:
-            fingerprint, _, _ = await self._fingerprint(namespace, spec)
-        except ConnectionProblem as problem:
-            entry.looked_at = self._clock()
-            entry.verdict = ConnectionVerdict(problem.reason, str(problem))
-            return
-        if fingerprint == entry.fingerprint:
-            entry.looked_at = self._clock()
-            return
-        try:
-            entry.verdict = await self._check_locked(entry, namespace, name, spec)
+            looked = await self._look(namespace, spec)
         except ConnectionProblem as problem:
             entry.verdict = ConnectionVerdict(problem.reason, str(problem))
-        await self._promote(entry)
+            entry.fingerprint = None  # refused inputs prove nothing: the next look checks in full
+            return
+        if looked.fingerprint != entry.fingerprint:
+            await self._verify_locked(entry, namespace, name, spec, looked)
 
     async def _promote(self, entry: _Entry) -> None:
         """A client that just passed its check becomes the last-known-good one; the one before it retires."""
@@ -267,7 +286,8 @@ class ConnectionManager:
         self, namespace: str, name: str, raw_spec: Mapping[str, Any] | None, *, for_restore: bool
     ) -> ZStackClient:
         where = f"ZStackConnection {namespace}/{name}"
-        proven = self._entries[Ref(namespace, name)].proven if Ref(namespace, name) in self._entries else None
+        known = self._entries.get(Ref(namespace, name))
+        proven = known.proven if known is not None else None
         if raw_spec is None:
             if for_restore and proven is not None:
                 return proven
@@ -275,21 +295,22 @@ class ConnectionManager:
         client, verdict = await self._current(namespace, name, raw_spec)
         if verdict.ready and client is not None:
             return client
-        if for_restore and proven is not None:
+        # A restore may outlive the connection's objects, never the endpoint rules: credentials the Secret's
+        # owner (or the cluster admin) no longer allows there are not sent there again, not even to restore.
+        if for_restore and proven is not None and verdict.reason not in FORBIDDEN:
             log.info("%s is not ready (%s): restoring with its last-known-good client", where, verdict.reason)
             return proven
         raise ConnectionUnavailable(verdict.reason, f"{where} is not ready: {verdict.message}")
 
-    def verdict(self, namespace: str, name: str) -> ConnectionVerdict | None:
-        entry = self._entries.get(Ref(namespace, name))
-        return entry.verdict if entry is not None else None
-
     def node(self, namespace: str, name: str) -> str | None:
-        """Which management node a Ready connection reaches (its normalized base URL); None otherwise."""
+        """Which management node a Ready connection reaches, spelled one way however its endpoint is written
+        (normalized origin: default port explicit, host case and trailing dot ignored; plus the context
+        path); None unless Ready."""
         entry = self._entries.get(Ref(namespace, name))
         if entry is None or entry.client is None or entry.verdict is None or not entry.verdict.ready:
             return None
-        return entry.client.endpoint.url("").lower()
+        endpoint = entry.client.endpoint
+        return f"{endpoint_origin(endpoint.origin)}{endpoint.context_path}"
 
     async def forget(self, namespace: str, name: str) -> None:
         entry = self._entries.pop(Ref(namespace, name), None)

@@ -7,6 +7,7 @@ so transport failures and garbage responses are folded into the same class with 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,6 +31,10 @@ REDIRECT = "CLIENT.REDIRECT"  # a 3xx: never followed, it could carry credential
 # every check. Parsing keeps at most _PARSE_MAX characters; `redacted` masks secrets and then cuts to these,
 # in that order, so a cut can never leave the visible head of a secret behind.
 CODE_MAX = 128
+UNKNOWN = "UNKNOWN"
+# ZStack's codes are `<PREFIX>.<id>` (SYS.1001, ID.1001, VM.1010, zstack-api.md §4). Anything else is not
+# kept: the code is shown and logged everywhere, so it must never carry a server's free text (or a secret).
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}\.[A-Z0-9_]{1,32}$")
 DESCRIPTION_MAX = 256
 DETAILS_MAX = 512
 _PARSE_MAX = 4096
@@ -66,8 +71,9 @@ class ErrorCode:
         causes = data.get("causes")
         if cause_data is None and isinstance(causes, list) and causes:
             cause_data = causes[0]
+        code = _text(data.get("code"))[:CODE_MAX]
         return cls(
-            code=_text(data.get("code"))[:CODE_MAX] or "UNKNOWN",
+            code=code if _CODE.match(code) else UNKNOWN,
             description=_text(data.get("description")),
             details=_text(data.get("details")),
             cause=cls.from_json(cause_data) if isinstance(cause_data, dict) else None,

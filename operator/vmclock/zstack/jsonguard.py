@@ -15,14 +15,12 @@ measured without building anything:
 5. nesting is measured by deleting innermost `[]` pairs once per allowed level: whatever survives
    `max_depth` passes is nested deeper than that.
 
-The check runs as steps (`_steps`), so that `admit` can give the event loop a turn between slices while
-`check_structure` runs them straight through.
+The check runs as steps (`_steps`), so that `admit` can give the event loop a turn between slices.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -51,15 +49,9 @@ def looks_like_json(raw: bytes) -> bool:
     return raw.lstrip()[:1] in (b"{", b"[")
 
 
-def check_structure(raw: bytes, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> None:
-    """Raise ReplyRejected if `raw` counts more than `max_values` values (as above), has a number longer than
-    MAX_DIGITS, or nests deeper than `max_depth`."""
-    for _ in _steps(raw, max_depth, max_values):
-        pass
-
-
 async def admit(raw: bytes) -> None:
-    """`check_structure` with the default bounds, letting the event loop run every SLICE_SECONDS."""
+    """Raise ReplyRejected if `raw` counts more than MAX_VALUES values, has a number longer than MAX_DIGITS,
+    or nests deeper than MAX_DEPTH; the event loop runs every SLICE_SECONDS meanwhile."""
     since = time.monotonic()
     for _ in _steps(raw, MAX_DEPTH, MAX_VALUES):
         if time.monotonic() - since > SLICE_SECONDS:
@@ -108,9 +100,3 @@ def _check_depth(nesting: bytes, max_depth: int) -> None:
 def reject_constant(name: str) -> Any:
     # Python's json accepts NaN and Infinity, which no Java/Gson server sends; a NaN deadline never expires.
     raise ValueError(f"JSON constant {name} is not allowed")
-
-
-def decode(raw: bytes) -> Any:
-    """The decoded JSON of a reply that passed `check_structure`; ValueError if it is not valid JSON."""
-    check_structure(raw)
-    return json.loads(raw, parse_constant=reject_constant)

@@ -86,7 +86,8 @@ class _Reader:
 
 
 async def decode(raw: bytes) -> Any:
-    """Like jsonguard.decode (same admission check, same errors), but yielding to the loop as it goes."""
+    """A reply body admitted by jsonguard.admit, then decoded, yielding to the loop as it goes; ValueError
+    if it is not valid JSON (NaN and Infinity included), ReplyRejected if it is over a bound."""
     await admit(raw)
     reader = _Reader(raw.decode("utf-8"))
     value = await (reader.object() if reader.peek() == "{" else reader.member_value())

@@ -14,6 +14,7 @@ import re
 
 MASK = "***"
 _MIN_SECRET_LENGTH = 4  # shorter strings would mask ordinary words, and are no secret worth the name
+_MIN_PARTIAL = 8  # a text cut before it got here may end in the head of a secret; from this long, mask it
 
 
 class Redactor:
@@ -32,11 +33,20 @@ class Redactor:
             self._patterns.append(pattern)
 
     def __call__(self, text: str) -> str:
+        """`text` with every secret masked, also one cut short at its end (server texts are bounded before
+        they get here). Cut the result freely: after masking, no cut can leave the head of a secret."""
         # Longest first, so a secret that contains another one is masked whole.
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
         for pattern in self._patterns:
             text = pattern.sub(MASK, text)
+        return self._mask_cut_tail(text)
+
+    def _mask_cut_tail(self, text: str) -> str:
+        for secret in self._secrets:
+            for length in range(len(secret) - 1, _MIN_PARTIAL - 1, -1):
+                if text.endswith(secret[:length]):
+                    return text[:-length] + MASK
         return text
 
     def __repr__(self) -> str:

@@ -27,23 +27,11 @@ class Reply:
     text: str
 
     @classmethod
-    def decode(cls, status: int, raw: bytes) -> Reply:
-        """Parse JSON whatever the Content-Type says (ZStack sends none); keep non-JSON as text only.
-
-        Raises jsonguard.ReplyRejected for JSON too deep or too big to decode without blocking the loop.
-        """
-        body = None
-        if jsonguard.looks_like_json(raw):
-            try:
-                body = jsonguard.decode(raw)
-            except ValueError:
-                body = None
-        return cls(status=status, body=body, text=_head(raw))
-
-    @classmethod
     async def read(cls, status: int, raw: bytes) -> Reply:
-        """`decode` for the event loop: a large body is decoded in slices (jsonstream), the loop running
-        between them."""
+        """Parse JSON whatever the Content-Type says (ZStack sends none); keep non-JSON as text only. A large
+        body is decoded in slices (jsonstream), the event loop running between them.
+
+        Raises jsonguard.ReplyRejected for JSON too deep or too big to decode."""
         body = None
         if jsonguard.looks_like_json(raw):
             try:
@@ -76,7 +64,7 @@ def error_from_reply(reply: Reply, operation: str, redact: Callable[[str], str])
         return ZStackError(
             ErrorCode.from_json(error).redacted(redact), http_status=reply.status, operation=operation
         )
-    snippet = redact(reply.text.strip()[:_SNIPPET])
+    snippet = redact(reply.text.strip())[:_SNIPPET]
     if reply.status >= 500:
         description = f"HTTP {reply.status} without a ZStack error body"
         return ZStackError.client(
@@ -88,7 +76,7 @@ def error_from_reply(reply: Reply, operation: str, redact: Callable[[str], str])
 
 def garbage(operation: str, what: str, reply: Reply, redact: Callable[[str], str]) -> ZStackError:
     """A success status whose body is not what ZStack sends for this API."""
-    snippet = redact(reply.text.strip()[:_SNIPPET])
+    snippet = redact(reply.text.strip())[:_SNIPPET]
     return ZStackError.client(GARBAGE, what, snippet, http_status=reply.status, operation=operation)
 
 
