@@ -72,8 +72,7 @@ async def read_tracks_in_bulk(
     try:
         if mode is StorageMode.SYSTEM_TAG:
             rows = await query_all(api, SYSTEM_TAGS, [eq("tag", GUEST_TAG)], page_size=page_size)
-            tagged = {row_text(row, "resourceUuid", SYSTEM_TAGS.api) for row in rows}
-            return {uuid: "guest" if uuid in tagged else "host" for uuid in uuids}
+            return _tracks_from_tag_rows(rows, uuids)
         rows = await query_all(api, RESOURCE_CONFIGS, [eq("name", CONFIG_NAME)], page_size=page_size)
     except ZStackError as exc:
         if exc.code != REPLY_TOO_LARGE:
@@ -105,6 +104,11 @@ async def _tracks_from_tags(api: Api, uuids: list[str], *, page_size: int) -> di
     """4.1.0 - 4.3.10: tagged `clockTrack::guest` means guest, untagged means host."""
     conditions = [eq("tag", GUEST_TAG)]
     rows = await query_any_of(api, SYSTEM_TAGS, conditions, "resourceUuid", uuids, page_size=page_size)
+    return _tracks_from_tag_rows(rows, uuids)
+
+
+def _tracks_from_tag_rows(rows: list[dict[str, Any]], uuids: Collection[str]) -> dict[str, Track]:
+    """Tagged `clockTrack::guest` means guest, untagged means host (the counterpart of `_own_tracks`)."""
     tagged = {row_text(row, "resourceUuid", SYSTEM_TAGS.api) for row in rows}
     return {uuid: "guest" if uuid in tagged else "host" for uuid in uuids}
 
