@@ -1,16 +1,18 @@
-"""The few Kubernetes API calls the operator makes outside kopf: read Secrets/ConfigMaps/our objects,
-PATCH status, and keep the ConfigMaps that hold selector policies' previous-track records.
+"""The Kubernetes API calls the operator makes outside kopf, async and cancellable (design.md §5.10, §5.13).
 
-Why the official `kubernetes` client (sync, run in threads via `asyncio.to_thread`) rather than a home-made
-aiohttp helper on kopf's credentials: kopf's own login for a cluster with the `kubernetes` package installed
-(`kopf.login_via_client`, which this operator uses) already imports it, so the memory cost noted in
-operator-anchors.md §3.8 is paid either way; in exchange we get its kubeconfig handling (exec plugins,
-client certificates, in-cluster token refresh) and status-subresource calls without re-implementing them.
-Call volume is low (one Secret read per connection check, one status PATCH per changed reconcile), so
-threads are fine.
+Why `kubernetes.aio` (shipped by the `kubernetes` package) and not the synchronous client in threads: a
+reconcile has one deadline, and cancelling it must cancel its Kubernetes calls too. A call running in a thread
+cannot be cancelled; it lands whenever it lands, which is how an old progress status once landed after the
+final one. Here every call is a coroutine on the event loop, bounded by `REQUEST_TIMEOUT` and by whatever
+deadline its caller runs under.
 
-Secret contents are returned as bytes and never logged; API errors are re-raised as `KubeApiError` whose text
-carries only the HTTP status and reason, never a response body.
+Answers are typed, because they call for different reactions:
+- `Gone` (404 on a write or precondition: the object or incarnation is no more): forget the work;
+- `Stale` (409, or a failed resourceVersion precondition): re-read and go again, at once;
+- `Rejected` (400, 422 with causes: schema, CEL or admission refused what we sent): a bug or an attack; say so
+  in a condition and a Warning Event and back off, never spin;
+- `Forbidden` (403): RBAC does not let the operator do this here (a namespace that has not opted in).
+Reads answer None for 404. Texts carry only the HTTP status and reason, never a response body (a Secret's).
 """
 
 from __future__ import annotations
@@ -18,36 +20,47 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from vmclock.engine.spec import GROUP, VERSION
 
 NOT_FOUND = 404
 CONFLICT = 409
+FORBIDDEN = 403
+BAD_REQUEST = 400
 UNPROCESSABLE = 422
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT = 30.0
-POOL_SIZE = 32
-
-T = TypeVar("T")
+POOL_SIZE = 64
 
 
 class KubeApiError(Exception):
     def __init__(self, status: int | None, reason: str, what: str) -> None:
         self.status = status
+        self.reason = reason
         super().__init__(f"Kubernetes API {status or 'error'} ({reason}) for {what}")
 
 
-class ObjectReplaced(Exception):
-    """A write guarded by uid found another object (or none) under the name: the work it was for is void."""
+class Gone(KubeApiError):
+    """The object (or the incarnation a write was pinned to by uid) no longer exists."""
 
 
-class ObjectConflict(KubeApiError):
-    """409: the object exists already (create), or changed since it was read (resourceVersion, uid)."""
+class Stale(KubeApiError):
+    """409, or a resourceVersion precondition failed: what was read changed since; read again."""
+
+
+class Rejected(KubeApiError):
+    """The API server refused the content (400, 422 Invalid: schema, CEL, admission)."""
+
+
+class Forbidden(KubeApiError):
+    """403: the operator's RBAC does not allow this call (here)."""
+
+
+ObjectConflict = Stale  # the name callers of ConfigMap writes know it by
 
 
 @dataclass(frozen=True)
@@ -59,59 +72,88 @@ class KubeObject:
     annotations: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a guarded status write left stored: the resourceVersion the next write must test for."""
+
+    resource_version: str
+
+
+def _typed(status: int, reason: str, what: str, body: Any) -> KubeApiError:
+    if status == NOT_FOUND:
+        return Gone(status, reason, what)
+    if status == CONFLICT:
+        return Stale(status, reason, what)
+    if status == FORBIDDEN:
+        return Forbidden(status, reason, what)
+    if status == BAD_REQUEST or (status == UNPROCESSABLE and _has_causes(body)):
+        return Rejected(status, reason, what)
+    if status == UNPROCESSABLE:
+        # A failed JSON-patch `test` (uid or resourceVersion) is a 422 without causes: the caller re-reads
+        # to tell which one (Gone or Stale).
+        return Stale(status, "precondition failed", what)
+    return KubeApiError(status, reason, what)
+
+
+def _has_causes(body: Any) -> bool:
+    details = body.get("details") if isinstance(body, dict) else None
+    return bool(isinstance(details, dict) and details.get("causes"))
+
+
 class KubeApi:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._api: Any = None
+        self._lock = asyncio.Lock()
 
-    def _client(self) -> Any:
-        with self._lock:
+    async def _client(self) -> Any:
+        async with self._lock:
             if self._api is None:
-                import kubernetes.client  # noqa: PLC0415 - imported on first use, off the CLI's --help path
-                import kubernetes.config  # noqa: PLC0415
+                from kubernetes.aio import client, config  # noqa: PLC0415 - off the CLI's --help path
 
+                configuration = client.Configuration()
                 try:
-                    kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-                except kubernetes.config.ConfigException:
-                    kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-                configuration = kubernetes.client.Configuration.get_default_copy()
-                # Above the worker-thread count, so bursts (many policies at start-up) reuse connections
-                # instead of discarding them ("Connection pool is full").
+                    config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                except config.ConfigException:
+                    await config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
                 configuration.connection_pool_maxsize = POOL_SIZE
-                self._api = kubernetes.client.ApiClient(configuration=configuration)
+                self._api = client.ApiClient(configuration=configuration)
             return self._api
 
-    async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
-        def run() -> T:
-            from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+    async def close(self) -> None:
+        if self._api is not None:
+            api, self._api = self._api, None
+            await api.close()
 
-            try:
-                return fn(self._client())
-            except ApiException as exc:
-                raise KubeApiError(exc.status, str(exc.reason), what) from None
-
-        return await asyncio.to_thread(run)
-
-    async def _raw_get(self, what: str, fn: Callable[[Any], Any]) -> dict[str, Any] | None:
+    async def _exchange(
+        self, what: str, call: Callable[[Any], Awaitable[Any]], *, absent_ok: bool = False
+    ) -> dict[str, Any] | None:
+        """Send one request, read its JSON answer and release the connection, whatever happens (a
+        cancelled reconcile included). Errors are typed; 404 is None when `absent_ok`."""
+        api = await self._client()
+        response = await call(api)
         try:
-            response = await self._call(what, fn)
-        except KubeApiError as exc:
-            if exc.status == NOT_FOUND:
-                return None
-            raise
-        body: dict[str, Any] = json.loads(response.data)
-        return body
+            raw = await response.read()
+            status, reason = int(response.status), str(response.reason or "")
+        finally:
+            response.release()
+        body = _json(raw)
+        if 200 <= status < 300:
+            return body if isinstance(body, dict) else {}
+        if status == NOT_FOUND and absent_ok:
+            return None
+        raise _typed(status, reason, what, body)
 
     async def _get_core(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """A whole Secret or ConfigMap as the API server returns it, or None when there is none."""
-        import kubernetes.client  # noqa: PLC0415
-
-        read = "read_namespaced_secret" if kind == "Secret" else "read_namespaced_config_map"
-        return await self._raw_get(
+        read = (
+            "read_namespaced_secret_without_preload_content"
+            if kind == "Secret"
+            else "read_namespaced_config_map_without_preload_content"
+        )
+        return await self._exchange(
             f"{kind} {namespace}/{name}",
-            lambda api: getattr(kubernetes.client.CoreV1Api(api), read)(
-                name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-            ),
+            lambda api: getattr(_core(api), read)(name, namespace, _request_timeout=REQUEST_TIMEOUT),
+            absent_ok=True,
         )
 
     async def _read_data(self, kind: str, namespace: str, name: str) -> KubeObject | None:
@@ -136,78 +178,99 @@ class KubeApi:
         return await self._get_core("ConfigMap", namespace, name)
 
     async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Create; ObjectConflict when one of that name exists already."""
-        import kubernetes.client  # noqa: PLC0415
-
+        """Create; Stale (409) when one of that name exists already."""
         name = str(body["metadata"]["name"])
-        payload: Any = dict(body)  # the client sends a plain dict as it is (camelCase keys, no model)
+        payload = _model("V1ConfigMap", body)
         return await self._written(
             f"ConfigMap {namespace}/{name}",
-            lambda api: kubernetes.client.CoreV1Api(api).create_namespaced_config_map(
-                namespace, payload, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            lambda api: _core(api).create_namespaced_config_map_without_preload_content(
+                namespace, payload, _request_timeout=REQUEST_TIMEOUT
             ),
         )
 
     async def replace_config_map(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Replace; `body`'s metadata.resourceVersion makes it ObjectConflict if the object changed since."""
-        import kubernetes.client  # noqa: PLC0415
-
-        payload: Any = dict(body)
+        """Replace; `body`'s metadata.resourceVersion makes it Stale if the object changed since."""
+        payload = _model("V1ConfigMap", body)
         return await self._written(
             f"ConfigMap {namespace}/{name}",
-            lambda api: kubernetes.client.CoreV1Api(api).replace_namespaced_config_map(
-                name, namespace, payload, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            lambda api: _core(api).replace_namespaced_config_map_without_preload_content(
+                name, namespace, payload, _request_timeout=REQUEST_TIMEOUT
             ),
         )
 
     async def delete_config_map(self, namespace: str, name: str, *, uid: str, resource_version: str) -> bool:
         """Delete exactly the ConfigMap that was read (uid and resourceVersion preconditions): False when it
-        is gone already, ObjectConflict when it was replaced or changed in between."""
-        import kubernetes.client  # noqa: PLC0415
-
-        options = kubernetes.client.V1DeleteOptions(
-            preconditions=kubernetes.client.V1Preconditions(uid=uid, resource_version=resource_version)
+        is gone already, Stale when it was replaced or changed in between."""
+        options = _model(
+            "V1DeleteOptions", {"preconditions": {"uid": uid, "resourceVersion": resource_version}}
         )
-        try:
-            await self._written(
-                f"ConfigMap {namespace}/{name}",
-                lambda api: kubernetes.client.CoreV1Api(api).delete_namespaced_config_map(
-                    name, namespace, body=options, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-                ),
-            )
-        except KubeApiError as exc:
-            if exc.status == NOT_FOUND:
-                return False
-            raise
-        return True
+        found = await self._exchange(
+            f"ConfigMap {namespace}/{name}",
+            lambda api: _core(api).delete_namespaced_config_map_without_preload_content(
+                name, namespace, body=options, _request_timeout=REQUEST_TIMEOUT
+            ),
+            absent_ok=True,
+        )
+        return found is not None
 
-    async def _written(self, what: str, fn: Callable[[Any], Any]) -> dict[str, Any]:
-        """A write whose reply is the object; a 409 is ObjectConflict."""
-        try:
-            response = await self._call(what, fn)
-        except KubeApiError as exc:
-            if exc.status == CONFLICT:
-                raise ObjectConflict(exc.status, "Conflict", what) from None
-            raise
-        body: dict[str, Any] = json.loads(response.data)
+    async def _written(self, what: str, call: Callable[[Any], Awaitable[Any]]) -> dict[str, Any]:
+        body = await self._exchange(what, call)
+        assert body is not None  # absent_ok is off: a 404 raised Gone
         return body
 
     async def read_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One of our custom objects (a VmClockPolicy or ZStackConnection), fresh from the API server."""
-        import kubernetes.client  # noqa: PLC0415
-
-        return await self._raw_get(
+        return await self._exchange(
             f"{plural} {namespace}/{name}",
-            lambda api: kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
+            lambda api: _custom(api).get_namespaced_custom_object_without_preload_content(
+                GROUP, VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
             ),
+            absent_ok=True,
         )
+
+    async def write_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        uid: str,
+        resource_version: str,
+    ) -> Written:
+        """Replace the whole status of exactly one incarnation (`uid`) as it was last seen
+        (`resource_version`): a JSON patch whose first operations test both (design.md §5.7, §5.10).
+
+        So a write that was overtaken — a cancelled progress PATCH still on the wire, a reconcile of a
+        deleted object — fails instead of landing over something newer. A merge patch cannot do this (the
+        status subresource ignores metadata in it). A failed test answers 422 without causes; re-reading
+        tells whether the incarnation is gone (Gone) or only changed (Stale)."""
+        operations = [
+            {"op": "test", "path": "/metadata/uid", "value": uid},
+            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+            {"op": "add", "path": "/status", "value": {k: v for k, v in status.items() if v is not None}},
+        ]
+        what = f"{plural} {namespace}/{name} status"
+        try:
+            written = await self._written(
+                what,
+                lambda api: _custom(api).patch_namespaced_custom_object_status_without_preload_content(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    operations,
+                    _content_type=JSON_PATCH,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        except Stale:
+            current = await self.read_object(plural, namespace, name)
+            if current is None or (current.get("metadata") or {}).get("uid") != uid:
+                raise Gone(NOT_FOUND, "replaced", what) from None
+            raise
+        return Written(str((written.get("metadata") or {}).get("resourceVersion") or ""))
 
     async def patch_status(
         self,
@@ -219,15 +282,8 @@ class KubeApi:
         uid: str | None = None,
         status: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Patch the status subresource; False when the object is gone (nothing to report on).
-
-        Without `uid`: a merge patch of the changed keys. With `uid` (and the whole new `status`): a JSON
-        patch whose first operation tests `/metadata/uid`, so it applies only to that incarnation of the
-        object (design.md §5.7) and a reconcile of a deleted policy can never write onto a re-created one of
-        the same name. (A merge patch cannot do this: the status subresource ignores metadata in it.) The
-        refusal (422, or 409) is reported as ObjectReplaced."""
-        import kubernetes.client  # noqa: PLC0415
-
+        """A merge patch of the changed status keys (connections); False when the object is gone. With
+        `uid` (and the whole new `status`) it applies only to that incarnation: a JSON patch testing it."""
         body: Any = {"status": dict(status_patch)}
         content_type = MERGE_PATCH
         if uid:
@@ -237,26 +293,44 @@ class KubeApi:
                 {"op": "add", "path": "/status", "value": {k: v for k, v in whole.items() if v is not None}},
             ]
             content_type = JSON_PATCH
-        try:
-            await self._call(
-                f"{plural} {namespace}/{name} status",
-                lambda api: kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    body,
-                    _content_type=content_type,
-                    _request_timeout=REQUEST_TIMEOUT,
-                ),
-            )
-        except KubeApiError as exc:
-            if exc.status == NOT_FOUND:
-                return False
-            if uid and exc.status in (CONFLICT, UNPROCESSABLE):
-                raise ObjectReplaced(
-                    f"{plural} {namespace}/{name} is no longer the object with uid {uid}"
-                ) from None
-            raise
-        return True
+        found = await self._exchange(
+            f"{plural} {namespace}/{name} status",
+            lambda api: _custom(api).patch_namespaced_custom_object_status_without_preload_content(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                body,
+                _content_type=content_type,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+            absent_ok=True,
+        )
+        return found is not None
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _model(kind: str, body: Mapping[str, Any]) -> Any:
+    """The generated client validates bodies as its models (from the API's camelCase field names)."""
+    from kubernetes.aio import client  # noqa: PLC0415
+
+    return getattr(client, kind).from_dict(dict(body))
+
+
+def _core(api: Any) -> Any:
+    from kubernetes.aio.client import CoreV1Api  # noqa: PLC0415
+
+    return CoreV1Api(api)
+
+
+def _custom(api: Any) -> Any:
+    from kubernetes.aio.client import CustomObjectsApi  # noqa: PLC0415
+
+    return CustomObjectsApi(api)

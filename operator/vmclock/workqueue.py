@@ -1,26 +1,31 @@
-"""A work queue with controller-runtime's guarantees, for asyncio.
+"""A work queue with controller-runtime's guarantees, shared fairly across flows, for asyncio.
 
 Every path that wants a policy looked at (kopf handlers, resync rounds, kicks from other policies, a
-connection turning ready or broken, an owner going away) only calls `add`; workers `get` keys and call `done`.
+connection turning ready or broken, a deletion) only calls `add`; workers `get` keys and call `done`.
 The guarantees, as in client-go's workqueue:
 - one at a time per key: a key being processed is never handed to a second worker;
-- nothing lost: an `add` while the key is processed marks it dirty, and `done` queues it again at once;
+- nothing lost: an `add` while the key is processed marks it dirty, and `done` queues it again at once; a
+  key whose object turned out to be gone (`forget`) keeps any such mark, so a re-created object is seen;
 - no duplicates: a key queued several times is processed once (requests coalesce);
 - delayed adds (`add_after`) keep only the earliest wake-up per key;
 - rate-limited requeues (`add_rate_limited`) back off per key with the shared full-jitter Backoff until
   `forget` resets them, so a failing policy slows down alone and a recovered one starts fresh.
-It also records when a key was last requested, so a reconcile can tell whether a shared observation taken
-by another worker is recent enough to answer its request.
+
+Fairness (design.md §5.11): each key belongs to a flow (the policy's connection, so a tenant's management
+node). Queued keys wait in a FIFO per flow, and workers take flows round-robin, so a flow with 1,000 queued
+keys delays another flow's one by at most one turn. A flow may hold at most `flow_cap` workers, and fewer
+when several flows are busy (an equal share of `workers`): a slow or hostile management node can hold only
+its share, and a new flow's key waits at most about one reconcile (each reconcile is bounded by a deadline).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import sys
 import time
-from collections import deque
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from vmclock.backoff import Backoff, FailureCounter
 
@@ -33,14 +38,55 @@ class ShutDown(Exception):
     """`get` on a queue that was shut down."""
 
 
+class QueueObserver(Protocol):
+    """What the queue reports for controller-runtime's `workqueue_*` metrics."""
+
+    def queue_added(self) -> None: ...
+
+    def queue_retried(self) -> None: ...
+
+    def queue_waited(self, seconds: float) -> None: ...
+
+    def work_took(self, seconds: float) -> None: ...
+
+
+class _Unobserved:
+    def queue_added(self) -> None:
+        return None
+
+    def queue_retried(self) -> None:
+        return None
+
+    def queue_waited(self, seconds: float) -> None:
+        return None
+
+    def work_took(self, seconds: float) -> None:
+        return None
+
+
 class WorkQueue(Generic[K]):
     def __init__(
-        self, backoff: Backoff = DEFAULT_BACKOFF, clock: Callable[[], float] = time.monotonic
+        self,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        workers: int | None = None,
+        flow_cap: int | None = None,
+        flow_of: Callable[[K], Hashable] | None = None,
+        observer: QueueObserver | None = None,
     ) -> None:
         self._clock = clock
-        self._queue: deque[K] = deque()
+        self._workers = max(1, workers or sys.maxsize)  # None: as many as ask (no fair sharing needed)
+        self._flow_cap = max(1, flow_cap or self._workers)
+        self._flow_of: Callable[[K], Hashable] = flow_of or (lambda key: None)
+        self._observer: QueueObserver = observer or _Unobserved()
+        self._flows: dict[Hashable, deque[K]] = {}
+        self._turns: deque[Hashable] = deque()  # flows with queued keys, in round-robin order
+        self._queued_in: dict[K, Hashable] = {}
+        self._queued_at: dict[K, float] = {}
         self._dirty: set[K] = set()
-        self._processing: set[K] = set()
+        self._processing: dict[K, tuple[Hashable, float]] = {}
+        self._active: Counter[Hashable] = Counter()
         self._requested: dict[K, float] = {}
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._failures = FailureCounter(backoff)
@@ -55,11 +101,11 @@ class WorkQueue(Generic[K]):
         self._cancel_timer(key)
         if key in self._dirty:
             return
+        self._observer.queue_added()
         self._dirty.add(key)
         if key in self._processing:
             return  # `done` puts it back
-        self._queue.append(key)
-        self._notify()
+        self._enqueue(key)
 
     def add_after(self, key: K, delay: float) -> None:
         """Request a look in `delay` seconds; an earlier pending wake-up for the key wins."""
@@ -78,47 +124,47 @@ class WorkQueue(Generic[K]):
 
     def add_rate_limited(self, key: K) -> float:
         """Requeue after a failure, backing off per key; returns the delay chosen."""
+        self._observer.queue_retried()
         delay = self._failures.next_delay(key)
         self.add_after(key, delay)
         return delay
 
-    def forget(self, key: K) -> None:
-        """The key succeeded: its next failure starts from the shortest backoff again."""
+    def forget(self, key: K, *, gone: bool = False) -> None:
+        """The key succeeded: its next failure starts from the shortest backoff again. `gone`: its object
+        no longer exists, so its wake-ups go too; a request made meanwhile (a dirty mark: say, the create
+        of a namesake) is kept, as controller-runtime's Forget keeps it."""
         self._failures.forget(key)
+        if gone:
+            self._cancel_timer(key)
+            if key not in self._dirty:
+                self._requested.pop(key, None)
 
     def failures(self, key: K) -> int:
         return self._failures.failures(key)
-
-    def discard(self, key: K) -> None:
-        """Drop every trace of a key whose object is gone (only from the worker that processes it)."""
-        self._cancel_timer(key)
-        self._failures.forget(key)
-        self._requested.pop(key, None)
-        self._dirty.discard(key)
-        if key not in self._processing:
-            with contextlib.suppress(ValueError):
-                self._queue.remove(key)
 
     def requested_at(self, key: K) -> float:
         """When `key` was last asked for; an observation taken after this moment answers the request."""
         return self._requested.get(key, self._clock())
 
     async def get(self) -> K:
-        while not self._queue and not self._shut:
+        while True:
+            if self._shut:
+                raise ShutDown
+            key = self._take()
+            if key is not None:
+                return key
             self._wakeup.clear()
             await self._wakeup.wait()
-        if self._shut:
-            raise ShutDown
-        key = self._queue.popleft()
-        self._processing.add(key)
-        self._dirty.discard(key)
-        return key
 
     def done(self, key: K) -> None:
-        self._processing.discard(key)
+        flow, started = self._processing.pop(key, (None, self._clock()))
+        self._observer.work_took(self._clock() - started)
+        self._active[flow] -= 1
+        if self._active[flow] <= 0:
+            del self._active[flow]
         if key in self._dirty and not self._shut:
-            self._queue.append(key)
-            self._notify()
+            self._enqueue(key)
+        self._notify()  # a worker slot of this flow is free: a key that waited for it may go
 
     def shut_down(self) -> None:
         self._shut = True
@@ -131,10 +177,59 @@ class WorkQueue(Generic[K]):
 
     def pending(self) -> int:
         """Keys queued now plus keys waiting for a delayed add (for metrics and tests)."""
-        return len(self._queue) + len(self._timers)
+        return len(self._queued_in) + len(self._timers)
+
+    def depth(self) -> int:
+        return len(self._queued_in)
+
+    def running_since(self) -> Sequence[float]:
+        """When each key being processed now was handed out (for the unfinished-work metrics)."""
+        return [started for _, started in self._processing.values()]
+
+    def active(self) -> int:
+        return len(self._processing)
 
     def __contains__(self, key: object) -> bool:
         return key in self._dirty or key in self._processing or key in self._timers
+
+    def _enqueue(self, key: K) -> None:
+        flow = self._flow_of(key)
+        queue = self._flows.get(flow)
+        if queue is None:
+            queue = self._flows[flow] = deque()
+            self._turns.append(flow)
+        queue.append(key)
+        self._queued_in[key] = flow
+        self._queued_at[key] = self._clock()
+        self._notify()
+
+    def _cap(self) -> int:
+        """Workers one flow may hold now: its share while several flows are busy, `flow_cap` at most."""
+        busy = len(set(self._turns) | set(self._active))
+        return max(1, min(self._flow_cap, self._workers // max(1, busy)))
+
+    def _take(self) -> K | None:
+        """The head of the first flow, in round-robin order, that is below its worker share."""
+        if len(self._processing) >= self._workers:
+            return None
+        cap = self._cap()
+        for _ in range(len(self._turns)):
+            flow = self._turns[0]
+            self._turns.rotate(-1)
+            if self._active[flow] >= cap:
+                continue
+            queue = self._flows[flow]
+            key = queue.popleft()
+            if not queue:
+                del self._flows[flow]
+                self._turns.remove(flow)
+            del self._queued_in[key]
+            self._observer.queue_waited(self._clock() - self._queued_at.pop(key))
+            self._dirty.discard(key)
+            self._processing[key] = (flow, self._clock())
+            self._active[flow] += 1
+            return key
+        return None
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)

@@ -96,9 +96,9 @@ async def test_the_record_is_stored_before_the_first_write(sim: Simulator, clien
     writes_at_store: list[int] = []
 
     class Watching(MemoryRecord):
-        async def store(self, tracks: Mapping[str, Track]) -> None:
+        async def store(self, tracks: Mapping[str, Track], origins: Mapping[str, str]) -> None:
             writes_at_store.append(len(sim.stats.writes))
-            await super().store(tracks)
+            await super().store(tracks, origins)
 
     await run(selector_policy(), client, Watching())
     assert writes_at_store[0] == 0

@@ -73,7 +73,7 @@ async def client_of(
     manager: ConnectionManager, namespace: str, name: str, raw_spec: dict[str, object] | None
 ) -> object:
     async with manager.lease(namespace, name, raw_spec) as client:
-        return client
+        return client.current
 
 
 def spec(sim: Simulator, **extra: object) -> dict[str, object]:
@@ -207,18 +207,25 @@ def test_connection_status_refreshes_last_check_time_only_when_due() -> None:
 async def test_a_rebuilt_client_drains_the_old_one_instead_of_failing_its_work(
     sim: Simulator, manager: tuple[ConnectionManager, Objects]
 ) -> None:
-    """Secret rotation mid-reconcile: the old client keeps serving its lease and closes when it ends."""
+    """Secret rotation mid-reconcile: a call in flight on the old client finishes; the lease's next call
+    uses the new client, and the old one closes once its last call ended."""
     connections, objects = manager
     objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
     vm = sim.state.vm_uuids()[0]
-    async with connections.lease("ns", "zs", spec(sim)) as old:
+    async with connections.lease("ns", "zs", spec(sim)) as lease:
+        old = lease.current
+        assert old is not None
+        sim.faults.latency = 0.3
+        call = asyncio.create_task(lease.set_clock_track(vm, "guest"))
+        await asyncio.sleep(0.1)  # its submit is on the wire, through the old client
         objects.put_secret("creds", "2", accountName="admin", password=SECRET_VALUE)
         assert (await connections.check("ns", "zs", spec(sim))).ready
-        async with connections.lease("ns", "zs", spec(sim)) as new:
-            assert new is not old
-        await old.set_clock_track(vm, "guest")  # in flight on the retired client: still works
         assert not old._closed
-    assert old._closed, "closed once its last lease ended"
+        await call
+        sim.faults.latency = 0.0
+        await lease.get_vm_inventories([vm])
+        assert lease.current is not old, "the lease's next call uses the rebuilt client"
+        assert old._closed, "closed once its last call ended"
     assert sim.state.track_of(vm) == "guest"
 
 
@@ -245,7 +252,7 @@ async def test_a_restore_lease_falls_back_to_the_last_known_good_client(
     with pytest.raises(ConnectionUnavailable, match=r"SecretNotFound|not found"):
         await client_of(connections, "ns", "zs", spec(sim))
     async with connections.lease("ns", "zs", None, for_restore=True) as client:
-        assert client is good
+        assert client.current is good
 
 
 async def test_credentials_go_only_to_endpoints_their_secret_allows(

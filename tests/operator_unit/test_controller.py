@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import itertools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,28 +28,91 @@ from vmclock.kopfapp.connections import ConnectionWorker
 from vmclock.kopfapp.controller import PolicyController
 from vmclock.kopfapp.liveness import Heartbeats
 from vmclock.kopfapp.metrics import Metrics
-from vmclock.kubeapi import KubeApi, KubeApiError, KubeObject, ObjectReplaced
+from vmclock.kubeapi import Gone, KubeApi, KubeApiError, KubeObject, Stale, Written
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
 
 from .test_connections import seconds_pass
 
 SECRET_VALUE = "s3cr3t-Pa55"
+DELETED_AT = "2026-05-01T13:00:00Z"
 NS = "ns"
 CONNECTION = Ref(NS, "default")
 
 
 class FakeKube(KubeApi):
     """Objects by (plural, namespace, name); `failing` makes every call raise, as an API outage would;
-    `on_patch` sees every status patch before it lands."""
+    `on_patch` sees every status patch before it lands. Guarded status writes test uid and resourceVersion,
+    and ConfigMaps check resourceVersion and uid, as the API server does (KubeApi's typed answers)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.secrets: dict[tuple[str, str], KubeObject] = {}
+        self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
         self.failing: KubeApiError | None = None
         self.patches: list[tuple[str, dict[str, Any]]] = []
         self.on_patch: Callable[[str, Mapping[str, Any]], None] = lambda name, patch: None
+        self._versions = itertools.count(1)
+
+    async def write_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        uid: str,
+        resource_version: str,
+    ) -> Written:
+        self._check()
+        found = self.objects.get((plural, namespace, name))
+        if found is None or found["metadata"].get("uid") != uid:
+            raise Gone(404, "NotFound", f"{plural} {namespace}/{name}")
+        if str(found["metadata"].get("resourceVersion") or "") != resource_version:
+            raise Stale(422, "precondition failed", f"{plural} {namespace}/{name}")
+        whole = {k: v for k, v in status.items() if v is not None}
+        self.on_patch(name, whole)
+        self.patches.append((name, copy.deepcopy(whole)))
+        found["status"] = copy.deepcopy(whole)
+        found["metadata"]["resourceVersion"] = str(next(self._versions))
+        return Written(found["metadata"]["resourceVersion"])
+
+    def _stamp(self, namespace: str, body: Mapping[str, Any], uid: str) -> dict[str, Any]:
+        stored = copy.deepcopy(dict(body))
+        stored["metadata"].update(resourceVersion=str(next(self._versions)), uid=uid)
+        self.config_maps[(namespace, stored["metadata"]["name"])] = stored
+        return copy.deepcopy(stored)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._check()
+        found = self.config_maps.get((namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._check()
+        if (namespace, body["metadata"]["name"]) in self.config_maps:
+            raise Stale(409, "AlreadyExists", "ConfigMap")
+        return self._stamp(namespace, body, f"cm-{next(self._versions)}")
+
+    async def replace_config_map(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._check()
+        found = self.config_maps.get((namespace, name))
+        if found is None:
+            raise Gone(404, "NotFound", "ConfigMap")
+        if body["metadata"].get("resourceVersion") != found["metadata"]["resourceVersion"]:
+            raise Stale(409, "Conflict", "ConfigMap")
+        return self._stamp(namespace, body, found["metadata"]["uid"])
+
+    async def delete_config_map(self, namespace: str, name: str, *, uid: str, resource_version: str) -> bool:
+        self._check()
+        found = self.config_maps.get((namespace, name))
+        if found is None:
+            return False
+        if (uid, resource_version) != (found["metadata"]["uid"], found["metadata"]["resourceVersion"]):
+            raise Stale(409, "Conflict", "ConfigMap")
+        del self.config_maps[(namespace, name)]
+        return True
 
     def _check(self) -> None:
         if self.failing is not None:
@@ -82,7 +146,7 @@ class FakeKube(KubeApi):
         if found is None:
             return False
         if uid and found["metadata"].get("uid") != uid:
-            raise ObjectReplaced(f"{plural} {namespace}/{name} has another uid")
+            raise Stale(422, "precondition failed", f"{plural} {namespace}/{name}")
         self.on_patch(name, status_patch)
         self.patches.append((name, copy.deepcopy(dict(status_patch))))
         status = found.setdefault("status", {})
@@ -147,6 +211,19 @@ class Parts:
         }
         self.index.sync(self.kube)
         return Ref(NS, name)
+
+    def due(self, ref: Ref) -> bool:
+        """A resync is scheduled for the policy (its reconcile finished)."""
+        runtime = self.controller.runtimes.get(ref)
+        return runtime is not None and runtime.due is not None
+
+    def uid(self, ref: Ref) -> str:
+        return str(self.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["uid"])
+
+    async def deleted(self, ref: Ref, within: float) -> bool:
+        """Mark the policy deleted (deletionTimestamp) and run kopf's deletion handler once."""
+        self.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = DELETED_AT
+        return await self.controller.wait_restored(ref, self.uid(ref), within)
 
     def status(self, ref: Ref) -> dict[str, Any]:
         status: dict[str, Any] = self.kube.objects[(POLICY_PLURAL, *ref)].get("status", {})
@@ -243,7 +320,9 @@ async def test_many_small_policies_share_one_observation(parts: Parts) -> None:
     await parts.settle(lambda: all(ready(parts.status(r)) for r in refs))
     await parts.settle(lambda: not any(parts.controller.queue.is_processing(r) for r in refs))
     for ref in refs:
-        parts.controller.resync.record(ref, 0.0)  # all due now
+        runtime = parts.controller.runtimes.get(ref)
+        assert runtime is not None
+        parts.controller.runtimes.schedule(runtime, 0.0)  # all due now
     parts.sim.stats.reset()
     parts.controller.start_round(CONNECTION, _connection_spec(parts))
     await asyncio.sleep(0.5)
@@ -289,12 +368,12 @@ async def test_a_status_write_never_lands_on_a_recreated_object(parts: Parts, si
 async def test_a_gone_policy_is_forgotten_everywhere(parts: Parts) -> None:
     ref = parts.policy("p", parts.host_vms(2))
     parts.controller.enqueue(ref)
-    await parts.settle(lambda: ref in parts.controller.resync)
+    await parts.settle(lambda: parts.due(ref))
     assert ref in parts.metrics._objects.policies
     del parts.kube.objects[(POLICY_PLURAL, *ref)]
     parts.index.sync(parts.kube)
     parts.controller.enqueue(ref)
-    await parts.settle(lambda: ref not in parts.controller.resync)
+    await parts.settle(lambda: parts.controller.runtimes.get(ref) is None)
     assert ref not in parts.metrics._objects.policies
     assert ref not in parts.controller.queue
 
@@ -305,15 +384,14 @@ async def test_restore_is_a_promise_kept_once_zstack_answers_again(parts: Parts,
     parts.controller.enqueue(ref)
     await parts.settle(lambda: set(phases(parts.status(ref)).values()) == {"Applied"})
     sim.faults.set_error_rate("*", 1.0, "SYS.1007")  # terminal errors on every call: not retryable
-    parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = "2026-05-01T13:00:00Z"
-    assert not await parts.controller.wait_restored(ref, 1.0)
+    assert not await parts.deleted(ref, 1.0)
     ready = next(c for c in parts.status(ref)["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "RestorePending")
     assert "SYS.1007" in ready["message"]
     assert "Orphan" in ready["message"], "the condition tells the person how to give up instead"
     assert parts.controller.queue.failures(ref) >= 1, "it keeps trying, with backoff"
     sim.faults.clear()
-    assert await parts.controller.wait_restored(ref, 15.0)
+    assert await parts.controller.wait_restored(ref, parts.uid(ref), 15.0)
     assert all(sim.state.track_of(u) == "host" for u in vms)
 
 
@@ -326,8 +404,7 @@ async def test_restore_uses_last_known_good_credentials_when_the_connection_is_g
     await parts.settle(lambda: set(phases(parts.status(ref)).values()) == {"Applied"})
     del parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)]  # a namespace deletion took both
     del parts.kube.secrets[(NS, "creds")]
-    parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = "2026-05-01T13:00:00Z"
-    assert await parts.controller.wait_restored(ref, 10.0)
+    assert await parts.deleted(ref, 10.0)
     assert all(sim.state.track_of(u) == "host" for u in vms)
 
 

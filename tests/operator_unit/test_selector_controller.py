@@ -5,8 +5,6 @@ as the API server does."""
 
 from __future__ import annotations
 
-import copy
-import itertools
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -15,7 +13,6 @@ import pytest
 from vmclock.engine.records import decode_record
 from vmclock.engine.spec import POLICY_PLURAL
 from vmclock.kopfapp.records import KEY, record_name
-from vmclock.kubeapi import KubeApiError, ObjectConflict
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator
 
@@ -31,52 +28,16 @@ NOT_FOUND = 404
 
 
 class RecordingKube(FakeKube):
-    """FakeKube with ConfigMaps: create refuses an existing name, replace and delete check resourceVersion
-    (and uid), like the API server; `writes_at_store` notes how many ZStack writes had happened."""
+    """FakeKube noting, at each ConfigMap write, how many ZStack writes had happened (`writes_at_store`)."""
 
     def __init__(self, sim: Simulator) -> None:
         super().__init__()
-        self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
-        self._versions = itertools.count(1)
         self._sim = sim
         self.writes_at_store: list[int] = []
 
     def _stamp(self, namespace: str, body: Mapping[str, Any], uid: str) -> dict[str, Any]:
-        stored = copy.deepcopy(dict(body))
-        stored["metadata"].update(resourceVersion=str(next(self._versions)), uid=uid)
-        self.config_maps[(namespace, stored["metadata"]["name"])] = stored
         self.writes_at_store.append(len(self._sim.stats.writes))
-        return copy.deepcopy(stored)
-
-    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
-        self._check()
-        found = self.config_maps.get((namespace, name))
-        return copy.deepcopy(found) if found is not None else None
-
-    async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self._check()
-        if (namespace, body["metadata"]["name"]) in self.config_maps:
-            raise ObjectConflict(409, "AlreadyExists", "ConfigMap")
-        return self._stamp(namespace, body, f"cm-{next(self._versions)}")
-
-    async def replace_config_map(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self._check()
-        found = self.config_maps.get((namespace, name))
-        if found is None:
-            raise KubeApiError(NOT_FOUND, "NotFound", "ConfigMap")
-        if body["metadata"].get("resourceVersion") != found["metadata"]["resourceVersion"]:
-            raise ObjectConflict(409, "Conflict", "ConfigMap")
-        return self._stamp(namespace, body, found["metadata"]["uid"])
-
-    async def delete_config_map(self, namespace: str, name: str, *, uid: str, resource_version: str) -> bool:
-        self._check()
-        found = self.config_maps.get((namespace, name))
-        if found is None:
-            return False
-        if (uid, resource_version) != (found["metadata"]["uid"], found["metadata"]["resourceVersion"]):
-            raise ObjectConflict(409, "Conflict", "ConfigMap")
-        del self.config_maps[(namespace, name)]
-        return True
+        return super()._stamp(namespace, body, uid)
 
 
 @pytest.fixture
@@ -134,8 +95,7 @@ async def test_the_record_configmap_is_written_before_the_first_write_and_owned_
     assert [o["uid"] for o in stored["metadata"]["ownerReferences"]] == ["uid-p"]
     assert decode_record(stored["data"][KEY]) == {u: t for u, t in before.items() if t != "guest"}
 
-    parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = "2026-05-01T13:00:00Z"
-    assert await parts.controller.wait_restored(ref, 10.0)
+    assert await parts.deleted(ref, 10.0)
     assert {u: sim.state.track_of(u) for u in chosen} == before
     assert record(parts, "p") is None, "the record goes once the Restore completed"
 

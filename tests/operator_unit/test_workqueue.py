@@ -110,14 +110,51 @@ def test_full_jitter_bounds() -> None:
     assert len(counter) == 0
 
 
-async def test_discard_drops_pending_work() -> None:
+async def test_forgetting_a_gone_key_drops_its_wake_ups_but_never_a_request_made_meanwhile() -> None:
+    """controller-runtime's Forget: a key whose object is gone loses its timers and backoff; an `add` that
+    arrived while it was processed (the create of a namesake) still runs it again (design.md §5.9)."""
     queue: WorkQueue[str] = WorkQueue()
-    queue.add("gone")
-    queue.add_after("gone", 0.01)
-    queue.discard("gone")
-    assert "gone" not in queue
-    queue.add("next")
-    assert await asyncio.wait_for(queue.get(), 1) == "next"
+    queue.add("p")
+    assert await queue.get() == "p"
+    queue.add_after("p", 0.01)
+    queue.add("p")  # the namesake's create handler, while the worker reads "p" as gone
+    queue.forget("p", gone=True)
+    queue.done("p")
+    assert await asyncio.wait_for(queue.get(), 1) == "p", "the request made meanwhile is not lost"
+    queue.forget("p", gone=True)
+    queue.done("p")
+    await asyncio.sleep(0.05)
+    assert "p" not in queue, "its delayed wake-up went with it"
+
+
+async def test_a_flow_holds_at_most_its_share_of_the_workers() -> None:
+    """design.md §5.11: one connection's queued keys never take the workers another connection needs."""
+    queue: WorkQueue[str] = WorkQueue(workers=4, flow_cap=4, flow_of=lambda key: key[0])
+    for i in range(8):
+        queue.add(f"s{i}")  # flow "s": a slow management node with 8 policies
+    taken = [await asyncio.wait_for(queue.get(), 1) for _ in range(4)]
+    assert taken == ["s0", "s1", "s2", "s3"], "alone, a flow may use every worker"
+    queue.done("s0")
+    queue.add("f0")  # flow "f": another tenant's policy arrives while "s" is busy
+    assert await asyncio.wait_for(queue.get(), 1) == "f0", "the new flow goes first: s holds its share"
+    queue.done("s1")
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    assert not getter.done(), "two busy flows: s may hold 4 // 2 = 2 workers, and holds 2 already"
+    queue.done("s2")
+    assert await asyncio.wait_for(getter, 1) == "s4"
+
+
+async def test_flows_take_turns() -> None:
+    queue: WorkQueue[str] = WorkQueue(workers=1, flow_of=lambda key: key[0])
+    for key in ("a1", "a2", "a3", "b1", "b2", "c1"):
+        queue.add(key)
+    order = []
+    for _ in range(6):
+        key = await asyncio.wait_for(queue.get(), 1)
+        order.append(key)
+        queue.done(key)
+    assert order == ["a1", "b1", "c1", "a2", "b2", "a3"]
 
 
 async def test_shut_down_wakes_workers() -> None:

@@ -27,6 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vmclock.connections.leased import FRESH_SECONDS, LeasedClient
 from vmclock.connections.problems import (
     AUTH_FAILED,
     CONNECTED,
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 FORBIDDEN = frozenset({ENDPOINT_NOT_ALLOWED, INSECURE_ENDPOINT})  # reasons no fallback may get around
-FRESH_SECONDS = 5.0  # a lease re-reads the Secret when its last look is older than this
 
 
 @dataclass(frozen=True)
@@ -263,24 +263,34 @@ class ConnectionManager:
         raw_spec: Mapping[str, Any] | None,
         *,
         for_restore: bool = False,
-    ) -> AsyncIterator[ZStackClient]:
+    ) -> AsyncIterator[LeasedClient]:
         """The ready client of a connection for one reconcile; ConnectionUnavailable says why there is none.
+        It is looked at again while in use (`leased.py`): a rotation or revocation is noticed within seconds.
 
         `raw_spec` is the connection's spec when the object exists and is not being deleted (None
         otherwise). `for_restore`: fall back to the last-known-good client when the connection, its Secret
         or its check is gone or failing, because putting VMs back must not depend on objects that a
         namespace deletion removes first."""
-        client = await self._client_for(namespace, name, raw_spec, for_restore=for_restore)
-        self._leases[client] = self._leases.get(client, 0) + 1
+        leased = LeasedClient(
+            self, lambda: self._client_for(namespace, name, raw_spec, for_restore=for_restore)
+        )
+        await leased.start()
         try:
-            yield client
+            yield leased
         finally:
-            self._leases[client] -= 1
-            if not self._leases[client]:
-                del self._leases[client]
-                if client in self._retired:
-                    self._retired.discard(client)
-                    await _close(client)
+            await leased.release()
+
+    def acquire(self, client: ZStackClient) -> None:
+        """A use of `client` begins: it is not closed, even when retired, until every use has ended."""
+        self._leases[client] = self._leases.get(client, 0) + 1
+
+    async def release(self, client: ZStackClient) -> None:
+        self._leases[client] -= 1
+        if not self._leases[client]:
+            del self._leases[client]
+            if client in self._retired:
+                self._retired.discard(client)
+                await _close(client)
 
     async def _client_for(
         self, namespace: str, name: str, raw_spec: Mapping[str, Any] | None, *, for_restore: bool

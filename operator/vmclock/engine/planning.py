@@ -7,7 +7,7 @@ policy and now differs is drift (reported, and in `Enforce` corrected).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from vmclock.engine.observation import VmReading
@@ -93,6 +93,7 @@ def plan_policy(
     restore_to: Mapping[str, Track],
     handed_over: set[str],
     uuids: Sequence[str] | None = None,
+    elsewhere: Collection[str] = (),
 ) -> Plan:
     """`owners`: conflicting older policy per VM; `restore_to`: `dropped_targets` (the caller has already
     read those VMs); `handed_over`: dropped VMs another policy still selects; `uuids`: the VMs to plan
@@ -110,5 +111,7 @@ def plan_policy(
         )
         for uuid in (spec.vm_uuids if uuids is None else uuids)
     )
-    restores = tuple(plan_restores(restore_to, readings, paused=paused, handed_over=handed_over))
+    restores = tuple(
+        plan_restores(restore_to, readings, paused=paused, handed_over=handed_over, elsewhere=elsewhere)
+    )
     return Plan(vms=vms, restores=restores)

@@ -10,11 +10,17 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
+from vmclock.zstack.errors import MaySend
 from vmclock.zstack.models import Track, VmInventory
 from vmclock.zstack.selection import Selector
 
 
 class ClockTrackClient(Protocol):
+    @property
+    def destination(self) -> str:
+        """The management node and account changes are made through (names, no secrets)."""
+        ...
+
     async def get_vm_inventories(self, uuids: Sequence[str]) -> dict[str, VmInventory]:
         """Inventories of the VMs that exist; a VM missing from the answer does not exist."""
         ...
@@ -33,6 +39,9 @@ class ClockTrackClient(Protocol):
         """Effective tracks of many existing VMs from whole listings (cheaper than UUID batches)."""
         ...
 
-    async def set_clock_track(self, uuid: str, track: Track) -> VmInventory:
-        """Write one VM's track (an async ZStack job); returns the inventory ZStack reports afterwards."""
+    async def set_clock_track(
+        self, uuid: str, track: Track, *, may_send: MaySend | None = None
+    ) -> VmInventory:
+        """Write one VM's track (an async ZStack job); returns the inventory ZStack reports afterwards.
+        `may_send` is asked right before each submit leaves; NotSent when it withdrew it."""
         ...

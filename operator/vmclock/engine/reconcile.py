@@ -8,12 +8,13 @@ status with what is stored, so an unchanged reconcile writes nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from vmclock.engine.apply import WriteOutcome, apply_writes
+from vmclock.engine.apply import MAX_JOBS_IN_FLIGHT, WriteOutcome, apply_writes
 from vmclock.engine.conditions import MAX_MESSAGE, READY, SYNCED, Condition, merge_conditions, one_line
 from vmclock.engine.events import PAUSED_REASON, EventSpec, listing, transition_events, write_events
 from vmclock.engine.observation import VmReading, observe, observe_selection
@@ -24,7 +25,7 @@ from vmclock.engine.ownership import (
     selected_elsewhere,
 )
 from vmclock.engine.phases import Phase
-from vmclock.engine.planning import Plan, dropped_targets, plan_policy, restore_targets
+from vmclock.engine.planning import Plan, plan_policy, restore_targets
 from vmclock.engine.ports import ClockTrackClient
 from vmclock.engine.previous import (
     PreviousVm,
@@ -48,7 +49,7 @@ from vmclock.engine.spec import (
     parse_timestamp,
 )
 from vmclock.engine.verdict import ready_condition, summarize, synced_condition
-from vmclock.engine.vmstatus import restore_entry, selected_vm_entry
+from vmclock.engine.vmstatus import ELSEWHERE_WHY, restore_entry, selected_vm_entry
 from vmclock.zstack.errors import ZStackError
 from vmclock.zstack.models import Track
 
@@ -144,6 +145,7 @@ class ReconcileResult:
     retry_soon: bool = False  # something retryable failed: look again before the resync interval
     drift_detected: int = 0
     unsent: int = 0  # writes left for the next reconcile (time bound reached, or superseded)
+    cut_short: bool = False  # the reconcile's deadline ended the apply: carry on at once, nothing failed
     requeue_after_failure: bool = False  # could not reach ZStack at all: back off and try again
     selected: frozenset[str] | None = None  # a selector policy's VMs as just resolved (None: not resolved)
 
@@ -165,14 +167,17 @@ class ReconcileIO:
       stops the reconcile before anything more is written.
     - `stop_reason()`: why no further write may be submitted (a newer generation, the time bound), or None.
     - `concurrency`: writes in flight at once (each is an async ZStack job, mostly waiting).
-    - `record`: a selector policy's previous-track record (`records.py`); stored before the writes it covers.
+    - `record`: the policy's previous-track record (`records.py`); stored before the writes it covers.
+    - `deadline`: event-loop time by which the ZStack part (reads, submissions, job waits) must end; what is
+      not done by then is left Pending (design.md §5.10).
     """
 
     read: Read = observe
     save: Save = _save_nothing
     stop_reason: Callable[[], str | None] = _never_stop
-    concurrency: int = 32
+    concurrency: int = MAX_JOBS_IN_FLIGHT
     record: TrackRecord = field(default_factory=MemoryRecord)
+    deadline: float | None = None
 
 
 def reconciling_status(state: PolicyState, now: datetime) -> dict[str, Any]:
@@ -302,7 +307,13 @@ async def reconcile(
         return _blocked(state, ready, synced, now, stored_conditions, connection=problem.reason)
 
     try:
-        scope = await _scope(state, spec, client, others, io)
+        async with asyncio.timeout_at(io.deadline):
+            scope = await _scope(state, spec, client, others, io)
+    except TimeoutError:
+        message = "reading the VMs from ZStack did not finish within the reconcile's time bound"
+        ready = Condition(READY, "False", "ReadTimeout", message)
+        synced = Condition(SYNCED, "False", "ReconcileError", message)
+        return _blocked(state, ready, synced, now, stored_conditions)
     except (ZStackError, ValueError) as problem:  # only a selector's resolution raises
         message = one_line(f"could not resolve spec.selector: {problem}", MAX_MESSAGE)
         ready = Condition(READY, "False", SELECTION_FAILED, message)
@@ -318,6 +329,7 @@ async def reconcile(
         restore_to=scope.targets,
         handed_over=selected_elsewhere(scope.targets, state.ref, others),
         uuids=scope.uuids,
+        elsewhere=_elsewhere(scope.targets, io.record.origins(), client.destination),
     )
     previous = scope.previous
     draft = _Draft(
@@ -329,15 +341,14 @@ async def reconcile(
         stored_conditions=stored_conditions,
         selection=scope.selection,
     )
-    record, stored = scope.record, scope.stored_record
+    record, stored, origins = scope.record, scope.stored_record, io.record.origins()
     if plan.writes:
         # Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored
-        # (status, or a selector policy's record) before the first SetVmClockTrack for it leaves.
-        if record is not None:
-            record = record_before(record, plan.writes, scope.readings)
-            if record != stored:
-                await io.record.store(record)
-                stored = record
+        # (in the record, shown in status too) before the first SetVmClockTrack for it leaves.
+        record, origins = record_before(record, plan.writes, scope.readings, origins, client.destination)
+        if record != stored:
+            await io.record.store(record, origins)
+            stored = record
         await io.save(draft.status({}, unsent=dict.fromkeys((w.uuid for w in plan.writes), APPLYING)))
 
     async def progress(done: Mapping[str, WriteOutcome]) -> None:
@@ -346,12 +357,16 @@ async def reconcile(
         )
 
     applied = await apply_writes(
-        client, plan.writes, concurrency=io.concurrency, stop=io.stop_reason, progress=progress
+        client,
+        plan.writes,
+        concurrency=io.concurrency,
+        stop=io.stop_reason,
+        progress=progress,
+        deadline=io.deadline,
     )
-    if record is not None:
-        kept = record_after(record, scope.uuids, plan.restores, applied.outcomes)
-        if kept != stored:
-            await io.record.store(kept)
+    kept = record_after(record, scope.uuids, plan.restores, applied.outcomes)
+    if kept != stored:
+        await io.record.store(kept, origins)
     status, entries = draft.final(applied.outcomes, applied.unsent)
     events = transition_events(
         plan,
@@ -368,6 +383,7 @@ async def reconcile(
         retry_soon=any(e["phase"] == Phase.PENDING.value for e in entries),
         drift_detected=sum(1 for p in plan.vms if p.drift),
         unsent=len(applied.unsent),
+        cut_short=applied.cut_short,
         selected=frozenset(scope.uuids) if scope.selection is not None else None,
     )
 
@@ -383,8 +399,8 @@ class _Scope:
     targets: Mapping[str, Track]  # VMs no longer selected, to restore (Restore policies only)
     rivals: Sequence[PolicyClaim]  # claims the age rule applies against
     selection: Selection | None = None
-    record: Mapping[str, Track] | None = None  # a selector policy's previous-track record
-    stored_record: Mapping[str, Track] | None = None  # the record as stored (`record` may add to it)
+    record: Mapping[str, Track] = field(default_factory=dict)  # the previous-track record
+    stored_record: Mapping[str, Track] = field(default_factory=dict)  # as stored (`record` may add to it)
 
 
 async def _scope(
@@ -395,21 +411,25 @@ async def _scope(
     io: ReconcileIO,
 ) -> _Scope:
     """A UUID policy reads its listed VMs; a selector policy resolves its selector (raising when that
-    fails), leaves VMs named by UUID policies alone, and takes previous tracks from its record."""
+    fails) and leaves VMs named by UUID policies alone. Either takes previous tracks from the one record
+    (design.md §5.12), so a switch between the two forms loses nothing it must put back."""
     previous = previous_vms(state.status)
+    stored = await io.record.load()
+    # previousTracks in status that the record lacks (written by an operator that kept them only there)
+    # join the record
+    record = {**restore_targets(previous), **stored}
     if spec.selector is None:
         me = state.claim_for(spec)
-        targets = dropped_targets(spec, previous)
+        selected = set(spec.vm_uuids)
+        targets = {u: t for u, t in record.items() if u not in selected} if spec.restore else {}
         readings = await io.read(client, [*spec.vm_uuids, *targets])
         rivals, _ = rivals_and_exceptions(me, others)
-        return _Scope(me, spec.vm_uuids, readings, previous, targets, rivals)
+        memory = with_record(previous, record)
+        return _Scope(me, spec.vm_uuids, readings, memory, targets, rivals, None, record, stored)
     resolved = await observe_selection(client, spec.selector)
     rivals, exceptions = rivals_and_exceptions(state.claim_for(spec), others)
     mine = {uuid: reading for uuid, reading in resolved.items() if uuid not in exceptions}
     selection = Selection(mine, matched=len(resolved), excepted=len(resolved) - len(mine))
-    stored = await io.record.load()
-    # previousTracks in status that the record lacks (left by this policy's vmUuids past) join the record
-    record = {**restore_targets(previous), **stored}
     targets = {u: t for u, t in record.items() if u not in mine} if spec.restore else {}
     readings = {**(await io.read(client, list(targets)) if targets else {}), **mine}
     me = state.claim_for(spec, selected=frozenset(mine))
@@ -491,6 +511,7 @@ class RestoreResult:
     outcomes: tuple[WriteOutcome, ...]
     left: tuple[str, ...]  # VMs not restored yet; the deletion waits for them
     why: str = ""  # what stands in the way, for the condition and the Warning Event
+    cut_short: bool = False  # only the reconcile's time bound stands in the way: carry on at once
 
     @property
     def done(self) -> bool:
@@ -509,27 +530,47 @@ async def restore_all(
     back on its previous track is `left`, whatever the error (retryable or not); the caller keeps the
     finalizer and tries again with backoff until nothing is left."""
     io = io or ReconcileIO()
-    targets = restore_targets(previous_vms(state.status))
-    if state.spec.get("selector") is not None:
-        targets |= await io.record.load()  # status lists only some of its VMs
-    readings = await io.read(client, list(targets))
+    # Every kind of policy keeps its record (status lists only some of a selector policy's VMs)
+    targets = restore_targets(previous_vms(state.status)) | await io.record.load()
+    elsewhere = _elsewhere(targets, io.record.origins(), client.destination)
+    try:
+        async with asyncio.timeout_at(io.deadline):
+            readings = await io.read(client, list(targets))
+    except TimeoutError:
+        why = "reading the VMs from ZStack did not finish within the reconcile's time bound"
+        return RestoreResult((), (), tuple(sorted(targets)), why, cut_short=True)
     plans = plan_restores(
-        targets, readings, paused=False, handed_over=selected_elsewhere(targets, state.ref, others)
+        targets,
+        readings,
+        paused=False,
+        handed_over=selected_elsewhere(targets, state.ref, others),
+        elsewhere=elsewhere,
     )
     writes = [p.write for p in plans if p.write is not None]
-    applied = await apply_writes(client, writes, concurrency=io.concurrency, stop=io.stop_reason)
+    applied = await apply_writes(
+        client, writes, concurrency=io.concurrency, stop=io.stop_reason, deadline=io.deadline
+    )
     outcomes = applied.outcomes
     failed = [o for o in outcomes.values() if o.error is not None]
     unreadable = [p for p in plans if p.step is RestoreStep.UNREADABLE]
+    moved = [p.uuid for p in plans if p.step is RestoreStep.ELSEWHERE]
     events = list(write_events(outcomes.values()))
     problems = [str(o.error) for o in failed if o.error is not None]
     problems += [str(p.reading.error) for p in unreadable if p.reading.error is not None]
-    left = sorted({o.write.uuid for o in failed} | {p.uuid for p in unreadable} | set(applied.unsent))
+    problems += [ELSEWHERE_WHY] if moved else []
+    blocked = {o.write.uuid for o in failed} | {p.uuid for p in unreadable} | set(moved)
+    left = sorted(blocked | set(applied.unsent))
     why = ""
     if left:
         cause = problems[0] if problems else next(iter(applied.unsent.values()), "")
         why = f"{len(left)} of {len(targets)} VMs not restored yet ({cause}): {listing(left)}"
-    return RestoreResult(tuple(events), tuple(outcomes.values()), tuple(left), why)
+    cut_short = not blocked and applied.cut_short
+    return RestoreResult(tuple(events), tuple(outcomes.values()), tuple(left), why, cut_short=cut_short)
+
+
+def _elsewhere(targets: Mapping[str, Track], origins: Mapping[str, str], here: str) -> set[str]:
+    """VMs the record says were changed through another management node or account than `here`."""
+    return {uuid for uuid in targets if (origin := origins.get(uuid)) and origin != here}
 
 
 def restore_pending_status(state: PolicyState, why: str, now: datetime) -> dict[str, Any]:
@@ -538,6 +579,14 @@ def restore_pending_status(state: PolicyState, why: str, now: datetime) -> dict[
         "the deletion completes once every VM is restored; to give up instead, set spec.deletionPolicy "
         "to Orphan (or remove the finalizer, see README)"
     )
-    ready = Condition(READY, "False", RESTORE_PENDING, f"{why}; {hint}")
-    synced = Condition(SYNCED, "False", RESTORE_PENDING, why)
+    return failed_status(state, RESTORE_PENDING, why, now, ready_message=f"{why}; {hint}")
+
+
+def failed_status(
+    state: PolicyState, reason: str, message: str, now: datetime, *, ready_message: str | None = None
+) -> dict[str, Any]:
+    """The last status with Ready and Synced False for `reason`: a reconcile that stopped before ZStack
+    (a record it may not use, a status the API server refused) keeps the per-VM picture and says why."""
+    ready = Condition(READY, "False", reason, one_line(ready_message or message, MAX_MESSAGE))
+    synced = Condition(SYNCED, "False", reason, one_line(message, MAX_MESSAGE))
     return _finish(state, dict(state.status), [ready, synced], now, None)

@@ -7,7 +7,7 @@ other live policy selects it (handing the VM over is better than a write the oth
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,6 +21,7 @@ class RestoreStep(StrEnum):
     DONE = "done"  # nothing to do: already restored, VM gone, or handed over
     DEFERRED = "deferred"  # paused: keep the record and restore once resumed
     UNREADABLE = "unreadable"  # could not read the VM; keep the record and retry
+    ELSEWHERE = "elsewhere"  # changed through another destination and not found through this one: keep it
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,18 @@ def plan_restores(
     *,
     paused: bool,
     handed_over: set[str],
+    elsewhere: Collection[str] = (),
 ) -> list[RestorePlan]:
-    """`targets` maps each VM to its recorded previousTrack."""
+    """`targets` maps each VM to its recorded previousTrack; `elsewhere`: VMs the record says were changed
+    through another management node or account than the one asked now. Such a VM that is not found here
+    is not restored (it may well exist there): it waits, and the record keeps it."""
     plans: list[RestorePlan] = []
     for uuid, track in sorted(targets.items()):
         reading = readings.get(uuid, VmReading())
         gone = reading.error.not_found if reading.error is not None else not reading.found
-        if uuid in handed_over or gone or (reading.error is None and reading.track == track):
+        if gone and uuid in elsewhere and uuid not in handed_over:
+            step = RestoreStep.ELSEWHERE
+        elif uuid in handed_over or gone or (reading.error is None and reading.track == track):
             step = RestoreStep.DONE
         elif reading.error is not None:
             step = RestoreStep.UNREADABLE

@@ -59,15 +59,21 @@ def with_record(previous: Mapping[str, PreviousVm], record: Mapping[str, Track])
 
 
 def record_before(
-    record: Mapping[str, Track], writes: Iterable[Write], readings: Mapping[str, VmReading]
-) -> dict[str, Track]:
-    """The record to store before `writes` go out: each VM written for the first time, with its track now."""
-    wanted = dict(record)
+    record: Mapping[str, Track],
+    writes: Iterable[Write],
+    readings: Mapping[str, VmReading],
+    origins: Mapping[str, str],
+    destination: str,
+) -> tuple[dict[str, Track], dict[str, str]]:
+    """The record to store before `writes` go out: each VM written for the first time, with its track now
+    and the destination the write goes through."""
+    wanted, by = dict(record), dict(origins)
     for write in writes:
         track = readings[write.uuid].track if write.uuid in readings else None
         if write.purpose is not Purpose.RESTORE and write.uuid not in wanted and track is not None:
             wanted[write.uuid] = track
-    return wanted
+            by[write.uuid] = destination
+    return wanted, by
 
 
 def record_after(

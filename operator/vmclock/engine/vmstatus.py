@@ -129,6 +129,12 @@ def selected_vm_entry(
     )
 
 
+ELSEWHERE_WHY = (
+    "it was changed through another management node or account than the connection reaches now, "
+    "and is not found through this one"
+)
+
+
 def restore_entry(
     plan: RestorePlan, outcome: WriteOutcome | None, previous: PreviousVm | None
 ) -> dict[str, Any] | None:
@@ -139,6 +145,8 @@ def restore_entry(
     error = outcome.error if outcome is not None else reading.error
     if plan.step is RestoreStep.DEFERRED:
         phase, why = Phase.PENDING, "deferred while the policy is paused"
+    elif plan.step is RestoreStep.ELSEWHERE:
+        phase, why = Phase.PENDING, f"waits: {ELSEWHERE_WHY}"
     else:
         phase, why = (
             (failure_phase(error), "failed; retried at the next reconcile")

@@ -1,15 +1,18 @@
-"""The policy controller: one work queue, a pool of workers, and what a reconcile needs (design.md §5).
+"""The policy controller: one fair work queue, a pool of workers, one runtime per policy (design.md §5).
 
 Every entry path only enqueues a policy's Ref: kopf's handlers (create, resume, spec change, the two trigger
 annotations, deletion), the per-connection resync rounds, a connection turning ready or broken, and a policy
 going away that shared VMs with others. Workers take Refs from the queue, which guarantees one reconcile per
-policy at a time and never loses a request (it runs again right after), and backs off per policy on failure.
+policy at a time, never loses a request (it runs again right after), backs off per policy on failure, and
+shares the workers fairly across connections.
 
-A worker always starts from the object as the API server has it now (a watch event's body may predate the
-status the previous reconcile wrote) and writes status only onto that same incarnation of it (uid-guarded),
-so a reconcile of a deleted policy never lands on a re-created one of the same name. When a policy is gone,
-the worker that finds out forgets it everywhere (schedule, backoff, metrics): nothing else touches that state,
-so nothing can re-add it behind the worker's back.
+A worker always starts from the object as the API server has it now, binds it to the runtime of that
+incarnation (uid: `runtimes.py`), and writes status only onto that incarnation as it last saw it (uid and
+resourceVersion tested), so neither a reconcile of a deleted policy nor an overtaken write of its own can
+land over something newer. Each reconcile runs under one deadline: the ZStack part ends at
+`reconcile_seconds` (what is not done stays Pending under its recorded intent), and everything, Kubernetes
+calls included, is cancelled `GRACE_SECONDS` later at the latest. Kubernetes answers are typed
+(kubeapi.py): Gone and Stale look again at once; Rejected is reported and backs off.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any, cast
 import kopf
 
 from vmclock.connections import ConnectionManager, parse_connection_spec
-from vmclock.connections.spec import DEFAULT_MAX_CONCURRENT, ConnectionSpec, resync_interval
+from vmclock.connections.spec import ConnectionSpec, resync_interval
 from vmclock.engine import (
     ClockTrackClient,
     ConnectionUnavailable,
@@ -41,25 +44,35 @@ from vmclock.engine import (
 )
 from vmclock.engine.conditions import READY, find_condition
 from vmclock.engine.observation import SharedObserver
-from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, restore_pending_status
-from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL, InvalidSpec, PolicySpec, parse_policy_spec
+from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, failed_status, restore_pending_status
+from vmclock.engine.spec import (
+    CONNECTION_PLURAL,
+    DEFAULT_CONNECTION,
+    POLICY_PLURAL,
+    InvalidSpec,
+    PolicySpec,
+    parse_policy_spec,
+)
 from vmclock.kopfapp.claims import IndexedPolicy, PolicyIndex, all_entries, of_connection
 from vmclock.kopfapp.metrics import Metrics
-from vmclock.kopfapp.records import ConfigMapRecord, delete_record
-from vmclock.kopfapp.scheduler import ResyncClock
+from vmclock.kopfapp.records import ConfigMapRecord, RecordNotOurs, delete_record
+from vmclock.kopfapp.runtimes import PolicyRuntime, Runtimes
 from vmclock.kopfapp.statuswrite import status_patch
-from vmclock.kubeapi import KubeApi, ObjectReplaced
+from vmclock.kubeapi import Gone, KubeApi, Rejected, Stale
 from vmclock.refs import Ref
 from vmclock.workqueue import DEFAULT_BACKOFF, ShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
 
-WORKERS = 8
-RECONCILE_SECONDS = 120.0  # one reconcile's time bound for submitting writes (design.md §5.3)
-WRITES_PER_REQUEST_SLOT = 4  # async jobs mostly wait: several in flight per concurrent HTTP request
-MAX_WRITES_IN_FLIGHT = 64
+WORKERS = 32  # coroutines: cheap; what a management node gets is bounded per connection, not here
+PER_CONNECTION = 8  # workers one connection may hold at most (fewer while many connections are busy)
+RECONCILE_SECONDS = 120.0  # one reconcile's time for ZStack: reads, submissions, job waits (design §5.10)
+GRACE_SECONDS = 30.0  # after it: the final status and Events, then everything is cancelled
+STATUS_ATTEMPTS = 3  # a status write that found the object changed (kopf's own patches) re-reads and retries
 DRAIN_SECONDS = 10.0
 RESTORE_PENDING_EVENT = "RestorePending"
+RECORD_CONFLICT = "RecordConflict"
+STATUS_REJECTED = "StatusRejected"
 
 
 def utcnow() -> datetime:
@@ -76,28 +89,47 @@ def post_events(body: Mapping[str, Any], events: Sequence[EventSpec]) -> None:
 
 
 class StatusSink:
-    """Status writes of one reconcile, onto one incarnation of the object, sending only what changed."""
+    """Status writes of one reconcile onto one incarnation as last seen, sending only what changed.
 
-    def __init__(self, kube: KubeApi, ref: Ref, uid: str, stored: Mapping[str, Any]) -> None:
-        self._kube, self._ref, self.uid = kube, ref, uid
+    Each write tests the uid and the resourceVersion it last saw (its own previous write's, or the read's).
+    When the object changed meanwhile (kopf's own annotation and finalizer patches do that) the sink
+    re-reads and writes again: it is the only writer of this status while its worker holds the key, and
+    the re-read includes whatever an overtaken write of its own may have left, so the newest status wins."""
+
+    def __init__(self, kube: KubeApi, runtime: PolicyRuntime, stored: Mapping[str, Any]) -> None:
+        self._kube, self._runtime = kube, runtime
         self.stored: dict[str, Any] = dict(stored)
         self.void = False  # the object was deleted or replaced: nothing more may be written for it
 
     async def save(self, wanted: Mapping[str, Any]) -> None:
-        patch = status_patch(self.stored, wanted)
-        if not patch:
+        ref, rt = self._runtime.ref, self._runtime
+        for attempt in range(STATUS_ATTEMPTS):
+            if not status_patch(self.stored, wanted):
+                return
+            try:
+                written = await self._kube.write_status(
+                    POLICY_PLURAL, *ref, wanted, uid=rt.uid, resource_version=rt.resource_version
+                )
+            except Gone:
+                self.void = True
+                raise
+            except Stale:
+                if attempt + 1 == STATUS_ATTEMPTS:
+                    raise
+                await self._reread()
+                continue
+            rt.resource_version = written.resource_version
+            self.stored = dict(wanted)
             return
-        try:
-            present = await self._kube.patch_status(
-                POLICY_PLURAL, *self._ref, patch, uid=self.uid, status=wanted
-            )
-        except ObjectReplaced:
+
+    async def _reread(self) -> None:
+        body = await self._kube.read_object(POLICY_PLURAL, *self._runtime.ref)
+        meta = (body or {}).get("metadata") or {}
+        if body is None or meta.get("uid") != self._runtime.uid:
             self.void = True
-            raise
-        if not present:
-            self.void = True
-            raise ObjectReplaced(f"VmClockPolicy {self._ref} is gone")
-        self.stored = dict(wanted)
+            raise Gone(404, "replaced", f"VmClockPolicy {self._runtime.ref}")
+        self._runtime.resource_version = str(meta.get("resourceVersion") or "")
+        self.stored = dict(body.get("status") or {})
 
 
 class PolicyController:
@@ -108,6 +140,7 @@ class PolicyController:
         metrics: Metrics,
         *,
         workers: int = WORKERS,
+        per_connection: int = PER_CONNECTION,
         reconcile_seconds: float = RECONCILE_SECONDS,
         now: Callable[[], datetime] = utcnow,
         clock: Callable[[], float] = time.monotonic,
@@ -119,17 +152,12 @@ class PolicyController:
         self._reconcile_seconds = reconcile_seconds
         self._now = now
         self._clock = clock
-        self.queue: WorkQueue[Ref] = WorkQueue(DEFAULT_BACKOFF, clock)
-        self.resync = ResyncClock(clock)
+        self.runtimes = Runtimes(clock)
+        self.queue: WorkQueue[Ref] = WorkQueue(
+            DEFAULT_BACKOFF, clock, workers=workers, flow_cap=per_connection, flow_of=self._flow_of
+        )
         self._index: PolicyIndex | None = None
         self._observers: dict[Ref, SharedObserver] = {}
-        self._generations: dict[Ref, tuple[str, int]] = {}  # newest (uid, generation) a handler saw
-        self._restored: dict[Ref, asyncio.Event] = {}
-        self._restore_problems: dict[Ref, str] = {}
-        # What each selector policy last resolved to (kopf's index only has its spec), and the uid of each
-        # selector policy, whose record ConfigMap is deleted once the policy is gone.
-        self._selections: dict[Ref, frozenset[str]] = {}
-        self._record_owners: dict[Ref, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- entry points: they only enqueue -------------------------------------------------------------
@@ -142,25 +170,24 @@ class PolicyController:
         if not self._tasks:
             self.start()
 
-    def enqueue(self, ref: Ref, *, uid: str = "", generation: int | None = None) -> None:
-        """Ask for a reconcile; `generation` (from a spec change) supersedes unsent writes of older ones of
-        the same object (`uid`): a re-created policy of the same name starts again from generation 1."""
-        if generation is not None:
-            seen = self._generations.get(ref)
-            if seen is None or seen[0] != uid or generation > seen[1]:
-                self._generations[ref] = (uid, generation)
+    def enqueue(
+        self, ref: Ref, *, uid: str = "", generation: int | None = None, connection: str | None = None
+    ) -> None:
+        """Ask for a reconcile. With `uid` (a handler saw the object) the runtime of that incarnation
+        learns its `generation`, which supersedes unsent writes of older generations, and its connection
+        (the queue's fairness flow)."""
+        if uid:
+            runtime = self.runtimes.bind(ref, uid)
+            if generation is not None:
+                runtime.saw_generation(generation)
+            if connection is not None:
+                runtime.connection = connection
         self.queue.add(ref)
-
-    def _superseded_by(self, ref: Ref, state: PolicyState, uid: str) -> int | None:
-        """A newer generation of the same object that a handler has seen, if any."""
-        seen = self._generations.get(ref)
-        if seen is None or seen[0] != uid or seen[1] <= state.generation:
-            return None
-        return seen[1]
 
     def kick_sharing(self, uuids: Iterable[str], me: Ref) -> None:
         """Ownership of shared VMs may have changed: the other policies selecting them look again now."""
-        shared = set(uuids) | self._selections.get(me, frozenset())
+        runtime = self.runtimes.get(me)
+        shared = set(uuids) | (runtime.selection or frozenset() if runtime is not None else frozenset())
         for claim in overlapping(shared, me, self._claims()):
             self.queue.add(Ref(claim.namespace, claim.name))
 
@@ -171,7 +198,7 @@ class PolicyController:
     def start_round(self, connection: Ref, spec: ConnectionSpec) -> None:
         """Called every tick of the connection's loop: queue the policies due for a drift check, together."""
         entries = self._entries_of(connection)
-        due = self.resync.round((e.ref, resync_interval(e.resync_seconds, spec)) for e in entries)
+        due = self.runtimes.round((e.ref, resync_interval(e.resync_seconds, spec)) for e in entries)
         self._enqueue_round(connection, due)
 
     def _enqueue_round(self, connection: Ref, refs: Sequence[Ref]) -> None:
@@ -185,17 +212,24 @@ class PolicyController:
         for ref in refs:
             self.queue.add(ref)
 
-    async def wait_restored(self, ref: Ref, within: float) -> bool:
-        """For the deletion handler: True once the policy's VMs are restored (or it no longer needs to)."""
-        event = self._restored.setdefault(ref, asyncio.Event())
-        if not event.is_set() and ref not in self.queue:
-            self.queue.add(ref)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), within)
-        return event.is_set()
+    async def wait_restored(self, ref: Ref, uid: str, within: float) -> bool:
+        """For the deletion handler of incarnation `uid`: True once its VMs are restored, or it needs that
+        no more (it is gone). Marks the deletion at once, so a forward apply of it stops submitting, and
+        always queues it: a request while it is being reconciled runs right after (design.md §5.1)."""
+        current = self.runtimes.get(ref)
+        if current is not None and current.uid != uid and current.confirmed:
+            return True  # a worker has read another incarnation under the name: `uid` is gone
+        runtime = self.runtimes.bind(ref, uid)
+        runtime.deleting = True
+        self.queue.add(ref)
+        if not runtime.settled:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.wakeup.wait(), within)
+        return runtime.settled
 
     def restore_problem(self, ref: Ref) -> str | None:
-        return self._restore_problems.get(ref)
+        runtime = self.runtimes.get(ref)
+        return runtime.restore_problem if runtime is not None else None
 
     def restore_users(self, connection: Ref) -> list[IndexedPolicy]:
         """Restore policies on this connection: they may need it to put VMs back, so it must outlive them."""
@@ -228,9 +262,10 @@ class PolicyController:
             except ShutDown:
                 return
             try:
-                await self._process(ref)
-            except ObjectReplaced:
-                self.queue.add(ref)  # look again: the object is gone (then forgotten) or a new one exists
+                async with asyncio.timeout(self._reconcile_seconds + GRACE_SECONDS):
+                    await self._process(ref)
+            except (Gone, Stale):
+                self.queue.add(ref)  # look again now: the object is gone (then forgotten), new, or changed
             except Exception:
                 delay = self.queue.add_rate_limited(ref)
                 log.exception("reconciling VmClockPolicy %s failed; retrying in %.1fs", ref, delay)
@@ -238,36 +273,63 @@ class PolicyController:
                 self.queue.done(ref)
 
     async def _process(self, ref: Ref) -> None:
+        started = self._clock()
         body = await self._kube.read_object(POLICY_PLURAL, *ref)
         if body is None:
-            if ref in self._record_owners:  # an Orphan policy has no finalizer: its DELETED event lands here
-                await delete_record(self._kube, ref, owner_uid=self._record_owners[ref])
-            self._forget(ref)
+            gone = self.runtimes.drop_gone(ref, read_started=started)
+            if gone is not None:
+                await self._forget(gone)
             return
+        meta = body.get("metadata") or {}
+        runtime = self.runtimes.bind(ref, str(meta.get("uid") or ""))
+        runtime.confirmed = True
+        runtime.saw_generation(int(meta.get("generation") or 0))
+        runtime.resource_version = str(meta.get("resourceVersion") or "")
+        runtime.connection = _connection_name(body)
         state = PolicyState.from_body(body)
-        if state.spec.get("selector") is not None:
-            self._record_owners[ref] = _uid(body)
-        if state.deleting:
-            await self._finalize(ref, body, state)
-        else:
-            await self._reconcile(ref, body, state)
+        try:
+            if state.deleting:
+                runtime.deleting = True
+                await self._finalize(runtime, body, state)
+            else:
+                await self._reconcile(runtime, body, state)
+        except Rejected as refused:
+            await self._rejected(runtime, body, state, refused)
 
-    def _forget(self, ref: Ref) -> None:
-        self.queue.discard(ref)
-        self.resync.forget(ref)
-        self._metrics.forget_policy(ref)
-        self._generations.pop(ref, None)
-        self._restore_problems.pop(ref, None)
-        self._selections.pop(ref, None)
-        self._record_owners.pop(ref, None)
-        event = self._restored.pop(ref, None)
-        if event is not None:
-            event.set()  # the object is gone: whoever waits for its restore has nothing left to wait for
+    async def _forget(self, runtime: PolicyRuntime) -> None:
+        """The policy is gone: its one runtime went already; what is left outside is its record (an Orphan
+        policy has no finalizer, so its DELETED event lands here), its metrics and its backoff."""
+        self._metrics.forget_policy(runtime.ref)
+        self.queue.forget(runtime.ref, gone=True)
+        if runtime.record is not None and runtime.record.version is not None:
+            await delete_record(self._kube, runtime.ref, owner_uid=runtime.uid)
+
+    async def _rejected(
+        self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState, refused: Rejected
+    ) -> None:
+        """The API server refused what a reconcile wrote: a bug or a hostile reply, never retried in a hot
+        loop. Say so where people look (a condition, a Warning Event when the cause is new) and back off."""
+        delay = self.queue.add_rate_limited(runtime.ref)
+        message = (
+            f"the API server refused the status this reconcile computed ({refused}); "
+            f"retrying with backoff (next in {delay:.0f}s)"
+        )
+        log.error("VmClockPolicy %s: %s", runtime.ref, message)
+        before = find_condition(state.status.get("conditions"), READY) or {}
+        if before.get("reason") != STATUS_REJECTED:
+            post_events(body, [EventSpec("Warning", STATUS_REJECTED, message)])
+        try:
+            await StatusSink(self._kube, runtime, state.status).save(
+                failed_status(state, STATUS_REJECTED, message, self._now())
+            )
+        except Rejected:
+            log.exception("VmClockPolicy %s: even the condition saying so was refused", runtime.ref)
 
     # --- reconcile ---------------------------------------------------------------------------------------
 
-    async def _reconcile(self, ref: Ref, body: Mapping[str, Any], state: PolicyState) -> None:
-        sink = StatusSink(self._kube, ref, _uid(body), state.status)
+    async def _reconcile(self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState) -> None:
+        ref = runtime.ref
+        sink = StatusSink(self._kube, runtime, state.status)
         stored_conditions = None
         new_generation = needs_reconciling_mark(state)
         if new_generation:
@@ -276,28 +338,35 @@ class PolicyController:
         spec = _spec_or_none(state)
         raw = await self._connection_spec(ref.namespace, spec.connection_name) if spec else None
         connection_spec = parse_connection_spec(raw) if raw is not None else None
+        record = ConfigMapRecord(self._kube, runtime)
+        if spec is not None:
+            try:
+                await record.load()
+            except RecordNotOurs as problem:
+                await self._blocked(runtime, body, state, sink, reason=RECORD_CONFLICT, message=str(problem))
+                return
         async with contextlib.AsyncExitStack() as leases:
 
             async def connect(name: str) -> ClockTrackClient:
                 return await leases.enter_async_context(self._connections.lease(ref.namespace, name, raw))
 
-            io = self._io(ref, state, sink, spec, connection_spec)
+            io = self._io(runtime, state, sink, spec, record, forward=True)
             try:
                 result = await reconcile(
                     state, connect, self._others(ref), self._now(), stored_conditions, io=io
                 )
             finally:
-                self._written(ref, spec, self._uuids_of(state))
-        self._remember_selection(ref, spec, result.selected)
+                self._written(ref, spec, self._uuids_of(runtime, state))
+        self._remember_selection(runtime, spec, result.selected)
         await sink.save(result.status)
         post_events(body, result.events)
         self._measure(ref, result.status, result)
-        self.resync.record(
-            ref, resync_interval(spec.resync_interval_seconds if spec else None, connection_spec)
+        self.runtimes.schedule(
+            runtime, resync_interval(spec.resync_interval_seconds if spec else None, connection_spec)
         )
-        self._requeue(ref, state, result, sink.uid)
+        self._requeue(runtime, state, result)
         if new_generation:
-            self.kick_sharing(self._uuids_of(state), ref)
+            self.kick_sharing(self._uuids_of(runtime, state), ref)
         summary = result.status.get("summary") or {}
         log.info(
             "VmClockPolicy %s generation %s: %s writes, %s",
@@ -309,41 +378,44 @@ class PolicyController:
 
     def _io(
         self,
-        ref: Ref,
+        runtime: PolicyRuntime,
         state: PolicyState,
         sink: StatusSink,
         spec: PolicySpec | None,
-        connection: ConnectionSpec | None,
+        record: ConfigMapRecord,
+        *,
+        forward: bool,
     ) -> ReconcileIO:
+        """What the engine borrows for one reconcile; `forward`: it writes the policy's own track (a
+        deletion stops that), rather than putting VMs back."""
+        ref = runtime.ref
         since = self.queue.requested_at(ref)
         observer = self._observer(Ref(ref.namespace, spec.connection_name)) if spec else SharedObserver()
-        deadline = self._clock() + self._reconcile_seconds
 
         async def read(client: ClockTrackClient, uuids: Sequence[str]) -> Any:
             return await observer.read(client, uuids, since)
 
         def stop_reason() -> str | None:
-            if sink.void:
+            if sink.void or self.runtimes.get(ref) is not runtime:
                 return "the policy was deleted or replaced"
-            latest = self._superseded_by(ref, state, sink.uid)
+            if forward and runtime.deleting:
+                return "not sent: the policy is being deleted"
+            latest = runtime.superseded(state.generation)
             if latest is not None:
                 return f"not sent: generation {latest} superseded generation {state.generation}"
-            if self._clock() > deadline:
-                return f"not sent yet: a reconcile sends writes for at most {self._reconcile_seconds:.0f}s"
             return None
 
-        slots = connection.max_concurrent_requests if connection is not None else DEFAULT_MAX_CONCURRENT
-        in_flight = min(MAX_WRITES_IN_FLIGHT, WRITES_PER_REQUEST_SLOT * slots)
         return ReconcileIO(
             read=read,
             save=sink.save,
             stop_reason=stop_reason,
-            concurrency=in_flight,
-            record=ConfigMapRecord(self._kube, ref, self._record_owners.get(ref, "")),
+            record=record,
+            deadline=asyncio.get_running_loop().time() + self._reconcile_seconds,
         )
 
-    def _requeue(self, ref: Ref, state: PolicyState, result: ReconcileResult, uid: str) -> None:
-        superseded = self._superseded_by(ref, state, uid) is not None
+    def _requeue(self, runtime: PolicyRuntime, state: PolicyState, result: ReconcileResult) -> None:
+        ref = runtime.ref
+        superseded = runtime.superseded(state.generation) is not None or runtime.deleting
         if result.unsent and not superseded:
             self.queue.add(ref)  # the time bound cut it short: carry on right away, nothing failed
         elif result.retry_soon or result.requeue_after_failure:
@@ -351,63 +423,93 @@ class PolicyController:
         else:
             self.queue.forget(ref)
 
+    async def _blocked(
+        self,
+        runtime: PolicyRuntime,
+        body: Mapping[str, Any],
+        state: PolicyState,
+        sink: StatusSink,
+        *,
+        reason: str,
+        message: str,
+    ) -> None:
+        """A reconcile that may not go on: a condition, a Warning Event when the reason is new, backoff."""
+        before = find_condition(state.status.get("conditions"), READY) or {}
+        await sink.save(failed_status(state, reason, message, self._now()))
+        if before.get("reason") != reason:
+            post_events(body, [EventSpec("Warning", reason, message)])
+        delay = self.queue.add_rate_limited(runtime.ref)
+        log.warning("VmClockPolicy %s: %s; trying again in %.1fs", runtime.ref, message, delay)
+
     # --- deletion of a Restore policy -------------------------------------------------------------------
 
-    async def _finalize(self, ref: Ref, body: Mapping[str, Any], state: PolicyState) -> None:
+    async def _finalize(self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState) -> None:
         """A deleting policy: restore its VMs if it is a Restore policy; a promise kept until done."""
+        ref = runtime.ref
         spec = _spec_or_none(state)
         if spec is None or not spec.restore:
-            self._restore_done(ref)  # nothing to put back (kopf drops the finalizer of Orphan policies)
+            runtime.finish_restore()  # nothing to put back (kopf drops the finalizer of Orphan policies)
             return
         if state.paused:
             message = "deleted while paused: VMs keep their current track"
             post_events(body, [EventSpec("Normal", "Paused", message)])
-            self._restore_done(ref)
+            runtime.finish_restore()
             return
-        sink = StatusSink(self._kube, ref, _uid(body), state.status)
-        raw = await self._connection_spec(ref.namespace, spec.connection_name)
+        sink = StatusSink(self._kube, runtime, state.status)
+        record = ConfigMapRecord(self._kube, runtime)
+        try:
+            await record.load()
+        except RecordNotOurs as problem:
+            await self._restore_blocked(runtime, body, state, sink, str(problem))
+            return
+        # A connection that is being deleted is still a connection for restores: it waits for this policy.
+        raw = await self._connection_spec(ref.namespace, spec.connection_name, for_restore=True)
         try:
             async with self._connections.lease(
                 ref.namespace, spec.connection_name, raw, for_restore=True
             ) as client:
-                io = self._io(ref, state, sink, spec, parse_connection_spec(raw) if raw else None)
+                io = self._io(runtime, state, sink, spec, record, forward=False)
                 try:
                     result = await restore_all(state, client, self._others(ref), io)
                 finally:
-                    self._written(ref, spec, self._uuids_of(state))
+                    self._written(ref, spec, self._uuids_of(runtime, state))
         except ConnectionUnavailable as problem:
-            await self._restore_blocked(ref, body, state, sink, f"cannot reach ZStack: {problem}")
+            await self._restore_blocked(runtime, body, state, sink, f"cannot reach ZStack: {problem}")
             return
         post_events(body, result.events)
         self._measure(ref, state.status, None, result.outcomes)
+        if result.cut_short:
+            self.queue.add(ref)  # only the time slice ended: go on at once, nothing failed
+            return
         if not result.done:
-            await self._restore_blocked(ref, body, state, sink, result.why)
+            await self._restore_blocked(runtime, body, state, sink, result.why)
             return
         log.info("VmClockPolicy %s deleted: restored %s VMs", ref, sum(1 for o in result.outcomes if o.ok))
-        if spec.selector is not None:
-            await delete_record(self._kube, ref, owner_uid=_uid(body))
-        self._restore_done(ref)
+        await delete_record(self._kube, ref, owner_uid=runtime.uid)
+        runtime.finish_restore()
 
     async def _restore_blocked(
-        self, ref: Ref, body: Mapping[str, Any], state: PolicyState, sink: StatusSink, why: str
+        self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState, sink: StatusSink, why: str
     ) -> None:
         """Say why in a condition and a Warning Event (when the reason is new), then try again later."""
-        self._restore_problems[ref] = why
+        runtime.restore_problem = why
         wanted = restore_pending_status(state, why, self._now())
         before = find_condition(state.status.get("conditions"), READY) or {}
         after = find_condition(wanted.get("conditions"), READY) or {}
         await sink.save(wanted)
         if before.get("message") != after.get("message"):
             post_events(body, [EventSpec("Warning", RESTORE_PENDING_EVENT, why)])
-        delay = self.queue.add_rate_limited(ref)
-        log.warning("VmClockPolicy %s: restore not finished (%s); trying again in %.1fs", ref, why, delay)
-
-    def _restore_done(self, ref: Ref) -> None:
-        self._restore_problems.pop(ref, None)
-        self.queue.forget(ref)
-        self._restored.setdefault(ref, asyncio.Event()).set()
+        delay = self.queue.add_rate_limited(runtime.ref)
+        log.warning(
+            "VmClockPolicy %s: restore not finished (%s); trying again in %.1fs", runtime.ref, why, delay
+        )
 
     # --- helpers -------------------------------------------------------------------------------------------
+
+    def _flow_of(self, ref: Ref) -> Ref:
+        """The queue's fairness flow: the policy's connection (its management node, its tenant)."""
+        runtime = self.runtimes.get(ref)
+        return Ref(ref.namespace, runtime.connection if runtime is not None else "")
 
     def _written(self, ref: Ref, spec: PolicySpec | None, uuids: Iterable[str]) -> None:
         """After a reconcile that may have written: what was read of its VMs before is stale now (the
@@ -426,34 +528,37 @@ class PolicyController:
     def _entries_of(self, connection: Ref) -> list[IndexedPolicy]:
         return of_connection(self._index, connection) if self._index is not None else []
 
-    def _remember_selection(self, ref: Ref, spec: PolicySpec | None, selected: frozenset[str] | None) -> None:
+    def _remember_selection(
+        self, runtime: PolicyRuntime, spec: PolicySpec | None, selected: frozenset[str] | None
+    ) -> None:
         """Keep what a selector policy resolved to (a failed resolution keeps the last one); VMs that
         entered or left it may change who owns them, so the policies sharing those look again."""
         if spec is None or spec.selector is None:
-            self._selections.pop(ref, None)
+            runtime.selection = None
             return
         if selected is None:
             return
-        before = self._selections.get(ref)
-        self._selections[ref] = selected
+        before, runtime.selection = runtime.selection, selected
         changed = selected if before is None else before ^ selected
         if changed:
-            self.kick_sharing(changed, ref)
+            self.kick_sharing(changed, runtime.ref)
 
     def _claim(self, entry: IndexedPolicy) -> PolicyClaim | None:
         """The entry's claim; a selector policy's with what it last resolved to (unknown: not backed)."""
         claim = entry.claim
         if claim is None or not claim.by_selector:
             return claim
-        selected = self._selections.get(entry.ref)
+        runtime = self.runtimes.get(entry.ref)
+        selected = runtime.selection if runtime is not None else None
         return replace(claim, vm_uuids=selected or frozenset(), found=selected)
 
     def _claims(self) -> list[PolicyClaim]:
         return [claim for e in self._entries() if (claim := self._claim(e)) is not None]
 
-    def _uuids_of(self, state: PolicyState) -> set[str]:
+    def _uuids_of(self, runtime: PolicyRuntime, state: PolicyState) -> set[str]:
         """What a policy selects plus what its status still lists (VMs awaiting a restore)."""
-        return _uuids_of(state) | self._selections.get(Ref(state.namespace, state.name), frozenset())
+        listed = {str(e.get("uuid")) for e in state.status.get("vms") or () if isinstance(e, Mapping)}
+        return set(state.spec.get("vmUuids") or ()) | listed | (runtime.selection or frozenset())
 
     def _others(self, ref: Ref) -> list[PolicyClaim]:
         """The claims that count against `ref` (design.md §6.3): backed ones (Enforce, not paused, VMs its
@@ -472,10 +577,13 @@ class PolicyController:
                 claims.append(backed)
         return claims
 
-    async def _connection_spec(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        """The connection's spec, or None when it does not exist or is being deleted."""
+    async def _connection_spec(
+        self, namespace: str, name: str, *, for_restore: bool = False
+    ) -> Mapping[str, Any] | None:
+        """The connection's spec, or None when it does not exist (or is being deleted, unless the spec is
+        wanted for a restore: such a connection waits for the restores that need it)."""
         body = await self._kube.read_object(CONNECTION_PLURAL, namespace, name)
-        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        if body is None or ((body.get("metadata") or {}).get("deletionTimestamp") and not for_restore):
             return None
         spec: Mapping[str, Any] = body.get("spec") or {}
         return spec
@@ -498,8 +606,9 @@ class PolicyController:
             ).inc()
 
 
-def _uid(body: Mapping[str, Any]) -> str:
-    return str((body.get("metadata") or {}).get("uid") or "")
+def _connection_name(body: Mapping[str, Any]) -> str:
+    spec = body.get("spec") or {}
+    return str((spec.get("connectionRef") or {}).get("name") or DEFAULT_CONNECTION)
 
 
 def _spec_or_none(state: PolicyState) -> PolicySpec | None:
@@ -507,10 +616,3 @@ def _spec_or_none(state: PolicyState) -> PolicySpec | None:
         return parse_policy_spec(state.spec)
     except InvalidSpec:
         return None
-
-
-def _uuids_of(state: PolicyState) -> set[str]:
-    """What a policy selects plus what its status still lists (VMs awaiting a restore)."""
-    return set(state.spec.get("vmUuids") or ()) | {
-        str(e.get("uuid")) for e in state.status.get("vms") or () if isinstance(e, Mapping)
-    }

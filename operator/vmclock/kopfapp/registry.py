@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from vmclock.engine.spec import CONNECTION_PLURAL, GROUP, POLICY_PLURAL, VERSION
+from vmclock.engine.spec import CONNECTION_PLURAL, DEFAULT_CONNECTION, GROUP, POLICY_PLURAL, VERSION
 from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, index_entry
 from vmclock.kopfapp.controller import DRAIN_SECONDS
 from vmclock.kopfapp.runtime import Runtime
@@ -88,13 +88,19 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def reconcile_policy(*, body: kopf.Body, **kwargs: Any) -> None:
         bound(kwargs)
         generation = int(body.metadata.get("generation") or 0)
-        controller.enqueue(Ref.of(body), uid=str(body.metadata.get("uid") or ""), generation=generation)
+        connection = str((body.spec.get("connectionRef") or {}).get("name") or DEFAULT_CONNECTION)
+        controller.enqueue(
+            Ref.of(body),
+            uid=str(body.metadata.get("uid") or ""),
+            generation=generation,
+            connection=connection,
+        )
 
     @kopf.on.delete(*POLICIES, id="restore", when=wants_restore, registry=registry)
     async def restore_policy(*, body: kopf.Body, **kwargs: Any) -> None:
         bound(kwargs)
         ref = Ref.of(body)
-        if not await controller.wait_restored(ref, RESTORE_WAIT):
+        if not await controller.wait_restored(ref, str(body.metadata.get("uid") or ""), RESTORE_WAIT):
             why = controller.restore_problem(ref) or "restoring the VMs' previous tracks"
             raise kopf.TemporaryError(why, delay=RESTORE_POLL)
 

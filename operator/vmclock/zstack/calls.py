@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from vmclock.backoff import Backoff
 from vmclock.zstack.auth import Authorizer
-from vmclock.zstack.errors import ZStackError
+from vmclock.zstack.errors import MaySend, ZStackError
 from vmclock.zstack.jobs import JobRunner
 from vmclock.zstack.observe import OnCall, observed
 from vmclock.zstack.options import ClientOptions, Endpoint
@@ -76,14 +76,23 @@ class Api:
             api, attempt, authorized=authorized, policy=self._retry if retry else SINGLE_ATTEMPT
         )
 
-    async def job(self, api: str, method: str, api_path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """An async API: submit, poll to the end, return the job's 200 body."""
+    async def job(
+        self,
+        api: str,
+        method: str,
+        api_path: str,
+        body: Mapping[str, Any],
+        *,
+        may_send: MaySend | None = None,
+    ) -> dict[str, Any]:
+        """An async API: submit, poll to the end, return the job's 200 body. `may_send` is asked before
+        every submit (a retry's too), once a request slot is held: see Transport.send."""
 
         async def attempt(grant: str | None) -> dict[str, Any]:
             def headers(verb: str, path: str) -> dict[str, str]:
                 return self.auth.headers(grant, verb, path)
 
-            return await self._jobs.run(api, method, api_path, body, headers)
+            return await self._jobs.run(api, method, api_path, body, headers, may_send=may_send)
 
         return await self._call(api, attempt, authorized=True, policy=self._retry)
 

@@ -15,7 +15,7 @@ from vmclock.zstack.auth import LOGIN_API, AccessKeyAuth, Authorizer, SessionAut
 from vmclock.zstack.calls import Api
 from vmclock.zstack.clocktrack import read_tracks, read_tracks_in_bulk, write_track
 from vmclock.zstack.credentials import AccessKeyCredentials, Credentials
-from vmclock.zstack.errors import BAD_REPLY, ZStackError
+from vmclock.zstack.errors import BAD_REPLY, MaySend, ZStackError
 from vmclock.zstack.inventory import QUERY_VM, VMS, existing_vms, vm_inventories
 from vmclock.zstack.jobs import JobRunner
 from vmclock.zstack.models import Track, VmInventory, ZStackVersion
@@ -55,6 +55,14 @@ class ZStackClient:
         jobs = JobRunner(self._transport, self.options)
         self._api = Api(self._transport, self._auth, self._retry, jobs, on_call)
         self._closed = False
+        account = (
+            credentials.access_key_id
+            if isinstance(credentials, AccessKeyCredentials)
+            else credentials.account_name
+        )
+        # Which management node and account a change is made through: recorded beside each previous track,
+        # so a restore knows whether "not found" was asked of the node that made the change. Names only.
+        self.destination = f"{self.endpoint.origin}{self.endpoint.context_path}#{account}"
 
     def __repr__(self) -> str:
         return f"ZStackClient({self.endpoint.url('')!r}, {self._auth!r})"
@@ -155,10 +163,12 @@ class ZStackClient:
         *,
         sync_after_vm_resume: bool | None = None,
         interval_in_seconds: int | None = None,
+        may_send: MaySend | None = None,
     ) -> VmInventory:
         """SetVmClockTrack (async job, polled adaptively); returns the VM inventory ZStack sends back.
 
-        Raises ValueError for a malformed uuid or track, ZStackError for what ZStack (or the wire) said.
+        Raises ValueError for a malformed uuid or track, ZStackError for what ZStack (or the wire) said,
+        NotSent when `may_send` (asked right before each submit leaves) withdrew it.
         """
         return await write_track(
             self._api,
@@ -166,4 +176,5 @@ class ZStackClient:
             track,
             sync_after_vm_resume=sync_after_vm_resume,
             interval_in_seconds=interval_in_seconds,
+            may_send=may_send,
         )

@@ -7,15 +7,14 @@ There is no GetVmClockTrack API and the VM inventory has no track field, hence t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from typing import Any, cast
 
 from vmclock.zstack.calls import Api
-from vmclock.zstack.errors import GARBAGE, REPLY_TOO_LARGE, ZStackError
+from vmclock.zstack.errors import GARBAGE, REPLY_TOO_LARGE, MaySend, ZStackError
 from vmclock.zstack.inventory import parse_inventory, row_text
 from vmclock.zstack.listing import Listing, query_all, query_any_of
-from vmclock.zstack.models import TRACKS, StorageMode, Track, VmInventory
+from vmclock.zstack.models import TRACKS, VM_UUID_RE, StorageMode, Track, VmInventory
 from vmclock.zstack.query import Shape, eq
 
 SET_API = "SetVmClockTrack"
@@ -33,8 +32,6 @@ RESOURCE_CONFIGS = Listing(
 )
 GLOBAL_CONFIGS = Listing("QueryGlobalConfig", "/v1/global-configurations")
 SYSTEM_TAGS = Listing("QuerySystemTag", "/v1/system-tags", Shape(sort="uuid", fields=("resourceUuid",)))
-
-VM_UUID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def as_track(value: Any, operation: str) -> Track:
@@ -136,6 +133,7 @@ async def write_track(
     *,
     sync_after_vm_resume: bool | None = None,
     interval_in_seconds: int | None = None,
+    may_send: MaySend | None = None,
 ) -> VmInventory:
     """SetVmClockTrack as an async job; the job's result is the VM's whole inventory, reloaded.
 
@@ -153,5 +151,5 @@ async def write_track(
     if interval_in_seconds is not None:
         params["intervalInSeconds"] = interval_in_seconds
     body = {"setVmClockTrack": params, "systemTags": [], "userTags": []}
-    result = await api.job(SET_API, "PUT", f"/v1/vm-instances/{uuid}/actions", body)
+    result = await api.job(SET_API, "PUT", f"/v1/vm-instances/{uuid}/actions", body, may_send=may_send)
     return parse_inventory(result.get("inventory"), SET_API)

@@ -109,6 +109,17 @@ def _text(value: Any) -> str:
     return type(value).__name__
 
 
+class NotSent(Exception):
+    """A submission its caller withdrew at the last moment (`may_send` said why): nothing reached ZStack."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(why)
+
+
+MaySend = Callable[[], "str | None"]  # asked right before a submit leaves: None to send, else why not
+
+
 class ZStackError(Exception):
     """A failed ZStack call: the ErrorCode (real or client-side), the HTTP status, and what was called."""
 

@@ -12,7 +12,7 @@ from typing import Any
 from vmclock.zstack.calls import Api
 from vmclock.zstack.errors import GARBAGE, ZStackError
 from vmclock.zstack.listing import Listing, query_any_of
-from vmclock.zstack.models import VmInventory
+from vmclock.zstack.models import VM_UUID_RE, VmInventory
 from vmclock.zstack.query import Shape
 
 QUERY_VM = "QueryVmInstance"
@@ -34,7 +34,10 @@ def row_text(row: dict[str, Any], key: str, operation: str) -> str:
 def parse_inventory(data: Any, operation: str) -> VmInventory:
     if not isinstance(data, dict):
         raise ZStackError.client(GARBAGE, "reply without a VM inventory object", operation=operation)
-    row_text(data, "uuid", operation)
+    if not VM_UUID_RE.match(row_text(data, "uuid", operation)):
+        # Status lists VMs by uuid under the CRD's pattern: a row that breaks it would get the whole status
+        # rejected (422) after the writes were made, so it is refused here, as garbage.
+        raise ZStackError.client(GARBAGE, "VM uuid is not 32 lowercase hex characters", operation=operation)
     try:
         return VmInventory.from_json(data)
     except (TypeError, ValueError, OverflowError) as exc:

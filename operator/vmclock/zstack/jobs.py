@@ -19,7 +19,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmclock.zstack.errors import GARBAGE, JOB_EXPIRED, JOB_TIMEOUT, TIMEOUT, TRANSPORT, ZStackError
+from vmclock.zstack.errors import (
+    GARBAGE,
+    JOB_EXPIRED,
+    JOB_TIMEOUT,
+    TIMEOUT,
+    TRANSPORT,
+    MaySend,
+    ZStackError,
+)
 from vmclock.zstack.options import ClientOptions
 from vmclock.zstack.replies import Reply, error_from_reply, garbage, success_body
 from vmclock.zstack.transport import Transport
@@ -83,15 +91,23 @@ class JobRunner:
         self._poll_retry = options.retry_backoff()
 
     async def run(
-        self, api: str, method: str, api_path: str, body: Mapping[str, Any], headers: Headers
+        self,
+        api: str,
+        method: str,
+        api_path: str,
+        body: Mapping[str, Any],
+        headers: Headers,
+        *,
+        may_send: MaySend | None = None,
     ) -> dict[str, Any]:
-        """Submit under a fresh X-Job-UUID and return the job's 200 body, or raise its error."""
+        """Submit under a fresh X-Job-UUID and return the job's 200 body, or raise its error (NotSent when
+        `may_send` withdrew the submit)."""
         job_id = uuid.uuid4().hex
         started = time.monotonic()
         request_headers = {**headers(method, api_path), "X-Job-UUID": job_id}
         try:
             reply = await self._transport.send(
-                method, api_path, body=body, headers=request_headers, operation=api
+                method, api_path, body=body, headers=request_headers, operation=api, may_send=may_send
             )
         except ZStackError as err:
             if err.code not in (TRANSPORT, TIMEOUT):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, get_args
 
+VM_UUID_RE = re.compile(r"^[0-9a-f]{32}$")  # what spec.vmUuids and status.vms[].uuid accept
+
 Track = Literal["guest", "host"]
 TRACKS: tuple[str, ...] = get_args(Track)
 

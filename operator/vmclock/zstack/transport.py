@@ -20,7 +20,15 @@ import aiohttp
 from yarl import URL
 
 from vmclock import __version__
-from vmclock.zstack.errors import BAD_REPLY, REPLY_TOO_LARGE, TIMEOUT, TRANSPORT, ZStackError
+from vmclock.zstack.errors import (
+    BAD_REPLY,
+    REPLY_TOO_LARGE,
+    TIMEOUT,
+    TRANSPORT,
+    MaySend,
+    NotSent,
+    ZStackError,
+)
 from vmclock.zstack.jsonguard import ReplyRejected
 from vmclock.zstack.options import ClientOptions, Endpoint
 from vmclock.zstack.redact import Redactor
@@ -74,8 +82,11 @@ class Transport:
         query: str = "",
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        may_send: MaySend | None = None,
     ) -> Reply:
-        """One HTTP exchange; `query` comes encoded (the query builder measures its exact length)."""
+        """One HTTP exchange; `query` comes encoded (the query builder measures its exact length).
+        `may_send` is asked once a request slot is held, right before the request leaves (NotSent if not):
+        the latest moment a caller can still withdraw a submission."""
         url = URL(self.endpoint.url(api_path, query), encoded=True)
         request_headers = dict(headers or {})
         data = None
@@ -84,6 +95,8 @@ class Transport:
             request_headers["Content-Type"] = JSON_CONTENT_TYPE
         session = self._client_session()
         async with self._gate:
+            if may_send is not None and (why := may_send()) is not None:
+                raise NotSent(why)
             try:
                 # Redirects are never followed: ZStack sends none, and following one could carry the
                 # Authorization header somewhere else.

@@ -1,0 +1,135 @@
+"""Everything the controller remembers about a policy, in one object per incarnation (design.md §5.9).
+
+A policy's name can outlive its object: Argo CD's self-heal, `kubectl replace --force` or a quick delete and
+re-create give a new object (a new uid) under the same name while a worker may still hold work of the old
+one. So memory is keyed by the name for lookup but bound to the uid: binding another uid replaces the whole
+`PolicyRuntime`, and nothing of the old incarnation (its generation, its restore signal, its selection, its
+record, its schedule) can leak into the new one. Forgetting a policy is one `pop`.
+
+Resync rounds live here too: when one policy of a connection is due for a drift check, the others due
+within half of their interval come along, so their VMs are read in one batch (design.md §5.5); after that
+round they share the same next due time and stay grouped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from vmclock.refs import Ref
+from vmclock.zstack.models import Track
+
+PULL_IN = 0.5  # a policy due within this share of its interval joins a round that is starting anyway
+
+
+@dataclass
+class RecordCache:
+    """The previous-track record as last read or written, with the resourceVersion that guards the next
+    replace (None: no ConfigMap exists). Only this incarnation's reconciles write it, one at a time, so the
+    cached copy stays true until someone else edits the ConfigMap, which the guard then catches."""
+
+    tracks: dict[str, tuple[Track, str]]
+    version: str | None
+
+
+@dataclass(eq=False)
+class PolicyRuntime:
+    ref: Ref
+    uid: str
+    born: float  # monotonic time of binding: a "gone" read that started before it is about an older one
+    generation: int = 0  # the newest generation a handler or a read saw: older work is superseded
+    confirmed: bool = False  # a worker read this incarnation from the API server
+    deleting: bool = False  # a deletion was requested: forward writes stop
+    gone: bool = False  # a read found the object gone (or another incarnation): nothing to wait for
+    restore_done: bool = False
+    restore_problem: str | None = None
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    selection: frozenset[str] | None = None  # what a selector policy last resolved to
+    record: RecordCache | None = None
+    resource_version: str = ""  # of the object as last read or written: the next status write tests it
+    connection: str = ""
+    due: float | None = None  # next drift check (monotonic); None: not scheduled yet
+    interval: float = 0.0
+    observed_at: float | None = None  # wall-clock time of the observation the status reflects
+
+    def saw_generation(self, generation: int) -> None:
+        self.generation = max(self.generation, generation)
+
+    def superseded(self, generation: int) -> int | None:
+        """A newer generation of this object than `generation`, if a handler or read has seen one."""
+        return self.generation if self.generation > generation else None
+
+    def finish_restore(self) -> None:
+        self.restore_done = True
+        self.restore_problem = None
+        self.wakeup.set()
+
+    def mark_gone(self) -> None:
+        self.gone = True
+        self.wakeup.set()
+
+    @property
+    def settled(self) -> bool:
+        """True when a deletion waiting on this incarnation may let it go."""
+        return self.restore_done or self.gone
+
+
+class Runtimes:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._by_ref: dict[Ref, PolicyRuntime] = {}
+
+    def get(self, ref: Ref) -> PolicyRuntime | None:
+        return self._by_ref.get(ref)
+
+    def bind(self, ref: Ref, uid: str) -> PolicyRuntime:
+        """The runtime of this incarnation; a runtime of another uid under the name is replaced whole."""
+        current = self._by_ref.get(ref)
+        if current is not None and (current.uid == uid or not uid):
+            return current
+        if current is not None and current.uid and current.confirmed:
+            current.mark_gone()  # a worker or handler now sees another incarnation: the old one is no more
+        runtime = PolicyRuntime(ref, uid, born=self._clock())
+        self._by_ref[ref] = runtime
+        return runtime
+
+    def drop_gone(self, ref: Ref, *, read_started: float) -> PolicyRuntime | None:
+        """The API server said the policy is gone (in a read that began at `read_started`): drop its
+        runtime, unless it was bound after that read began (a namesake's create arrived meanwhile)."""
+        current = self._by_ref.get(ref)
+        if current is None or current.born >= read_started:
+            return None
+        del self._by_ref[ref]
+        current.mark_gone()
+        return current
+
+    def __iter__(self) -> Iterator[PolicyRuntime]:
+        return iter(list(self._by_ref.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_ref)
+
+    # --- resync rounds ---------------------------------------------------------------------------------
+
+    def schedule(self, runtime: PolicyRuntime, interval: float) -> None:
+        """A reconcile just finished: the next drift check is one interval away."""
+        runtime.interval = interval
+        runtime.due = self._clock() + interval
+
+    def round(self, candidates: Iterable[tuple[Ref, float]]) -> list[Ref]:
+        """The policies (with their intervals) to look at now: none unless one is due, then every one due
+        soon. Policies never reconciled yet are not due: their create/resume handler queues them."""
+        now = self._clock()
+        known = [
+            (runtime, interval)
+            for ref, interval in candidates
+            if (runtime := self._by_ref.get(ref)) is not None and runtime.due is not None
+        ]
+        if not any(runtime.due is not None and runtime.due <= now for runtime, _ in known):
+            return []
+        chosen = [r for r, interval in known if r.due is not None and r.due <= now + interval * PULL_IN]
+        for runtime in chosen:
+            runtime.due = None  # until its reconcile schedules the next one
+        return [runtime.ref for runtime in chosen]
