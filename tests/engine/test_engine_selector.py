@@ -256,3 +256,17 @@ async def test_a_uuid_policy_turned_selector_keeps_the_previous_tracks_it_record
     deleting = selector_policy(deletionPolicy="Restore", status=second.status, deleting=True)
     assert (await restore_all(deleting, client, [], ReconcileIO(record=record))).done
     assert all(sim.state.track_of(u) == "host" for u in chosen)
+
+
+async def test_a_selector_that_matches_nothing_says_so(sim: Simulator, client: ZStackClient) -> None:
+    """Issue 17: the shipped example with a zone UUID that does not exist was 'all 0 VMs have track guest'."""
+    nowhere = selector_policy(selector={"zoneUuids": ["0" * 32]})
+    first = await run(nowhere, client, MemoryRecord())
+    ready = next(c for c in first.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "NothingSelected")
+    assert "matches no VM" in ready["message"]
+    assert [(e.type, e.reason) for e in first.events] == [("Warning", "NothingSelected")]
+    again = await run(
+        selector_policy(selector={"zoneUuids": ["0" * 32]}, status=first.status), client, MemoryRecord()
+    )
+    assert not again.events, "said once, on the transition, not at every resync"

@@ -434,3 +434,23 @@ async def test_switching_a_restore_selector_policy_to_vm_uuids_restores_every_re
         assert back == changed - {keep}, "the VMs the policy dropped by switching were put back"
         assert await parts.deleted(ref, 60.0)
         assert {u for u in changed if big.state.track_of(u) == "host"} == changed
+
+
+async def test_a_shared_read_is_bounded_even_when_no_reconcile_waits_for_it() -> None:
+    """design.md §5.10: the batch a reconcile started is shielded from its cancellation, so it has its own
+    bound; what it could not read comes back as a timeout for every VM it covered."""
+    from vmclock.engine.observation import SharedObserver  # noqa: PLC0415
+
+    class Silent:
+        destination = "silent"
+
+        async def get_vm_inventories(self, uuids: Any) -> Any:
+            await asyncio.sleep(30)
+
+    observer = SharedObserver(window=0.0, bound=0.2)
+    started = time.monotonic()
+    readings = await observer.read(Silent(), ["a" * 32], since=0.0)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 5
+    error = readings["a" * 32].error
+    assert error is not None
+    assert error.code == "CLIENT.TIMEOUT"

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from vmclock.engine.ports import ClockTrackClient
-from vmclock.zstack.errors import ZStackError
+from vmclock.zstack.errors import TIMEOUT, ZStackError
 from vmclock.zstack.models import Track, VmInventory
 from vmclock.zstack.selection import Selector
 
 UNEXPECTED = "CLIENT.UNEXPECTED"
 BULK_TRACKS_FROM = 500  # from this many VMs on, whole track listings cost fewer requests than UUID batches
 MAX_READING_AGE = 300.0  # readings are only ever reused within a round; drop them long before they matter
+BATCH_SECONDS = 120.0  # a shared batch outlives the reconcile that started it (shielded): bounded on its own
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,12 @@ class SharedObserver:
     event that asked for it. Batches of one connection run one after another.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, window: float = 0.02) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, window: float = 0.02, bound: float = BATCH_SECONDS
+    ) -> None:
         self._clock = clock
         self._window = window
+        self._bound = bound
         self._cache: dict[str, tuple[float, VmReading]] = {}
         self._wanted: set[str] = set()
         self._next: asyncio.Future[None] | None = None
@@ -144,7 +148,12 @@ class SharedObserver:
             wanted, self._wanted = sorted(self._wanted), set()
             self._next = None  # requests from now on go to the batch after this one
             taken = self._clock()
-            readings = await observe(client, wanted)
+            try:
+                async with asyncio.timeout(self._bound):
+                    readings = await observe(client, wanted)
+            except TimeoutError:
+                error = ZStackError.client(TIMEOUT, f"the shared read did not finish in {self._bound:.0f}s")
+                readings = {uuid: VmReading(error=error) for uuid in wanted}
             self._evict(taken - MAX_READING_AGE)
             self._cache.update((uuid, (taken, reading)) for uuid, reading in readings.items())
             self.batches += 1

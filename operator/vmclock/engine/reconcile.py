@@ -58,6 +58,11 @@ CONNECTED = "Connected"
 RECONCILING = "Reconciling"
 RESTORE_PENDING = "RestorePending"
 SELECTION_FAILED = "SelectionFailed"
+NOTHING_SELECTED = "NothingSelected"
+NOTHING_SELECTED_MESSAGE = (
+    "spec.selector matches no VM in ZStack, so there is nothing to do; if VMs were expected, check its "
+    "values (zone and cluster UUIDs, platforms, namePattern, userTags, excludeVmUuids)"
+)
 APPLYING = "being written now"
 MAX_HANDLED_RECONCILE_AT = 1024  # the CRD's maxLength for status.lastHandledReconcileAt
 
@@ -376,6 +381,8 @@ async def reconcile(
         was_paused=condition_reason(state.status, SYNCED) == PAUSED_REASON,
         paused=state.paused,
     )
+    if condition_reason(status, READY) == NOTHING_SELECTED != condition_reason(state.status, READY):
+        events.append(EventSpec("Warning", NOTHING_SELECTED, NOTHING_SELECTED_MESSAGE))
     return ReconcileResult(
         status=status,
         events=tuple(events),
@@ -494,6 +501,8 @@ class _Draft:
             entries, track=self.spec.track, enforce=self.spec.enforce, paused=self.state.paused
         )
         synced = synced_condition(paused=self.state.paused, first_error=_first_error(self.plan, outcomes))
+        if self.selection is not None and self.selection.matched == 0:
+            ready = Condition(READY, "True", NOTHING_SELECTED, NOTHING_SELECTED_MESSAGE)
         return self._finish(entries, ready, synced), entries
 
     def _finish(self, entries: list[dict[str, Any]], ready: Condition, synced: Condition) -> dict[str, Any]:

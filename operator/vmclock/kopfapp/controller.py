@@ -563,17 +563,32 @@ class PolicyController:
     def _others(self, ref: Ref) -> list[PolicyClaim]:
         """The claims that count against `ref` (design.md §6.3): backed ones (Enforce, not paused, VMs its
         own observation found) whose connection is Ready and reaches the same management node as ours. A
-        tenant cannot block another tenant's VMs by listing UUIDs it cannot see or act on."""
-        entries = self._entries()
-        mine = next((e for e in entries if e.ref == ref), None)
-        node = self._connections.node(ref.namespace, mine.connection) if mine is not None else None
-        if node is None:
+        tenant cannot block another tenant's VMs by listing UUIDs it cannot see or act on.
+
+        A UUID policy needs only the claims touching its own VMs (listed or recorded), so the walk over
+        every policy does no more than a set intersection for the others; a selector policy does not know
+        its VMs before it resolves them, so it gets every claim."""
+        runtime = self.runtimes.get(ref)
+        connection = Ref(ref.namespace, runtime.connection if runtime is not None else DEFAULT_CONNECTION)
+        mine = next((e for e in self._entries_of(connection) if e.ref == ref), None)
+        node = self._connections.node(*connection) if mine is not None else None
+        if node is None or mine is None:
             return []
+        interest: set[str] | None = None
+        if mine.claim is not None and not mine.claim.by_selector:
+            recorded = runtime.record.tracks if runtime is not None and runtime.record is not None else {}
+            interest = set(mine.claim.vm_uuids) | set(recorded)
+        nodes: dict[Ref, str | None] = {connection: node}
         claims = []
-        for entry in entries:
+        for entry in self._entries():
             claim = self._claim(entry) if entry.ref != ref else None
-            backed = claim.backed() if claim is not None else None
-            if backed is not None and self._connections.node(entry.ref.namespace, entry.connection) == node:
+            if claim is None or (interest is not None and not claim.vm_uuids & interest):
+                continue
+            backed = claim.backed()
+            where = Ref(entry.ref.namespace, entry.connection)
+            if where not in nodes:
+                nodes[where] = self._connections.node(*where)
+            if backed is not None and nodes[where] == node:
                 claims.append(backed)
         return claims
 
