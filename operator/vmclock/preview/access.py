@@ -32,7 +32,7 @@ from vmclock.engine import ConnectionUnavailable
 from vmclock.engine.spec import CONNECTION_PLURAL
 from vmclock.kubeapi import KubeApi, KubeObject
 from vmclock.refs import Ref
-from vmclock.zstack import ClientOptions, Credentials, ZStackClient
+from vmclock.zstack import ClientOptions, Credentials, ZStackClient, ZStackError
 
 # Environment variables for direct credentials, named after the Secret keys they stand for.
 ENVIRONMENT = {
@@ -125,6 +125,15 @@ def direct_credentials(
         return credentials_from_secret(KubeObject("", keys.data, annotations), keys.where)
     except ConnectionProblem as problem:
         raise AccessError(f"{problem.reason}: {problem}") from None
+
+
+async def verify(client: ZStackClient) -> None:
+    """Log in before planning: a refused login is the plan's error, not an unreadable track on every VM."""
+    try:
+        await client.get_version()
+        await client.login()
+    except ZStackError as error:
+        raise AccessError(f"{client.endpoint.origin}: {error}") from None
 
 
 def direct_client(

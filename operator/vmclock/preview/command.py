@@ -105,9 +105,11 @@ def run_plan(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: 
     from vmclock.preview.render import render, total_writes  # noqa: PLC0415
 
     render(previews, notes, args.output, stdout)
-    if any(vm.action is Action.UNREADABLE for p in previews for vm in p.vms):
+    unreadable = [vm for p in previews for vm in p.vms if vm.action is Action.UNREADABLE]
+    if unreadable:
         stderr.write(
-            "vmclock plan: error: ZStack could not tell the track of some VMs; the plan is incomplete\n"
+            f"vmclock plan: error: ZStack could not tell the track of {len(unreadable)} VMs (first: "
+            f"{unreadable[0].error}); the plan is incomplete\n"
         )
         return EXIT_ERROR
     return EXIT_CHANGES if total_writes(previews) else EXIT_NO_CHANGES

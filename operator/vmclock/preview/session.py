@@ -16,7 +16,7 @@ from vmclock.cli import endpoint_policy
 from vmclock.connections.manager import management_node
 from vmclock.engine import InvalidSpec, PolicySpec, parse_policy_spec
 from vmclock.kubeapi import KubeApiError
-from vmclock.preview.access import cluster_clients, direct_client, direct_credentials
+from vmclock.preview.access import cluster_clients, direct_client, direct_credentials, verify
 from vmclock.preview.cluster import ClusterKube, ClusterView, manifest_state
 from vmclock.preview.manifests import Manifest, load_manifests
 from vmclock.preview.outcome import PolicyPreview
@@ -97,6 +97,7 @@ async def _plan(
             args.endpoint, credentials, context_path=args.context_path, ca_file=args.ca_file
         )
         await stack.enter_async_context(client)
+        await verify(client)
         by_connection: dict[Ref, ZStackClient] = {p.connection: client for p in placed}
     else:
         by_connection = await stack.enter_async_context(
