@@ -238,16 +238,22 @@ def test_manifests_from_stdin_skip_other_kinds_and_open_lists(
 def test_a_directory_holds_several_manifests(
     sim: SimulatorProcess, credentials: RunCredentials, fleet: list[SimVm], tmp_path: Path
 ) -> None:
-    write_manifests(tmp_path / "a.yaml", [policy("first", "guest", [fleet[0].uuid])])
-    write_manifests(tmp_path / "b.yml", [policy("second", "host", [fleet[1].uuid])])
+    host = pick(fleet, platforms=WINDOWS, state="Running", track="host")
+    guest = pick(fleet, platforms=WINDOWS, state="Running", track="guest")
+    write_manifests(tmp_path / "a.yaml", [policy("first", "guest", [host.uuid])])
+    write_manifests(tmp_path / "b.yml", [policy("second", "guest", [guest.uuid])])
     (tmp_path / "README.md").write_text("not a manifest")
     env = {"ZSTACK_ACCOUNT_NAME": credentials.account, "ZSTACK_PASSWORD": credentials.password}
     args = ["-f", str(tmp_path), "-n", NAMESPACE, "--endpoint", sim.endpoint, "--allow-insecure-endpoints"]
 
     result = run_plan([*args, "-o", "json"], env=env)
 
-    assert result.code in (EXIT_CHANGES, EXIT_NO_CHANGES), result.output
+    assert result.code == EXIT_CHANGES, result.output
     assert [p["name"] for p in result.document()["policies"]] == ["first", "second"]
+    assert (result.actions("first"), result.actions("second")) == (
+        {host.uuid: "change"},
+        {host.uuid: "inSync"},
+    )
 
 
 def test_an_invalid_spec_is_an_error_naming_the_field(plan: Plan, fleet: list[SimVm]) -> None:
@@ -264,10 +270,12 @@ def test_access_key_credentials_from_the_environment(
     plan: Plan, fleet: list[SimVm], credentials: RunCredentials
 ) -> None:
     keys = {"ZSTACK_ACCESS_KEY_ID": credentials.key_id, "ZSTACK_ACCESS_KEY_SECRET": credentials.key_secret}
+    host = pick(fleet, platforms=WINDOWS, state="Running", track="host")
 
-    result = plan([policy("signed", "guest", [fleet[0].uuid])], "-o", "table", env=keys)
+    result = plan([policy("signed", "guest", [host.uuid])], env=keys)
 
-    assert result.code in (EXIT_CHANGES, EXIT_NO_CHANGES), result.output
+    assert result.code == EXIT_CHANGES, result.output
+    assert result.actions("signed") == {host.uuid: "change"}
     assert credentials.leaks_in(result.output) == []
 
 
@@ -325,12 +333,14 @@ def test_a_secret_manifest_as_credentials_file_keeps_its_allowed_endpoints(
     allowed.write_text(yaml.safe_dump(secret))
     secret["metadata"]["annotations"][ALLOWED_ENDPOINTS] = "https://zstack.example:8080"
     elsewhere.write_text(yaml.safe_dump(secret))
-    manifests = [policy("p", "guest", [fleet[0].uuid])]
+    host = pick(fleet, platforms=WINDOWS, state="Running", track="host")
+    manifests = [policy("p", "guest", [host.uuid])]
 
     permitted = plan(manifests, "--credentials-file", str(allowed), env={})
     refused = plan(manifests, "--credentials-file", str(elsewhere), env={})
 
-    assert permitted.code in (EXIT_CHANGES, EXIT_NO_CHANGES), permitted.output
+    assert permitted.code == EXIT_CHANGES, permitted.output
+    assert permitted.actions("p") == {host.uuid: "change"}
     assert refused.code == EXIT_ERROR
     assert "EndpointNotAllowed" in refused.stderr
     assert "kubectl annotate secret zstack-credentials" in refused.stderr

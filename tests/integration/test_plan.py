@@ -1,0 +1,129 @@
+"""`vmclock plan` against a real cluster (kube-apiserver + etcd) where the operator runs, and the simulator.
+
+The policies already in the cluster are applied and reconciled by the operator process, so what the plan
+compares against is what the operator really recorded (status, previous tracks, connection readiness).
+The plan reaches ZStack through the cluster's ZStackConnection and its Secret with the test's kubeconfig,
+as a user would; it must never write (the simulator's write log is checked for the plan's VMs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from controlplane import ControlPlane
+from harness import SimVm, policy
+from harness.e2e import E2E, READY_TIMEOUT
+from harness.objects import ALLOWED_ENDPOINTS, API_VERSION
+from harness.plan import PlanRun, run_plan, write_manifests
+
+EXIT_ERROR, EXIT_CHANGES = 1, 2
+WINDOWS = ("Windows", "WindowsVirtio")
+
+
+def _windows(vm: SimVm) -> bool:
+    return vm.platform in WINDOWS
+
+
+def selector_policy(name: str, track: str, selector: dict[str, Any]) -> dict[str, Any]:
+    spec = {"track": track, "selector": selector}
+    return {"apiVersion": API_VERSION, "kind": "VmClockPolicy", "metadata": {"name": name}, "spec": spec}
+
+
+def plan(
+    e2e: E2E, controlplane: ControlPlane, tmp_path: Path, manifests: Sequence[dict[str, Any]], *flags: str
+) -> PlanRun:
+    path = write_manifests(tmp_path / "policies.yaml", manifests)
+    args = ["-f", str(path), "-n", e2e.namespace, "--allow-insecure-endpoints", "-o", "json", *flags]
+    return run_plan(args, env={"KUBECONFIG": str(controlplane.kubeconfig)})
+
+
+def writes_since(e2e: E2E, since: float, uuids: Sequence[str]) -> list[Any]:
+    return [w for w in e2e.simulator.admin.stats().writes_for(uuids) if w.at >= since]
+
+
+def test_policies_in_the_cluster_own_their_vms_by_the_operators_rules(
+    e2e: E2E, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    """An older UUID policy beats a newcomer of either kind; an older selector policy beats a newer one."""
+    e2e.connect()
+    named, by_name, fresh = e2e.vms.take(3, track="host", where=_windows)
+    selected = e2e.vms.by_uuid(by_name)
+    e2e.tenant.apply(
+        policy("owner", "guest", [named]),
+        selector_policy("older-selector", "guest", {"namePattern": selected.name}),
+    )
+    e2e.tenant.wait_ready("owner", timeout=READY_TIMEOUT)
+    e2e.tenant.wait_ready("older-selector", timeout=READY_TIMEOUT)
+    named_by_pattern = e2e.vms.by_uuid(named).name
+
+    started = time.time()
+    result = plan(
+        e2e,
+        controlplane,
+        tmp_path,
+        [
+            policy("newcomer", "host", [named, fresh]),
+            selector_policy("new-selector", "host", {"namePattern": selected.name}),
+            selector_policy("new-selector-named", "host", {"namePattern": named_by_pattern}),
+        ],
+    )
+
+    assert result.code == EXIT_CHANGES, result.output
+    assert result.actions("newcomer") == {named: "ownedElsewhere", fresh: "change"}
+    assert result.actions("new-selector") == {by_name: "ownedElsewhere"}
+    assert result.actions("new-selector-named") == {named: "ownedElsewhere"}
+    owners = {
+        name: {vm["uuid"]: (vm.get("owner"), vm.get("ownerTrack")) for vm in result.policy(name)["vms"]}
+        for name in ("newcomer", "new-selector", "new-selector-named")
+    }
+    assert owners["newcomer"][named] == (f"{e2e.namespace}/owner", "guest")
+    assert owners["new-selector"][by_name] == (f"{e2e.namespace}/older-selector", "guest")
+    assert owners["new-selector-named"][named] == (f"{e2e.namespace}/owner", "guest")
+    assert writes_since(e2e, started, [named, by_name, fresh]) == []
+    assert e2e.credentials.leaks_in(result.output) == []
+
+
+def test_against_the_cluster_an_edit_shows_what_it_adds_releases_and_restores(
+    e2e: E2E, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    e2e.connect()
+    kept, dropped, added = e2e.vms.take(3, track="host", where=_windows)
+    e2e.tenant.apply(policy("restoring", "guest", [kept, dropped], deletion="Restore"))
+    e2e.tenant.wait_ready("restoring", timeout=READY_TIMEOUT)
+
+    started = time.time()
+    edited = policy("restoring", "guest", [kept, added], deletion="Restore")
+    result = plan(e2e, controlplane, tmp_path, [edited], "--against-cluster")
+
+    assert result.code == EXIT_CHANGES, result.output
+    assert result.actions("restoring") == {kept: "inSync", added: "change", dropped: "restore"}
+    restore = next(vm for vm in result.policy("restoring")["vms"] if vm["uuid"] == dropped)
+    assert (restore["currentTrack"], restore["targetTrack"]) == ("guest", "host")
+    assert result.policy("restoring")["againstCluster"] == {
+        "exists": True,
+        "trackBefore": "guest",
+        "added": [added],
+        "released": [dropped],
+    }
+    assert writes_since(e2e, started, [kept, dropped, added]) == []
+
+
+def test_a_plan_is_refused_where_the_operator_is_refused(
+    e2e: E2E, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    """The Secret allows its credentials elsewhere: the plan sends nothing and says how to allow it."""
+    secret = e2e.account_secret()
+    secret["metadata"]["annotations"][ALLOWED_ENDPOINTS] = "https://zstack.example:8080"
+    e2e.tenant.apply(secret)
+    e2e.connect(with_secret=False)
+    (uuid,) = e2e.vms.take(1)
+
+    result = plan(e2e, controlplane, tmp_path, [policy("p", "guest", [uuid])])
+
+    assert result.code == EXIT_ERROR
+    assert "EndpointNotAllowed" in result.stderr
+    assert "kubectl annotate secret zstack-credentials" in result.stderr
+    assert e2e.credentials.leaks_in(result.output) == []
