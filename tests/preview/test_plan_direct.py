@@ -252,7 +252,7 @@ def test_a_directory_holds_several_manifests(
     assert [p["name"] for p in result.document()["policies"]] == ["first", "second"]
     assert (result.actions("first"), result.actions("second")) == (
         {host.uuid: "change"},
-        {host.uuid: "inSync"},
+        {guest.uuid: "inSync"},
     )
 
 
