@@ -6,6 +6,9 @@ fleet; after each test the simulator's call log must show reads only (no SetVmCl
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ READ_APIS = {
 }
 UNKNOWN_VM = "0123456789abcdef0123456789abcdef"
 NAMESPACE = "plan-test"
+CI_STEP = Path(__file__).resolve().parents[2] / "examples" / "ci" / "vmclock-plan.sh"
 
 
 @pytest.fixture(scope="module")
@@ -360,3 +364,40 @@ def test_vms_whose_track_zstack_cannot_tell_make_the_plan_an_error(
     assert set(result.actions("p").values()) == {"unreadable"}
     assert "could not tell the track of 3 VMs" in result.stderr
     assert "SYS.1001" in result.stderr
+
+
+def test_the_example_ci_step_reports_changes_and_fails_only_when_asked(
+    sim: SimulatorProcess, credentials: RunCredentials, fleet: list[SimVm], tmp_path: Path
+) -> None:
+    host = pick(fleet, platforms=WINDOWS, state="Running", track="host")
+    settled, changing = tmp_path / "settled", tmp_path / "changing"
+    settled.mkdir(), changing.mkdir()
+    write_manifests(settled / "p.yaml", [policy("p", "host", [host.uuid])])
+    write_manifests(changing / "p.yaml", [policy("p", "guest", [host.uuid])])
+    env = {
+        **os.environ,
+        "ZSTACK_ACCOUNT_NAME": credentials.account,
+        "ZSTACK_PASSWORD": credentials.password,
+        "VMCLOCK_PLAN_FLAGS": f"-n {NAMESPACE} --endpoint {sim.endpoint} --allow-insecure-endpoints",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PLAN_DIR": str(tmp_path / "out"),
+    }
+
+    def step(manifests: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(CI_STEP)],
+            env={**env, "MANIFESTS": str(manifests), **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    quiet, review, gate = step(settled), step(changing), step(changing, FAIL_ON_CHANGES="1")
+
+    assert (quiet.returncode, review.returncode, gate.returncode) == (0, 0, 2), review.stderr
+    assert "writes nothing" in quiet.stdout
+    assert "writes VM clock tracks" in review.stdout
+    assert host.uuid in review.stdout
+    assert (tmp_path / "out" / "plan.txt").read_text() in gate.stdout
+    assert credentials.leaks_in(quiet.stdout + review.stdout + gate.stdout + gate.stderr) == []

@@ -99,9 +99,9 @@ class ClusterView:
     @classmethod
     async def read(cls, kube: ClusterKube, namespaces: Sequence[str]) -> ClusterView:
         """`namespaces`: where the manifests go; listed one by one when a cluster-wide list is forbidden."""
-        policies, everywhere = await _listing(kube, POLICY_PLURAL, namespaces)
-        connections, _ = await _listing(kube, CONNECTION_PLURAL, namespaces)
-        return cls(kube, policies, connections, cluster_wide=everywhere)
+        policies, all_policies = await _listing(kube, POLICY_PLURAL, namespaces)
+        connections, all_connections = await _listing(kube, CONNECTION_PLURAL, namespaces)
+        return cls(kube, policies, connections, cluster_wide=all_policies and all_connections)
 
     def current(self, ref: Ref) -> PolicyState | None:
         body = self.policies.get(ref)

@@ -69,8 +69,8 @@ async def _view(kube: ClusterKube, placed: list[_Placed], notes: list[str]) -> C
     view = await ClusterView.read(kube, namespaces)
     if not view.cluster_wide:
         notes.append(
-            "you may not list VmClockPolicies in all namespaces: ownership was checked against the "
-            f"policies of {', '.join(namespaces)} only"
+            "you may not list VmClockPolicies and ZStackConnections in all namespaces: ownership was "
+            f"checked against the policies of {', '.join(namespaces)} only"
         )
     return view
 
