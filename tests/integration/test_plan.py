@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from controlplane import ControlPlane
+from controlplane import ControlPlane, Kubectl
+from deploy.serviceaccount import mint_token, write_token_kubeconfig
 from harness import SimVm, policy
 from harness.e2e import E2E, READY_TIMEOUT
 from harness.objects import ALLOWED_ENDPOINTS, API_VERSION
@@ -49,7 +50,8 @@ def test_policies_in_the_cluster_own_their_vms_by_the_operators_rules(
 ) -> None:
     """An older UUID policy beats a newcomer of either kind; an older selector policy beats a newer one."""
     e2e.connect()
-    named, by_name, fresh = e2e.vms.take(3, track="host", where=_windows)
+    named, by_name = e2e.vms.take(2, track="host", where=_windows)
+    (fresh,) = e2e.vms.take(1, track="guest", where=_windows)
     selected = e2e.vms.by_uuid(by_name)
     e2e.tenant.apply(
         policy("owner", "guest", [named]),
@@ -127,3 +129,54 @@ def test_a_plan_is_refused_where_the_operator_is_refused(
     assert "EndpointNotAllowed" in result.stderr
     assert "kubectl annotate secret zstack-credentials" in result.stderr
     assert e2e.credentials.leaks_in(result.output) == []
+
+
+def test_a_user_who_may_read_only_their_namespace_gets_a_plan_and_a_note_saying_so(
+    e2e: E2E, controlplane: ControlPlane, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """Cluster-wide lists are forbidden (403): the plan lists the manifest's namespace and says so."""
+    e2e.connect()
+    (owned,) = e2e.vms.take(1, track="host", where=_windows)
+    (fresh,) = e2e.vms.take(1, track="guest", where=_windows)
+    e2e.tenant.apply(policy("owner", "guest", [owned]))
+    e2e.tenant.wait_ready("owner", timeout=READY_TIMEOUT)
+    kubeconfig = tenant_kubeconfig(kubectl, controlplane, e2e.namespace, tmp_path / "tenant.kubeconfig")
+    path = write_manifests(tmp_path / "policies.yaml", [policy("newcomer", "host", [owned, fresh])])
+    args = ["-f", str(path), "-n", e2e.namespace, "--allow-insecure-endpoints", "-o", "json"]
+
+    result = run_plan(args, env={"KUBECONFIG": str(kubeconfig)})
+
+    assert result.code == EXIT_CHANGES, result.output
+    assert result.actions("newcomer") == {owned: "ownedElsewhere", fresh: "change"}
+    assert result.document()["notes"] == [
+        "you may not list VmClockPolicies and ZStackConnections in all namespaces: ownership was checked "
+        f"against the policies of {e2e.namespace} only"
+    ]
+
+
+def tenant_kubeconfig(admin: Kubectl, controlplane: ControlPlane, namespace: str, path: Path) -> Path:
+    """A ServiceAccount that may read policies, connections, Secrets and ConfigMaps of `namespace` only."""
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "planner"}}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "planner"},
+        "rules": [
+            {
+                "apiGroups": ["vmclock.zstack.io"],
+                "resources": ["vmclockpolicies", "zstackconnections"],
+                "verbs": ["get", "list"],
+            },
+            {"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": ["get"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "planner"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "planner"},
+        "subjects": [{"kind": "ServiceAccount", "name": "planner", "namespace": namespace}],
+    }
+    admin.apply([account, role, binding], namespace=namespace)
+    account["metadata"]["namespace"] = namespace
+    return write_token_kubeconfig(controlplane.kubeconfig, mint_token(admin, account), path)
