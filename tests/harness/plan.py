@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .objects import API_VERSION
+
 PLAN_TIMEOUT = 120.0
 """Generous for one plan of a few dozen VMs on a loaded 2-core machine (an idle one takes about a second)."""
 
@@ -66,3 +68,18 @@ def run_plan(
         check=False,
     )
     return PlanRun(done.returncode, done.stdout, done.stderr)
+
+
+def selector_policy(name: str, track: str, selector: Mapping[str, Any], **spec: Any) -> dict[str, Any]:
+    """A VmClockPolicy by selector; extra keyword arguments are further spec fields (camelCase)."""
+    body = {"track": track, "selector": dict(selector), **spec}
+    return {"apiVersion": API_VERSION, "kind": "VmClockPolicy", "metadata": {"name": name}, "spec": body}
+
+
+def plan_in_cluster(
+    kubeconfig: Path, namespace: str, tmp_path: Path, manifests: Sequence[Mapping[str, Any]], *flags: str
+) -> PlanRun:
+    """`vmclock plan -o json` of `manifests` in `namespace`, reaching ZStack through the cluster."""
+    path = write_manifests(tmp_path / "policies.yaml", manifests)
+    args = ["-f", str(path), "-n", namespace, "--allow-insecure-endpoints", "-o", "json", *flags]
+    return run_plan(args, env={"KUBECONFIG": str(kubeconfig)})

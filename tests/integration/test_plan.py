@@ -17,8 +17,8 @@ from controlplane import ControlPlane, Kubectl
 from deploy.serviceaccount import mint_token, write_token_kubeconfig
 from harness import SimVm, policy
 from harness.e2e import E2E, READY_TIMEOUT
-from harness.objects import ALLOWED_ENDPOINTS, API_VERSION
-from harness.plan import PlanRun, run_plan, write_manifests
+from harness.objects import ALLOWED_ENDPOINTS
+from harness.plan import PlanRun, plan_in_cluster, run_plan, selector_policy, write_manifests
 
 EXIT_ERROR, EXIT_CHANGES = 1, 2
 WINDOWS = ("Windows", "WindowsVirtio")
@@ -28,17 +28,10 @@ def _windows(vm: SimVm) -> bool:
     return vm.platform in WINDOWS
 
 
-def selector_policy(name: str, track: str, selector: dict[str, Any]) -> dict[str, Any]:
-    spec = {"track": track, "selector": selector}
-    return {"apiVersion": API_VERSION, "kind": "VmClockPolicy", "metadata": {"name": name}, "spec": spec}
-
-
 def plan(
     e2e: E2E, controlplane: ControlPlane, tmp_path: Path, manifests: Sequence[dict[str, Any]], *flags: str
 ) -> PlanRun:
-    path = write_manifests(tmp_path / "policies.yaml", manifests)
-    args = ["-f", str(path), "-n", e2e.namespace, "--allow-insecure-endpoints", "-o", "json", *flags]
-    return run_plan(args, env={"KUBECONFIG": str(controlplane.kubeconfig)})
+    return plan_in_cluster(controlplane.kubeconfig, e2e.namespace, tmp_path, manifests, *flags)
 
 
 def writes_since(e2e: E2E, since: float, uuids: Sequence[str]) -> list[Any]:
@@ -111,6 +104,38 @@ def test_against_the_cluster_an_edit_shows_what_it_adds_releases_and_restores(
         "released": [dropped],
     }
     assert writes_since(e2e, started, [kept, dropped, added]) == []
+
+
+def test_a_pr_that_edits_a_selector_shows_what_it_adds_releases_and_puts_back(
+    e2e: E2E, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    """A selector Restore policy keeps previous tracks in its record ConfigMap: the plan reads it there."""
+    e2e.connect()
+    before_uuid, after_uuid = e2e.vms.take(2, track="host", where=_windows)
+    before, after = e2e.vms.by_uuid(before_uuid), e2e.vms.by_uuid(after_uuid)
+    applied = selector_policy("by-name", "guest", {"namePattern": before.name}, deletionPolicy="Restore")
+    e2e.tenant.apply(applied)
+    e2e.tenant.wait_ready("by-name", timeout=READY_TIMEOUT)
+    edited = selector_policy("by-name", "guest", {"namePattern": after.name}, deletionPolicy="Restore")
+
+    started = time.time()
+    as_json = plan(e2e, controlplane, tmp_path, [edited], "--against-cluster")
+    as_table = plan(e2e, controlplane, tmp_path, [edited], "--against-cluster", "-o", "table")
+
+    assert (as_json.code, as_table.code) == (EXIT_CHANGES, EXIT_CHANGES), as_json.output
+    assert as_json.actions("by-name") == {after_uuid: "change", before_uuid: "restore"}
+    restore = next(vm for vm in as_json.policy("by-name")["vms"] if vm["uuid"] == before_uuid)
+    assert (restore["currentTrack"], restore["targetTrack"]) == ("guest", "host")
+    assert as_json.policy("by-name")["againstCluster"] == {
+        "exists": True,
+        "trackBefore": "guest",
+        "added": [after_uuid],
+        "released": [before_uuid],
+    }
+    assert f"    + {after_uuid}" in as_table.stdout
+    assert f"    - {before_uuid}" in as_table.stdout
+    assert "Plan: 2 VM writes across 1 policies." in as_table.stdout
+    assert writes_since(e2e, started, [before_uuid, after_uuid]) == []
 
 
 def test_a_plan_is_refused_where_the_operator_is_refused(

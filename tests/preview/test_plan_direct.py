@@ -19,7 +19,7 @@ import yaml
 from harness import SimulatorProcess, SimVm
 from harness.credentials import RunCredentials
 from harness.objects import ALLOWED_ENDPOINTS, account_secret, connection, policy
-from harness.plan import PlanRun, run_plan, write_manifests
+from harness.plan import PlanRun, run_plan, selector_policy, write_manifests
 
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 WINDOWS = ("Windows", "WindowsVirtio")
@@ -92,12 +92,6 @@ def pick(fleet: list[SimVm], *, platforms: tuple[str, ...], state: str, track: s
     found = [vm for vm in fleet if vm.platform in platforms and vm.state == state and vm.track == track]
     assert found, f"the seeded fleet has no {platforms} VM {state} on {track}"
     return found[0]
-
-
-def selector_policy(name: str, track: str, selector: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    body = policy(name, track, [])
-    body["spec"] = {"track": track, "selector": selector, **spec}
-    return body
 
 
 def test_uuid_policy_shows_changes_in_sync_missing_inert_and_pending_restart(
