@@ -15,7 +15,7 @@ from typing import Any
 
 from controlplane import ControlPlane, Kubectl
 from deploy.serviceaccount import mint_token, write_token_kubeconfig
-from harness import SimVm, policy
+from harness import SimVm, Tenant, connection, policy
 from harness.e2e import E2E, READY_TIMEOUT
 from harness.objects import ALLOWED_ENDPOINTS
 from harness.plan import PlanRun, plan_in_cluster, run_plan, selector_policy, write_manifests
@@ -79,6 +79,34 @@ def test_policies_in_the_cluster_own_their_vms_by_the_operators_rules(
     assert owners["new-selector-named"][named] == (f"{e2e.namespace}/owner", "guest")
     assert writes_since(e2e, started, [named, by_name, fresh]) == []
     assert e2e.credentials.leaks_in(result.output) == []
+
+
+def test_an_owner_in_another_namespace_stays_anonymous(
+    e2e: E2E, controlplane: ControlPlane, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """Design §6.4: another tenant's policy on the same management node owns the VM but is not named."""
+    other = Tenant(kubectl, f"{e2e.namespace[:50]}-other")
+    kubectl("create", "namespace", other.namespace)
+    try:
+        secret = e2e.account_secret()
+        other.apply(secret, connection("default", e2e.simulator.endpoint, secret["metadata"]["name"]))
+        (owned,) = e2e.vms.take(1, track="host", where=_windows)
+        other.apply(policy("theirs", "guest", [owned]))
+        other.wait_ready("theirs", timeout=READY_TIMEOUT)
+        e2e.connect()
+
+        result = plan(e2e, controlplane, tmp_path, [policy("mine", "host", [owned])])
+    finally:
+        kubectl("delete", "namespace", other.namespace, "--wait=false")
+
+    assert result.code == 0, result.output
+    (vm,) = result.policy("mine")["vms"]
+    assert (vm["action"], vm["owner"], vm["ownerTrack"]) == (
+        "ownedElsewhere",
+        "a policy in another namespace",
+        "guest",
+    )
+    assert other.namespace not in result.output
 
 
 def test_against_the_cluster_an_edit_shows_what_it_adds_releases_and_restores(
