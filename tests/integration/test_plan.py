@@ -162,7 +162,7 @@ def test_a_pr_that_edits_a_selector_shows_what_it_adds_releases_and_puts_back(
     }
     assert f"    + {after_uuid}" in as_table.stdout
     assert f"    - {before_uuid}" in as_table.stdout
-    assert "Plan: 2 VM writes across 1 policies." in as_table.stdout
+    assert "Plan: 2 VM writes for 1 policy." in as_table.stdout
     assert writes_since(e2e, started, [before_uuid, after_uuid]) == []
 
 

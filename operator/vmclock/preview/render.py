@@ -173,7 +173,8 @@ def render(previews: Sequence[PolicyPreview], notes: Sequence[str], output: str,
     for note in notes:
         out.write(f"Note: {note}\n")
     writes = total_writes(previews)
+    policies = f"{len(previews)} {'policy' if len(previews) == 1 else 'policies'}"
     if writes:
-        out.write(f"Plan: {writes} VM writes across {len(previews)} policies.\n")
+        out.write(f"Plan: {writes} VM writes for {policies}.\n")
     else:
-        out.write(f"No changes: applying these {len(previews)} policies would write nothing.\n")
+        out.write(f"No changes: applying {policies} would write nothing.\n")
