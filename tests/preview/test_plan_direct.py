@@ -391,3 +391,16 @@ def test_the_example_ci_step_reports_changes_and_fails_only_when_asked(
     assert host.uuid in review.stdout
     assert (tmp_path / "out" / "plan.txt").read_text() in gate.stdout
     assert credentials.leaks_in(quiet.stdout + review.stdout + gate.stdout + gate.stderr) == []
+
+
+def test_without_endpoint_or_kubeconfig_the_error_says_what_to_give(
+    fleet: list[SimVm], tmp_path: Path
+) -> None:
+    path = write_manifests(tmp_path / "p.yaml", [policy("p", "guest", [fleet[0].uuid])])
+
+    result = run_plan(["-f", str(path), "-n", NAMESPACE], env={"KUBECONFIG": str(tmp_path / "absent")})
+
+    assert result.code == EXIT_ERROR
+    assert "no Kubernetes configuration found" in result.stderr
+    assert "--endpoint" in result.stderr
+    assert "Traceback" not in result.stderr

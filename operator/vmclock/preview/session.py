@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from kubernetes.config import ConfigException
+
 from vmclock.cli import endpoint_policy
 from vmclock.connections.manager import management_node
 from vmclock.engine import InvalidSpec, PolicySpec, parse_policy_spec
@@ -128,6 +130,11 @@ async def plan(
             return await _plan(args, placed, environ, stack, notes), notes
     except KubeApiError as problem:
         raise PlanError(f"reading the cluster failed: {problem}") from None
+    except ConfigException:
+        raise PlanError(
+            "no Kubernetes configuration found (KUBECONFIG, ~/.kube/config or in-cluster) to read the "
+            "ZStackConnection; give one, or reach ZStack directly with --endpoint"
+        ) from None
     except ZStackError as problem:
         raise PlanError(f"reading ZStack failed: {problem}") from None
     except ValueError as problem:  # a selector value ZStack's query parser would misread
