@@ -24,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from vmclock.preview.command import add_plan_parser, run_plan
+
 if TYPE_CHECKING:
     from vmclock.connections.trust import EndpointPolicy, HostPattern
 
@@ -96,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("plain", "json"), default="plain")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logs of the operator and kopf")
     run.add_argument("--debug", action="store_true", help="also asyncio and Kubernetes API traffic")
+    add_plan_parser(commands, _host_pattern)
     return parser
 
 
@@ -151,8 +154,9 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        run(args)
+    if args.command == "plan":
+        return run_plan(args, sys.stdin, sys.stdout, sys.stderr)
+    run(args)
     return 0
 
 

@@ -46,6 +46,7 @@ from vmclock.engine.reconcile import ConnectionUnavailable
 from vmclock.refs import Ref
 from vmclock.zstack import ClientOptions, Credentials, OnCall, ZStackClient, ZStackError
 from vmclock.zstack.errors import HTTP, ID_AUTHENTICATION, ID_PERMISSION_DENIED, SYS_NOT_READY
+from vmclock.zstack.options import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,13 @@ async def _probe(client: ZStackClient, where: str, *, login: bool) -> Connection
     return ConnectionVerdict(
         CONNECTED, f"{where}: ZStack {version}, clock track kept as {storage}", str(version), storage
     )
+
+
+def management_node(endpoint: Endpoint) -> str:
+    """One spelling per management node, however its endpoint is written: the normalized origin (default
+    port explicit, host case and trailing dot ignored) plus the context path. Policies whose connections
+    give the same node compete for the same VMs (design.md §6.3)."""
+    return f"{endpoint_origin(endpoint.origin)}{endpoint.context_path}"
 
 
 class ConnectionManager:
@@ -313,14 +321,11 @@ class ConnectionManager:
         raise ConnectionUnavailable(verdict.reason, f"{where} is not ready: {verdict.message}")
 
     def node(self, namespace: str, name: str) -> str | None:
-        """Which management node a Ready connection reaches, spelled one way however its endpoint is written
-        (normalized origin: default port explicit, host case and trailing dot ignored; plus the context
-        path); None unless Ready."""
+        """Which management node a Ready connection reaches (`management_node`); None unless Ready."""
         entry = self._entries.get(Ref(namespace, name))
         if entry is None or entry.client is None or entry.verdict is None or not entry.verdict.ready:
             return None
-        endpoint = entry.client.endpoint
-        return f"{endpoint_origin(endpoint.origin)}{endpoint.context_path}"
+        return management_node(entry.client.endpoint)
 
     async def forget(self, namespace: str, name: str) -> None:
         entry = self._entries.pop(Ref(namespace, name), None)
