@@ -63,6 +63,10 @@ class Forbidden(KubeApiError):
 ObjectConflict = Stale  # the name callers of ConfigMap writes know it by
 
 
+class NoKubeConfig(Exception):
+    """Neither the pod's service account nor a kubeconfig (KUBECONFIG, ~/.kube/config) is there."""
+
+
 @dataclass(frozen=True)
 class KubeObject:
     """A Secret's or ConfigMap's data (values as bytes) plus the resourceVersion to notice changes."""
@@ -114,7 +118,10 @@ class KubeApi:
                 try:
                     config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
                 except config.ConfigException:
-                    await config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                    try:
+                        await config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                    except config.ConfigException as missing:
+                        raise NoKubeConfig(str(missing)) from None
                 configuration.connection_pool_maxsize = POOL_SIZE
                 self._api = client.ApiClient(configuration=configuration)
             return self._api
@@ -227,6 +234,23 @@ class KubeApi:
             ),
             absent_ok=True,
         )
+
+    async def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of one of our kinds, in all namespaces (`namespace` None) or in one (for `vmclock
+        plan`: the operator itself learns of objects from kopf's watches)."""
+
+        def call(api: Any) -> Any:
+            objects = _custom(api)
+            if namespace is None:
+                return objects.list_cluster_custom_object_without_preload_content(
+                    GROUP, VERSION, plural, _request_timeout=REQUEST_TIMEOUT
+                )
+            return objects.list_namespaced_custom_object_without_preload_content(
+                GROUP, VERSION, namespace, plural, _request_timeout=REQUEST_TIMEOUT
+            )
+
+        body = await self._exchange(f"{plural} in {namespace or 'all namespaces'}", call)
+        return list((body or {}).get("items") or [])
 
     async def write_status(
         self,

@@ -24,6 +24,7 @@ from vmclock.engine.reconcile import ConnectionUnavailable
 from vmclock.zstack import ZStackClient
 from vmclock.zstack.errors import MaySend, NotSent
 from vmclock.zstack.models import Track, VmInventory
+from vmclock.zstack.options import Endpoint
 from vmclock.zstack.selection import Selector
 
 if TYPE_CHECKING:
@@ -78,6 +79,11 @@ class LeasedClient:
     def destination(self) -> str:
         assert self.current is not None
         return self.current.destination
+
+    @property
+    def endpoint(self) -> Endpoint:
+        assert self.current is not None
+        return self.current.endpoint
 
     async def _fresh(self) -> ZStackClient:
         client = await self._fetch()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from vmclock.connections.leased import LeasedClient
 from vmclock.connections.manager import ConnectionManager
 from vmclock.connections.problems import ConnectionProblem
 from vmclock.connections.secrets import credentials_from_secret
@@ -51,12 +52,12 @@ class AccessError(Exception):
 @asynccontextmanager
 async def cluster_clients(
     kube: KubeApi, endpoints: EndpointPolicy, connections: Iterable[Ref]
-) -> AsyncIterator[dict[Ref, ZStackClient]]:
+) -> AsyncIterator[dict[Ref, LeasedClient]]:
     """A ready client per ZStackConnection, leased from the operator's connection manager."""
     manager = ConnectionManager(kube, endpoints=endpoints)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(manager.close_all)
-        clients: dict[Ref, ZStackClient] = {}
+        clients: dict[Ref, LeasedClient] = {}
         for ref in sorted(set(connections)):
             body = await kube.read_object(CONNECTION_PLURAL, ref.namespace, ref.name)
             deleting = body is not None and (body.get("metadata") or {}).get("deletionTimestamp")

@@ -19,9 +19,10 @@ from vmclock.connections.spec import parse_connection_spec
 from vmclock.engine import PolicyState
 from vmclock.engine.conditions import READY, find_condition
 from vmclock.engine.ports import ClockTrackClient
-from vmclock.engine.spec import CONNECTION_PLURAL, GROUP, POLICY_PLURAL, VERSION, parse_policy_spec
+from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL, parse_policy_spec
 from vmclock.kopfapp.records import ConfigMapRecord
-from vmclock.kubeapi import REQUEST_TIMEOUT, KubeApi, KubeApiError
+from vmclock.kopfapp.runtimes import PolicyRuntime
+from vmclock.kubeapi import KubeApi, KubeApiError
 from vmclock.preview.planner import Rival
 from vmclock.refs import Ref
 from vmclock.zstack.models import Track
@@ -30,25 +31,7 @@ from vmclock.zstack.options import Endpoint
 FORBIDDEN = 403
 
 
-class ClusterKube(KubeApi):
-    """The operator's Kubernetes reads plus the listings a plan needs (the operator gets those from kopf)."""
-
-    async def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
-        """Every object of one of our kinds, in all namespaces (`namespace` None) or in one."""
-        import kubernetes.client  # noqa: PLC0415
-
-        def call(api: Any) -> Any:
-            objects = kubernetes.client.CustomObjectsApi(api)
-            if namespace is None:
-                return objects.list_cluster_custom_object(
-                    GROUP, VERSION, plural, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-                )
-            return objects.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-            )
-
-        body = await self._raw_get(f"{plural} in {namespace or 'all namespaces'}", call)
-        return list((body or {}).get("items") or [])
+ClusterKube = KubeApi  # the operator's Kubernetes reads, with the listings a plan needs (`list_objects`)
 
 
 async def _listing(
@@ -108,13 +91,14 @@ class ClusterView:
         return PolicyState.from_body(body) if body is not None else None
 
     async def record(self, ref: Ref) -> dict[str, Track]:
-        """A selector policy's previous-track record (what Restore puts back), read through the operator's
-        own reader, so a leftover of a deleted namesake reads as empty just as it does for the operator."""
+        """A policy's previous-track record (what Restore puts back), read through the operator's own reader
+        (read-only: a leftover of a deleted namesake reads as empty and stays where it is)."""
         body = self.policies.get(ref)
         uid = str(((body or {}).get("metadata") or {}).get("uid") or "")
         if not uid:
             return {}
-        return await ConfigMapRecord(self.kube, ref, uid).load()
+        runtime = PolicyRuntime(ref, uid, born=0.0)
+        return await ConfigMapRecord(self.kube, runtime, tidy=False).load()
 
     async def rivals(self, clients: Mapping[str, ClockTrackClient]) -> list[Rival]:
         """The claims that count for ownership (design.md §6.3) on the nodes a plan reads (`clients`): backed

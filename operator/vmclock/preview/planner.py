@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from vmclock.engine import PolicyClaim, PolicySpec, PolicyState
 from vmclock.engine.observation import VmReading, observe, observe_selection
 from vmclock.engine.ownership import conflicting_owners, rivals_and_exceptions, selected_elsewhere
-from vmclock.engine.planning import dropped_targets, plan_policy, restore_targets
+from vmclock.engine.planning import plan_policy, restore_targets
 from vmclock.engine.ports import ClockTrackClient
 from vmclock.engine.previous import previous_vms
 from vmclock.engine.selecting import with_record
@@ -92,16 +92,16 @@ async def _plan_one(
     previous = previous_vms(state.status)
     rivals, exceptions = rivals_and_exceptions(me.claim, others)
     readings = dict(me.readings)
+    # One previous-track record for both kinds of policy, as the reconcile reads it (design.md §5.12)
+    record = {**restore_targets(previous), **proposed.record}
     if spec.selector is None:
         uuids: tuple[str, ...] = spec.vm_uuids
-        targets = dropped_targets(spec, previous)
         claim = me.claim
     else:
         uuids = tuple(sorted(u for u in readings if u not in exceptions))
-        record = {**restore_targets(previous), **proposed.record}
-        targets = {u: t for u, t in record.items() if u not in uuids} if spec.restore else {}
-        previous = with_record(previous, record)
         claim = state.claim_for(spec, selected=frozenset(uuids))
+    targets = {u: t for u, t in record.items() if u not in set(uuids)} if spec.restore else {}
+    previous = with_record(previous, record)
     unread = [uuid for uuid in targets if uuid not in readings]
     readings |= await observe(client, unread)
     plan = plan_policy(

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from kubernetes.config import ConfigException
-
 from vmclock.cli import endpoint_policy
+from vmclock.connections.leased import LeasedClient
 from vmclock.connections.manager import management_node
 from vmclock.engine import InvalidSpec, PolicySpec, parse_policy_spec
-from vmclock.kubeapi import KubeApiError
+from vmclock.kubeapi import KubeApiError, NoKubeConfig
 from vmclock.preview.access import cluster_clients, direct_client, direct_credentials, verify
 from vmclock.preview.cluster import ClusterKube, ClusterView, manifest_state
 from vmclock.preview.manifests import Manifest, load_manifests
@@ -86,6 +85,7 @@ async def _plan(
 ) -> list[PolicyPreview]:
     direct = args.endpoint is not None
     kube = ClusterKube()
+    stack.push_async_callback(kube.close)
     view = await _view(kube, placed, notes) if not direct or args.against_cluster else None
     if view is None:
         notes.append(
@@ -100,7 +100,7 @@ async def _plan(
         )
         await stack.enter_async_context(client)
         await verify(client)
-        by_connection: dict[Ref, ZStackClient] = {p.connection: client for p in placed}
+        by_connection: Mapping[Ref, ZStackClient | LeasedClient] = {p.connection: client for p in placed}
     else:
         by_connection = await stack.enter_async_context(
             cluster_clients(kube, endpoints, [p.connection for p in placed])
@@ -110,7 +110,7 @@ async def _plan(
     proposed = []
     for p in placed:
         current = view.current(p.ref) if view is not None else None
-        record = await view.record(p.ref) if view is not None and p.spec.selector is not None else {}
+        record = await view.record(p.ref) if view is not None else {}
         node = management_node(by_connection[p.connection].endpoint)
         state = manifest_state(p.body(), current, now)
         proposed.append(Proposed(state, p.spec, p.manifest.source, node, record, current))
@@ -130,7 +130,7 @@ async def plan(
             return await _plan(args, placed, environ, stack, notes), notes
     except KubeApiError as problem:
         raise PlanError(f"reading the cluster failed: {problem}") from None
-    except ConfigException:
+    except NoKubeConfig:
         raise PlanError(
             "no Kubernetes configuration found (KUBECONFIG, ~/.kube/config or in-cluster) to read the "
             "ZStackConnection; give one, or reach ZStack directly with --endpoint"
