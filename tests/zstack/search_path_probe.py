@@ -76,7 +76,7 @@ async def main(certificate: Path, key: Path) -> None:
     serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     serving.load_cert_chain(certificate, key)
     runners = [await serve(address, serving) for address in sorted(set(RECORDS.values()))]
-    trusting = ssl.create_default_context(cadata=certificate.read_text())
+    trusting = ssl.create_default_context(cafile=certificate)
 
     bare = await DefaultResolver().resolve(NAME, PORT, socket.AF_INET)
     dns.asked.clear()
