@@ -317,6 +317,21 @@ async def test_a_restore_lease_falls_back_to_the_last_known_good_client(
         assert client is good
 
 
+async def test_a_restore_outlives_a_deleted_secret_though_it_reads_like_a_refusal(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    """A namespace deletion may remove the Secret before the connection: the verdict then reads exactly like
+    an endpoint the Secret refuses, yet the restore still uses the client that last worked."""
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    good = await client_of(connections, "ns", "zs", spec(sim))
+    del objects.secrets[("ns", "creds")]
+    seconds_pass(connections)
+    async with connections.lease("ns", "zs", spec(sim), for_restore=True) as client:
+        assert client is good
+    assert (await connections.check("ns", "zs", spec(sim))).reason == "EndpointNotAllowed"
+
+
 async def test_credentials_go_only_to_endpoints_their_secret_allows(
     sim: Simulator, manager: tuple[ConnectionManager, Objects]
 ) -> None:
