@@ -149,6 +149,20 @@ def test_an_origin_without_a_path_allows_only_the_default_context_path(
     assert refused.reason == ENDPOINT_NOT_ALLOWED
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "context_path", "field"),
+    [
+        ("https://zstack.example/zstack/../x", "/zstack", "spec.endpoint: context path '/zstack/../x'"),
+        ("https://zstack.example", "/zstack/./x", "spec.contextPath: context path '/zstack/./x'"),
+        ("https://zstack.example:99999", "/zstack", "spec.endpoint has an invalid port"),
+    ],
+)
+def test_a_refused_endpoint_names_the_field_at_fault(endpoint: str, context_path: str, field: str) -> None:
+    refused = problem(OPEN, endpoint, allowing(endpoint), context_path=context_path)
+    assert refused is not None
+    assert str(refused).startswith(field)
+
+
 def test_the_refusal_names_only_the_endpoint_and_how_the_owner_allows_it() -> None:
     refused = problem(OPEN, "https://new.example", allowing("https://old.example:8080", "https://10.1.2.3"))
     assert refused is not None

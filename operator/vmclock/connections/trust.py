@@ -112,10 +112,18 @@ def endpoint_origin(endpoint: str) -> Origin:
 
 
 def endpoint_destination(endpoint: str, default_context_path: str) -> Destination:
-    """Where requests to `spec.endpoint` go: a path in it replaces `spec.contextPath`, as in the client."""
-    parts = _split(endpoint)
-    path = parts.path if parts.path not in ("", "/") else default_context_path
-    return Destination(_origin(parts), context_path(path))
+    """Where requests to `spec.endpoint` go: a path in it replaces `spec.contextPath`, as in the client.
+    ValueError names the field at fault."""
+    try:
+        parts = _split(endpoint)
+        origin = _origin(parts)
+    except ValueError as error:
+        raise ValueError(f"spec.endpoint {error}") from None
+    own_path = parts.path not in ("", "/")
+    try:
+        return Destination(origin, context_path(parts.path if own_path else default_context_path))
+    except ValueError as error:
+        raise ValueError(f"{'spec.endpoint' if own_path else 'spec.contextPath'}: {error}") from None
 
 
 def allowed_destination(entry: str) -> Destination:
@@ -178,7 +186,7 @@ class EndpointPolicy:
         self,
         endpoint: str,
         *,
-        context_path: str = DEFAULT_CONTEXT_PATH,
+        context_path: str,
         insecure_skip_verify: bool,
         secret_annotations: Mapping[str, str] | None,
         secret_ref: Ref,
@@ -190,7 +198,7 @@ class EndpointPolicy:
         try:
             destination = endpoint_destination(endpoint, context_path)
         except ValueError as error:
-            raise ConnectionProblem(ENDPOINT_NOT_ALLOWED, f"spec.endpoint {error}") from None
+            raise ConnectionProblem(ENDPOINT_NOT_ALLOWED, str(error)) from None
         self._check_transport(destination.origin, insecure_skip_verify=insecure_skip_verify)
         host = destination.origin.host
         if self.allowed_hosts and not any(pattern.matches(host) for pattern in self.allowed_hosts):
