@@ -188,9 +188,9 @@ def test_missing_secret_is_reported_by_name_and_the_policy_recovers_when_it_appe
 
     conn = wait_for(
         lambda: e2e.tenant.connection("default"),
-        lambda c: condition_is(c, "Ready", "False", "SecretNotFound"),
+        lambda c: condition_is(c, "Ready", "False", "EndpointNotAllowed"),
         timeout=READY_TIMEOUT,
-        what="connection Ready=False/SecretNotFound",
+        what="connection Ready=False/EndpointNotAllowed (a missing Secret reads like a refusing one)",
     )
     assert SECRET_NAME in condition(conn, "Ready")["message"]
     got = e2e.tenant.wait_policy(

@@ -6,13 +6,17 @@ Secrets come from an in-memory stand-in for the Kubernetes API (the only thing n
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from controlplane.certs import issue
 from vmclock.connections import ConnectionManager
 from vmclock.connections.manager import ConnectionVerdict
+from vmclock.connections.secrets import CA_BUNDLE_ANNOTATION
 from vmclock.connections.status import connection_status
 from vmclock.connections.trust import ALLOWED_ENDPOINTS_ANNOTATION, EndpointPolicy
 from vmclock.engine import ConnectionUnavailable
@@ -28,7 +32,9 @@ class Objects:
         self.secrets: dict[tuple[str, str], KubeObject] = {}
         self.config_maps: dict[tuple[str, str], KubeObject] = {}
         self.secret_reads = 0
+        self.reads: list[str] = []  # "Kind/name" of every object read
         self.allowed: list[str] = [UNREACHABLE_ENDPOINT]
+        self.annotations: dict[str, str] = {}  # more annotations on every Secret
 
     def put_secret(self, name: str, version: str, **data: str) -> None:
         """Read back with an allowed-endpoints annotation listing every endpoint in `allowed`."""
@@ -36,14 +42,15 @@ class Objects:
 
     async def read_secret(self, namespace: str, name: str) -> KubeObject | None:
         self.secret_reads += 1
+        self.reads.append(f"Secret/{name}")
         found = self.secrets.get((namespace, name))
         if found is None:
             return None
-        return KubeObject(
-            found.resource_version, found.data, {ALLOWED_ENDPOINTS_ANNOTATION: ",".join(self.allowed)}
-        )
+        allowed = {ALLOWED_ENDPOINTS_ANNOTATION: ",".join(self.allowed)}
+        return KubeObject(found.resource_version, found.data, {**allowed, **self.annotations})
 
     async def read_config_map(self, namespace: str, name: str) -> KubeObject | None:
+        self.reads.append(f"ConfigMap/{name}")
         return self.config_maps.get((namespace, name))
 
 
@@ -113,7 +120,11 @@ async def test_simultaneous_first_uses_share_one_check(
 @pytest.mark.parametrize(
     ("data", "reason", "hint"),
     [
-        (None, "SecretNotFound", "Secret ns/creds (spec.credentialsSecretRef) not found"),
+        (
+            None,
+            "EndpointNotAllowed",
+            "Secret ns/creds (spec.credentialsSecretRef) does not exist or does not",
+        ),
         ({"accountName": "admin"}, "InvalidSecret", "missing key 'password'"),
         ({"accessKeySecret": SECRET_VALUE}, "InvalidSecret", "missing key 'accessKeyId'"),
         (
@@ -171,13 +182,71 @@ async def test_unreachable_not_ready_unsupported_and_missing(
 async def test_ca_bundle_problems(sim: Simulator, manager: tuple[ConnectionManager, Objects]) -> None:
     connections, objects = manager
     objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    objects.annotations[CA_BUNDLE_ANNOTATION] = "ConfigMap/ca"
     tls = {"tls": {"caBundleRef": {"kind": "ConfigMap", "name": "ca"}}}
-    assert (await connections.check("ns", "zs", spec(sim, **tls))).message.startswith(
-        "ConfigMap ns/ca (spec.tls.caBundleRef) not found"
-    )
+    for extra in ({}, tls):  # the Secret chooses; a connection may only repeat its choice
+        assert (await connections.check("ns", "zs", spec(sim, **extra))).message.startswith(
+            "ConfigMap ns/ca (the CA Secret ns/creds chooses) not found"
+        )
     objects.config_maps[("ns", "ca")] = KubeObject("1", {"ca.crt": b"not a certificate"})
     verdict = await connections.check("ns", "zs", spec(sim, **tls))
     assert (verdict.reason, "is not a PEM CA bundle" in verdict.message) == ("InvalidSecret", True)
+    objects.annotations[CA_BUNDLE_ANNOTATION] = "ConfigMap/ca/ca.crt/x"
+    verdict = await connections.check("ns", "zs", spec(sim))
+    assert verdict.reason == "InvalidSecret"
+    assert f"annotation {CA_BUNDLE_ANNOTATION} must be ConfigMap/<name>[/<key>]" in verdict.message
+
+
+@pytest.mark.parametrize(
+    "tls",
+    [
+        {"caBundleRef": {"kind": "Secret", "name": "db-creds", "key": "password"}},
+        {"caBundleRef": {"kind": "ConfigMap", "name": "other-ca"}},
+        {"caBundleRef": {"kind": "Secret", "name": "creds", "key": "password"}},
+    ],
+)
+async def test_a_connection_cannot_choose_the_ca_nor_probe_other_objects(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects], tls: dict[str, object]
+) -> None:
+    """Whoever picks the CA picks who may receive the credentials; and a CA reference read without the
+    Secret's consent would tell a connection editor which objects exist and which keys they hold."""
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    objects.put_secret("db-creds", "1", username="app", password="xyz")
+    objects.config_maps[("ns", "other-ca")] = KubeObject("1", {"ca.crt": b"x"})
+    verdict = await connections.check("ns", "zs", spec(sim, tls=tls))
+    assert verdict.reason == "EndpointNotAllowed"
+    assert "spec.tls.caBundleRef is not the CA that Secret ns/creds" in verdict.message
+    assert objects.reads == ["Secret/creds"], "nothing but the credentials Secret was read"
+    with pytest.raises(ConnectionUnavailable) as caught:
+        async with connections.lease("ns", "zs", spec(sim, tls=tls), for_restore=True):
+            pass
+    assert caught.value.reason == "EndpointNotAllowed"
+
+
+async def test_the_ca_the_secret_carries_verifies_the_endpoint(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects], tmp_path: Path
+) -> None:
+    ca_pem = issue(tmp_path).ca_cert.read_text()
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE, **{"ca.crt": ca_pem})
+    ca = {"caBundleRef": {"kind": "Secret", "name": "creds", "key": "ca.crt"}}
+    for tls in ({}, {"tls": ca}):  # the old spelling of the same choice still works
+        assert (await connections.check("ns", "zs", spec(sim, **tls))).ready
+        async with connections.lease("ns", "zs", spec(sim, **tls)) as client:
+            assert client.current is not None
+            context = client.current.options.ssl
+        assert isinstance(context, ssl.SSLContext)
+        assert [cert["subject"] for cert in context.get_ca_certs()] == [
+            ((("commonName", "vmclock-controlplane-ca"),),)
+        ]
+    assert objects.reads == ["Secret/creds"] * 2, "the CA came from the Secret each check read"
+    skip = await connections.check("ns", "zs", spec(sim, tls={"insecureSkipVerify": True}))
+    assert skip.reason == "EndpointNotAllowed"
+    assert "insecureSkipVerify would bypass the CA" in skip.message
+    objects.annotations[CA_BUNDLE_ANNOTATION] = "ConfigMap/ca"
+    both = await connections.check("ns", "zs", spec(sim))
+    assert (both.reason, "names two CAs" in both.message) == ("InvalidSecret", True)
 
 
 def test_connection_status_refreshes_last_check_time_only_when_due() -> None:
@@ -249,10 +318,26 @@ async def test_a_restore_lease_falls_back_to_the_last_known_good_client(
     good = await client_of(connections, "ns", "zs", spec(sim))
     del objects.secrets[("ns", "creds")]
     seconds_pass(connections)
-    with pytest.raises(ConnectionUnavailable, match=r"SecretNotFound|not found"):
+    with pytest.raises(ConnectionUnavailable, match=r"does not exist or does not allow") as caught:
         await client_of(connections, "ns", "zs", spec(sim))
+    assert caught.value.reason == "EndpointNotAllowed"
     async with connections.lease("ns", "zs", None, for_restore=True) as client:
         assert client.current is good
+
+
+async def test_a_restore_outlives_a_deleted_secret_though_it_reads_like_a_refusal(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    """A namespace deletion may remove the Secret before the connection: the verdict then reads exactly like
+    an endpoint the Secret refuses, yet the restore still uses the client that last worked."""
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    good = await client_of(connections, "ns", "zs", spec(sim))
+    del objects.secrets[("ns", "creds")]
+    seconds_pass(connections)
+    async with connections.lease("ns", "zs", spec(sim), for_restore=True) as client:
+        assert client.current is good
+    assert (await connections.check("ns", "zs", spec(sim))).reason == "EndpointNotAllowed"
 
 
 async def test_credentials_go_only_to_endpoints_their_secret_allows(
@@ -265,8 +350,8 @@ async def test_credentials_go_only_to_endpoints_their_secret_allows(
     sim.stats.reset()
     verdict = await connections.check("ns", "zs", spec(sim))
     assert verdict.reason == "EndpointNotAllowed"
-    assert "kubectl annotate secret creds -n ns vmclock.zstack.io/allowed-endpoints=" in verdict.message
-    assert sim.endpoint in verdict.message
+    assert f"{sim.endpoint}/zstack" in verdict.message
+    assert "zstack.example" not in verdict.message, "never another entry of the Secret's allow-list"
     assert sum(sim.stats.calls.values()) == 0, "not a single request reached the endpoint"
     objects.allowed.append(sim.endpoint)
     objects.put_secret("creds", "2", accountName="admin", password=SECRET_VALUE)
@@ -302,3 +387,27 @@ async def test_a_restore_never_sends_credentials_where_their_owner_no_longer_all
             pass
     assert caught.value.reason == "EndpointNotAllowed"
     assert sum(sim.stats.calls.values()) == 0
+
+
+async def test_status_tells_a_connection_editor_nothing_about_the_secrets_of_the_namespace(
+    manager: tuple[ConnectionManager, Objects],
+) -> None:
+    """Someone who may edit connections but not read Secrets: an existing Secret that does not allow the
+    endpoint and a Secret that does not exist answer alike, and neither shows what a Secret allows."""
+    connections, objects = manager
+    objects.put_secret("zstack-creds", "7", accountName="admin", password=SECRET_VALUE)
+    objects.allowed = ["https://zstack-prod.corp.example:8443", "https://10.20.30.40"]
+    verdicts = {
+        name: await connections.check(
+            "ns",
+            f"probe-{name}",
+            {"endpoint": "https://attacker.example", "credentialsSecretRef": {"name": name}},
+        )
+        for name in ("zstack-creds", "nope")
+    }
+    existing, absent = verdicts["zstack-creds"], verdicts["nope"]
+    assert existing.reason == absent.reason == "EndpointNotAllowed"
+    assert existing.message.replace("zstack-creds", "NAME") == absent.message.replace("nope", "NAME")
+    assert "zstack-prod" not in existing.message
+    assert "10.20.30.40" not in existing.message
+    assert "https://attacker.example:443/zstack" in existing.message

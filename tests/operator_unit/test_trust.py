@@ -1,11 +1,10 @@
-"""Endpoint binding (design.md §6.1): which endpoints a Secret's credentials may be sent to.
+"""Endpoint binding (design.md §6.1, §6.6, §6.7): where a Secret's credentials may be sent.
 
 The rules are pure; `vmclock run`'s flags are parsed with the real argument parser.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 
 import pytest
@@ -16,11 +15,13 @@ from vmclock.connections.trust import (
     ALLOWED_ENDPOINTS_ANNOTATION,
     EndpointPolicy,
     HostPattern,
-    base_url_origin,
+    allowed_destination,
+    endpoint_destination,
     endpoint_origin,
 )
+from vmclock.refs import Ref
 
-SECRET = ("tenant-a", "zstack-creds")
+SECRET = Ref("tenant-a", "zstack-creds")
 OPEN = EndpointPolicy()
 
 
@@ -31,13 +32,15 @@ def allowing(*entries: str) -> dict[str, str]:
 def problem(
     policy: EndpointPolicy,
     endpoint: str,
-    annotations: Mapping[str, str],
+    annotations: Mapping[str, str] | None,
     *,
+    context_path: str = "/zstack",
     insecure_skip_verify: bool = False,
 ) -> ConnectionProblem | None:
     try:
         policy.check(
             endpoint,
+            context_path=context_path,
             insecure_skip_verify=insecure_skip_verify,
             secret_annotations=annotations,
             secret_ref=SECRET,
@@ -45,10 +48,6 @@ def problem(
     except ConnectionProblem as refused:
         return refused
     return None
-
-
-def suggested_command(refused: ConnectionProblem) -> list[str]:
-    return shlex.split(str(refused).split("can allow it with: ", 1)[1])
 
 
 @pytest.mark.parametrize(
@@ -67,37 +66,54 @@ def test_endpoint_origins_are_normalized(url: str, origin: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "entry", ["https://zstack.example/zstack", "https://zstack.example?x=1", "ftp://zstack.example", "x"]
+    ("url", "context_path", "destination"),
+    [
+        ("https://zstack.example:8080", "/zstack", "https://zstack.example:8080/zstack"),
+        ("https://zstack.example:8080/", "/zstack/", "https://zstack.example:8080/zstack"),
+        ("https://zstack.example:8080/other/", "/zstack", "https://zstack.example:8080/other"),  # path wins
+        ("https://zstack.example", "/", "https://zstack.example:443"),  # the root context
+    ],
 )
-def test_annotation_entries_must_be_base_urls(entry: str) -> None:
-    with pytest.raises(ValueError, match=r"base URL|http"):
-        base_url_origin(entry)
+def test_a_destination_is_the_origin_and_the_context_path_requests_go_to(
+    url: str, context_path: str, destination: str
+) -> None:
+    assert str(endpoint_destination(url, context_path)) == destination
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "entry"),
+    ("entry", "destination"),
     [
-        ("https://zstack.example:8080", "https://zstack.example:8080"),
-        ("https://zstack.example/zstack", "https://ZSTACK.example:443/"),
-        ("https://zstack.example:443", "https://zstack.example"),
-        ("https://[::1]:8443", "https://[0::1]:8443"),
+        ("https://ZStack.example:8080", "https://zstack.example:8080/zstack"),  # no path: /zstack only
+        ("https://zstack.example/", "https://zstack.example:443/zstack"),
+        ("https://zstack.example/api/zs/", "https://zstack.example:443/api/zs"),
     ],
 )
-def test_an_endpoint_listed_by_its_secret_is_allowed(endpoint: str, entry: str) -> None:
+def test_annotation_entries_name_a_destination(entry: str, destination: str) -> None:
+    assert str(allowed_destination(entry)) == destination
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["https://zstack.example?x=1", "ftp://zstack.example", "x", "https://zstack.example/zstack/../other"],
+)
+def test_malformed_annotation_entries_are_rejected(entry: str) -> None:
+    with pytest.raises(ValueError, match=r"query|http|context path"):
+        allowed_destination(entry)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "context_path", "entry"),
+    [
+        ("https://zstack.example:8080", "/zstack", "https://zstack.example:8080"),
+        ("https://zstack.example/zstack", "/ignored", "https://ZSTACK.example:443/"),
+        ("https://zstack.example:443", "/zstack", "https://zstack.example/zstack/"),
+        ("https://[::1]:8443", "/zstack", "https://[0::1]:8443"),
+        ("https://zstack.example", "/api/zs", "https://zstack.example/api/zs"),
+    ],
+)
+def test_an_endpoint_listed_by_its_secret_is_allowed(endpoint: str, context_path: str, entry: str) -> None:
     annotations = allowing("https://other.example", entry)
-    assert problem(OPEN, endpoint, annotations) is None
-
-
-def test_a_secret_without_the_annotation_allows_nothing_and_says_how_to_allow() -> None:
-    refused = problem(OPEN, "https://ZStack.example:8080/zstack", {"unrelated": "x"})
-    assert refused is not None
-    assert refused.reason == ENDPOINT_NOT_ALLOWED
-    assert "has no annotation" in str(refused)
-    expected = (
-        f"kubectl annotate secret zstack-creds -n tenant-a "
-        f"{ALLOWED_ENDPOINTS_ANNOTATION}=https://zstack.example:8080 --overwrite"
-    )
-    assert str(refused).endswith(expected)
+    assert problem(OPEN, endpoint, annotations, context_path=context_path) is None
 
 
 @pytest.mark.parametrize(
@@ -106,38 +122,76 @@ def test_a_secret_without_the_annotation_allows_nothing_and_says_how_to_allow() 
         "https://zstack.example:8443",  # another port
         "http://zstack.example:8080",  # another scheme
         "https://zstack.example.evil:8080",  # another host
-        "https://zstack.example:8080/zstack",  # not a base URL: never matches
+        "https://zstack.example:8080/other",  # another context path on the same origin
     ],
 )
-def test_only_the_exact_origin_matches(other: str) -> None:
+def test_only_the_exact_destination_matches(other: str) -> None:
     refused = problem(OPEN, "https://zstack.example:8080", allowing(other))
     assert refused is not None
     assert refused.reason == ENDPOINT_NOT_ALLOWED
 
 
-def test_the_suggested_command_keeps_what_the_secret_already_allows() -> None:
-    refused = problem(OPEN, "https://new.example", allowing("https://old.example:8080", "not a url"))
+@pytest.mark.parametrize(
+    ("endpoint", "context_path"),
+    [
+        ("https://zstack.example:8080/other", "/zstack"),  # a path in spec.endpoint
+        ("https://zstack.example:8080", "/other"),  # spec.contextPath
+        ("https://zstack.example:8080", "/"),  # the root context is not /zstack either
+        ("https://zstack.example:8080/zstack/../other", "/zstack"),  # no spelling around the check
+    ],
+)
+def test_an_origin_without_a_path_allows_only_the_default_context_path(
+    endpoint: str, context_path: str
+) -> None:
+    """Another application on the same origin must not receive the login hash or AccessKey signatures."""
+    refused = problem(OPEN, endpoint, allowing("https://zstack.example:8080"), context_path=context_path)
     assert refused is not None
-    assert "does not list it (1 entries are not base URLs" in str(refused)
-    assert suggested_command(refused) == [
-        "kubectl",
-        "annotate",
-        "secret",
-        "zstack-creds",
-        "-n",
-        "tenant-a",
-        f"{ALLOWED_ENDPOINTS_ANNOTATION}=https://old.example:8080,https://new.example:443",
-        "--overwrite",
-    ]
-    # Running it would fix the annotation: the new value allows the endpoint.
-    (_, value) = suggested_command(refused)[6].split("=", 1)
-    assert problem(OPEN, "https://new.example", allowing(value)) is None
+    assert refused.reason == ENDPOINT_NOT_ALLOWED
 
 
-def test_an_ipv6_origin_is_quoted_for_the_shell() -> None:
-    refused = problem(OPEN, "https://[fd00::5]:8080", {})
+@pytest.mark.parametrize(
+    ("endpoint", "context_path", "field"),
+    [
+        ("https://zstack.example/zstack/../x", "/zstack", "spec.endpoint: context path '/zstack/../x'"),
+        ("https://zstack.example", "/zstack/./x", "spec.contextPath: context path '/zstack/./x'"),
+        ("https://zstack.example:99999", "/zstack", "spec.endpoint has an invalid port"),
+    ],
+)
+def test_a_refused_endpoint_names_the_field_at_fault(endpoint: str, context_path: str, field: str) -> None:
+    refused = problem(OPEN, endpoint, allowing(endpoint), context_path=context_path)
     assert refused is not None
-    assert suggested_command(refused)[6] == f"{ALLOWED_ENDPOINTS_ANNOTATION}=https://[fd00::5]:8080"
+    assert str(refused).startswith(field)
+
+
+def test_the_refusal_names_only_the_endpoint_and_how_the_owner_allows_it() -> None:
+    refused = problem(OPEN, "https://new.example", allowing("https://old.example:8080", "https://10.1.2.3"))
+    assert refused is not None
+    message = str(refused)
+    assert "https://new.example:443/zstack" in message
+    assert ALLOWED_ENDPOINTS_ANNOTATION in message
+    assert "Secret tenant-a/zstack-creds" in message
+    for other in ("old.example", "10.1.2.3", "8080", "kubectl"):
+        assert other not in message, other
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        allowing("https://old.example:8080", "not a url"),
+        allowing(""),
+        {"unrelated": "x"},
+        {},
+    ],
+)
+def test_a_missing_secret_reads_exactly_like_one_that_does_not_allow(annotations: dict[str, str]) -> None:
+    """Status must not tell a connection editor whether a Secret exists or what it holds."""
+    missing = problem(OPEN, "https://zstack.example", None)
+    not_allowing = problem(OPEN, "https://zstack.example", annotations)
+    assert missing is not None
+    assert not_allowing is not None
+    assert (missing.reason, str(missing)) == (not_allowing.reason, str(not_allowing))
+    # Kept apart inside: a restore may outlive a deleted Secret, never a refusal.
+    assert (missing.refused, not_allowing.refused) == (False, True)
 
 
 @pytest.mark.parametrize(
@@ -187,8 +241,7 @@ def test_the_opt_in_does_not_replace_the_secrets_consent() -> None:
         ("mn?.zstack.example", "mn2.zstack.example", True),
         ("zstack.example", "zstack.example", True),
         ("*", "10.0.0.1", False),  # globs never match IP literals
-        ("*", "167772161", False),  # nor names the resolver would read as IPv4 (inet_aton)
-        ("*.example", "10.0x0a", False),
+        ("*.example", "xn--bcher-kva.example", True),  # IDNs are matched in the resolver's ASCII form
         ("10.0.0.0/8", "10.20.30.40", True),
         ("10.0.0.0/8", "11.0.0.1", False),
         ("10.0.0.0/8", "ten.zstack.example", False),  # CIDRs never match names: no DNS lookup
@@ -208,6 +261,55 @@ def test_operator_host_patterns(pattern: str, host: str, matches: bool) -> None:
         assert refused is not None
         assert refused.reason == ENDPOINT_NOT_ALLOWED
         assert f"--allowed-endpoint list ({pattern})" in str(refused)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "looked_up"),
+    [
+        ("*", "evil\u3002com", "evil.com"),  # ideographic full stop: a dot to the resolver
+        ("*", "\uff11\uff10\uff0e\uff10\uff0e\uff10\uff0e\uff11", "10.0.0.1"),  # fullwidth 10.0.0.1
+        ("*", "169\u3002254\u3002169\u3002254", "169.254.169.254"),
+        ("*.zstack.example", "a\u3002b.zstack.example", "a.b.zstack.example"),
+        ("zstack-*", "zstack-x\uff0eevil\uff61com", "zstack-x.evil.com"),
+        ("*.example", "\uff4d\uff4e.example", "mn.example"),  # fullwidth letters
+    ],
+)
+def test_look_alike_hosts_are_refused_as_written(pattern: str, host: str, looked_up: str) -> None:
+    """Compared as the resolver will look them up, these would cross label or IP boundaries a glob
+    respects; the operator refuses any name that looks up as something else than it reads."""
+    endpoint = f"https://{host}:8080"
+    for policy in (OPEN, EndpointPolicy(allowed_hosts=(HostPattern.parse(pattern),))):
+        refused = problem(policy, endpoint, allowing(endpoint, f"https://{looked_up}:8080"))
+        assert refused is not None
+        assert refused.reason == ENDPOINT_NOT_ALLOWED
+        assert str(refused).startswith(f"spec.endpoint host {host!r} is written with look-alike characters")
+        assert repr(looked_up) in str(refused)
+
+
+@pytest.mark.parametrize("host", ["167772161", "10.1", "0x0a.0.0.1", "10.0x0a", "mn.10"])
+def test_names_the_resolver_reads_as_ipv4_addresses_are_refused(host: str) -> None:
+    endpoint = f"https://{host}"
+    refused = problem(OPEN, endpoint, allowing(endpoint))
+    assert refused is not None
+    assert refused.reason == ENDPOINT_NOT_ALLOWED
+    assert "ends in a number" in str(refused)
+
+
+@pytest.mark.parametrize("written", ["b\u00fccher.example", "B\u00dcCHER.example", "xn--bcher-kva.example"])
+def test_an_internationalized_name_is_one_host_however_it_is_written(written: str) -> None:
+    """A real IDN reads as it looks up, so it is allowed, and compared in its ASCII form everywhere."""
+    assert endpoint_origin(f"https://{written}").host == "xn--bcher-kva.example"
+    glob = EndpointPolicy(allowed_hosts=(HostPattern.parse("*.example"),))
+    assert problem(glob, f"https://{written}", allowing("https://b\u00fccher.example")) is None
+    assert problem(glob, f"https://{written}", allowing("https://xn--bcher-kva.example")) is None
+
+
+@pytest.mark.parametrize("host", ["evil%2ecom", "a..b", "-", "a b"])
+def test_hosts_that_are_not_dns_names_are_refused(host: str) -> None:
+    refused = problem(OPEN, f"https://{host}", {})
+    assert refused is not None
+    assert refused.reason == ENDPOINT_NOT_ALLOWED
+    assert str(refused).startswith("spec.endpoint ")
 
 
 def test_any_listed_pattern_is_enough() -> None:

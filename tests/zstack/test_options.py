@@ -26,6 +26,36 @@ def test_bad_endpoints_are_refused(url: str) -> None:
         Endpoint.parse(url, "/zstack")
 
 
+@pytest.mark.parametrize("url", ["http://mn/zstack/..", "http://mn/./zstack", "http://mn/a/../../b"])
+def test_dot_segments_are_refused_so_one_context_path_has_one_spelling(url: str) -> None:
+    with pytest.raises(ValueError, match="not a plain path"):
+        Endpoint.parse(url, "/zstack")
+    with pytest.raises(ValueError, match="not a plain path"):
+        ClientOptions(context_path=url.removeprefix("http://mn"))
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://B\u00dcCHER.example:8080", "https://xn--bcher-kva.example:8080"),
+        ("https://stra\u00dfe.example", "https://xn--strae-oqa.example"),  # not IDNA 2003's strasse
+        ("https://MN.example.", "https://mn.example"),
+        ("https://[0:0::1]:8443", "https://[::1]:8443"),
+    ],
+)
+def test_the_client_connects_to_the_host_the_endpoint_rules_checked(url: str, origin: str) -> None:
+    """The ASCII form the checks compared, so no later IDNA step (yarl's, the resolver's) can differ."""
+    assert Endpoint.parse(url, "/zstack").origin == origin
+
+
+@pytest.mark.parametrize(
+    "host", ["evil\u3002com", "\uff11\uff10\uff0e\uff10\uff0e\uff10\uff0e\uff11", "10.1"]
+)
+def test_hosts_that_look_up_as_something_else_are_refused(host: str) -> None:
+    with pytest.raises(ValueError, match=r"endpoint host .*(look-alike|ends in a number)"):
+        Endpoint.parse(f"https://{host}:8080", "/zstack")
+
+
 def test_endpoint_with_credentials_is_refused_without_echoing_them() -> None:
     with pytest.raises(ValueError, match="credentials") as caught:
         Endpoint.parse("https://admin:s3cret-pw@mn:8080", "/zstack")

@@ -31,8 +31,6 @@ from vmclock.connections.leased import FRESH_SECONDS, LeasedClient
 from vmclock.connections.problems import (
     AUTH_FAILED,
     CONNECTED,
-    ENDPOINT_NOT_ALLOWED,
-    INSECURE_ENDPOINT,
     NOT_FOUND,
     NOT_READY,
     UNREACHABLE,
@@ -51,17 +49,18 @@ from vmclock.zstack.options import Endpoint
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
-FORBIDDEN = frozenset({ENDPOINT_NOT_ALLOWED, INSECURE_ENDPOINT})  # reasons no fallback may get around
 
 
 @dataclass(frozen=True)
 class ConnectionVerdict:
-    """The outcome of one check, ready to be written as the connection's status."""
+    """The outcome of one check, ready to be written as the connection's status; `refused`: the endpoint
+    rules forbid sending (ConnectionProblem.refused), which no restore may get around."""
 
     reason: str
     message: str
     version: str | None = None
     storage: str | None = None
+    refused: bool = False
 
     @property
     def ready(self) -> bool:
@@ -95,6 +94,10 @@ def _options(spec: ConnectionSpec, tls: Any) -> ClientOptions:
         connect_timeout=min(CONNECT_TIMEOUT, float(spec.request_timeout_seconds)),
         ssl=tls,
     )
+
+
+def _verdict_of(problem: ConnectionProblem) -> ConnectionVerdict:
+    return ConnectionVerdict(problem.reason, str(problem), refused=problem.refused)
 
 
 def _classify_login(error: ZStackError) -> str:
@@ -193,15 +196,15 @@ class ConnectionManager:
         try:
             entry.verdict = await self._check_locked(entry, namespace, name, spec, looked)
         except ConnectionProblem as problem:
-            entry.verdict = ConnectionVerdict(problem.reason, str(problem))
+            entry.verdict = _verdict_of(problem)
         await self._promote(entry)
         return entry.verdict
 
     async def _look(self, namespace: str, spec: ConnectionSpec) -> _Looked:
         """Read the Secret (and CA) once; the endpoint rules are checked before anything else is done."""
-        credentials, secret_version = await load_credentials(self._reader, namespace, spec, self._endpoints)
-        tls, ca_version = await load_tls(self._reader, namespace, spec)
-        return _Looked((spec, secret_version, ca_version), credentials, tls)
+        credentials, secret = await load_credentials(self._reader, namespace, spec, self._endpoints)
+        tls, ca_version = await load_tls(self._reader, namespace, spec, secret)
+        return _Looked((spec, secret.resource_version, ca_version), credentials, tls)
 
     async def _check_locked(
         self, entry: _Entry, namespace: str, name: str, spec: ConnectionSpec, looked: _Looked | None
@@ -249,7 +252,7 @@ class ConnectionManager:
         try:
             looked = await self._look(namespace, spec)
         except ConnectionProblem as problem:
-            entry.verdict = ConnectionVerdict(problem.reason, str(problem))
+            entry.verdict = _verdict_of(problem)
             entry.fingerprint = None  # refused inputs prove nothing: the next look checks in full
             return
         if looked.fingerprint != entry.fingerprint:
@@ -315,7 +318,7 @@ class ConnectionManager:
             return client
         # A restore may outlive the connection's objects, never the endpoint rules: credentials the Secret's
         # owner (or the cluster admin) no longer allows there are not sent there again, not even to restore.
-        if for_restore and proven is not None and verdict.reason not in FORBIDDEN:
+        if for_restore and proven is not None and not verdict.refused:
             log.info("%s is not ready (%s): restoring with its last-known-good client", where, verdict.reason)
             return proven
         raise ConnectionUnavailable(verdict.reason, f"{where} is not ready: {verdict.message}")

@@ -1,4 +1,4 @@
-"""Where a connection's credentials may be sent: the endpoint binding rules of design.md §6.1.
+"""Where a connection's credentials may be sent: the endpoint binding rules of design.md §6.1 and §6.7.
 
 Being able to edit a ZStackConnection must not be as good as reading the Secret it names, because the
 operator sends what the Secret holds (a password hash ZStack accepts, or replayable AccessKey signatures) to
@@ -8,23 +8,33 @@ whatever `spec.endpoint` says. So, before any request, three independent gates m
    (`vmclock run --allow-insecure-endpoints`), reason `InsecureEndpoint`;
 2. the operator's host allow-list (`vmclock run --allowed-endpoint`, host globs or CIDRs), when one is
    given, reason `EndpointNotAllowed`;
-3. the Secret's owner's list of base URLs (annotation `vmclock.zstack.io/allowed-endpoints`), the way Argo CD
-   repository credentials carry their URL, reason `EndpointNotAllowed` with the exact command to allow it.
+3. the Secret's owner's list of destinations (annotation `vmclock.zstack.io/allowed-endpoints`), the way
+   Argo CD repository credentials carry their URL, reason `EndpointNotAllowed`. A destination is scheme,
+   host, port AND context path: another context path on the same origin may be another application. An
+   entry without a path allows ZStack's default `/zstack` only.
 
-Everything here is pure (no I/O, no DNS): the caller passes what it read from the API server.
+What a connection editor reads back (its status) must not tell them more about a Secret than they could
+already know: a missing Secret and one that does not allow the endpoint get the same reason and message,
+and no message shows what a Secret does allow. Hosts are compared in the form the resolver will look up
+(zstack/hostnames.py). Everything here is pure (no I/O, no DNS): the caller passes what it read.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from vmclock.connections.problems import ENDPOINT_NOT_ALLOWED, INSECURE_ENDPOINT, ConnectionProblem
+from vmclock.connections.spec import DEFAULT_CONTEXT_PATH
 from vmclock.refs import Ref
+from vmclock.zstack.hostnames import numeric_name, resolver_host
+from vmclock.zstack.options import context_path
+
+log = logging.getLogger(__name__)
 
 ALLOWED_ENDPOINTS_ANNOTATION = "vmclock.zstack.io/allowed-endpoints"
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -41,26 +51,20 @@ def _ip_literal(host: str) -> IpAddress | None:
         return None
 
 
-def _numeric_name(host: str) -> bool:
-    """`10.1`, `167772161`, `0x0a.0.0.1`: not IP literals to `ipaddress`, yet the C resolver reads them as
-    IPv4 addresses (inet_aton). No real DNS name ends in such a label, so no host glob may match one."""
-    last = host.rsplit(".", 1)[-1]
-    return last.isdigit() or last.startswith("0x")
-
-
 def _looks_like_an_address(text: str) -> bool:
     """`10.0.0.1/33`, `10.0.0.256`, `fd00::/200`: meant as an IP or CIDR, so report it as a bad one."""
     address = text.split("/", 1)[0]
     return (
         bool(address)
         and set(address) <= set("0123456789abcdef.:")
-        and (":" in address or ("." in address and _numeric_name(address)))
+        and (":" in address or ("." in address and numeric_name(address)))
     )
 
 
 @dataclass(frozen=True)
 class Origin:
-    """`scheme://host:port`, normalized: lower-case scheme and host, default port explicit, IPs compressed."""
+    """`scheme://host:port`, normalized: lower-case scheme, the host as the resolver looks it up (IPs
+    compressed), default port explicit."""
 
     scheme: str
     host: str  # without IPv6 brackets
@@ -69,6 +73,17 @@ class Origin:
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where requests go: an origin plus ZStack's servlet context path (without a trailing `/`)."""
+
+    origin: Origin
+    context_path: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}{self.context_path}"
 
 
 def _origin(parts: SplitResult) -> Origin:
@@ -81,25 +96,40 @@ def _origin(parts: SplitResult) -> Origin:
     except ValueError:
         raise ValueError("has an invalid port") from None
     scheme = parts.scheme.lower()
-    host = parts.hostname.rstrip(".")  # urlsplit lower-cases it and drops IPv6 brackets
-    address = _ip_literal(host)
-    return Origin(scheme, address.compressed if address else host, port or DEFAULT_PORTS[scheme])
+    return Origin(scheme, resolver_host(parts.hostname), port or DEFAULT_PORTS[scheme])
+
+
+def _split(url: str) -> SplitResult:
+    parts = urlsplit(url.strip())
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return parts
 
 
 def endpoint_origin(endpoint: str) -> Origin:
-    """The origin requests to `spec.endpoint` go to (its path is ZStack's context path, not part of it)."""
-    parts = urlsplit(endpoint.strip())
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a query or fragment")
-    return _origin(parts)
+    """The origin requests to `spec.endpoint` go to."""
+    return _origin(_split(endpoint))
 
 
-def base_url_origin(entry: str) -> Origin:
-    """An annotation entry: a base URL `scheme://host[:port]` with no path (a trailing `/` is tolerated)."""
-    parts = urlsplit(entry.strip())
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError("is not a base URL scheme://host[:port]")
-    return _origin(parts)
+def endpoint_destination(endpoint: str, default_context_path: str) -> Destination:
+    """Where requests to `spec.endpoint` go: a path in it replaces `spec.contextPath`, as in the client.
+    ValueError names the field at fault."""
+    try:
+        parts = _split(endpoint)
+        origin = _origin(parts)
+    except ValueError as error:
+        raise ValueError(f"spec.endpoint {error}") from None
+    own_path = parts.path not in ("", "/")
+    try:
+        return Destination(origin, context_path(parts.path if own_path else default_context_path))
+    except ValueError as error:
+        raise ValueError(f"{'spec.endpoint' if own_path else 'spec.contextPath'}: {error}") from None
+
+
+def allowed_destination(entry: str) -> Destination:
+    """An annotation entry `scheme://host[:port][/context/path]`; without a path, ZStack's default
+    `/zstack` only (the safe reading: the owner named no other application on that origin)."""
+    return endpoint_destination(entry, DEFAULT_CONTEXT_PATH)
 
 
 @dataclass(frozen=True)
@@ -112,7 +142,8 @@ class HostPattern:
     blocking lookup would stall the event loop, and the verdict would change with resolver caches. An admin
     who allows a network therefore allows endpoints written as addresses in it; names need a glob.
     In a glob `*` and `?` stay within one DNS label, as in TLS wildcard certificates: `*.zstack.example`
-    matches `mn1.zstack.example`, not `a.b.zstack.example` nor `zstack.example.evil`.
+    matches `mn1.zstack.example`, not `a.b.zstack.example` nor `zstack.example.evil`. Globs are matched
+    against the resolver's ASCII form, where a label separator can only be `.`.
     """
 
     text: str
@@ -135,17 +166,12 @@ class HostPattern:
         return cls(text, glob=re.compile(label + r"\Z"))
 
     def matches(self, host: str) -> bool:
+        """`host` as `resolver_host` returns it."""
         address = _ip_literal(host)
         if self.network is not None:
             return address is not None and address in self.network
         assert self.glob is not None  # parse() sets exactly one of the two
-        return address is None and not _numeric_name(host) and self.glob.match(host) is not None
-
-
-def _annotation_command(secret_ref: Ref, value: str) -> str:
-    namespace, name = secret_ref
-    assignment = shlex.quote(f"{ALLOWED_ENDPOINTS_ANNOTATION}={value}")
-    return f"kubectl annotate secret {name} -n {namespace} {assignment} --overwrite"
+        return address is None and not numeric_name(host) and self.glob.match(host) is not None
 
 
 @dataclass(frozen=True)
@@ -160,25 +186,30 @@ class EndpointPolicy:
         self,
         endpoint: str,
         *,
+        context_path: str,
         insecure_skip_verify: bool,
-        secret_annotations: Mapping[str, str],
+        secret_annotations: Mapping[str, str] | None,
         secret_ref: Ref,
-    ) -> None:
-        """Raise `ConnectionProblem` unless credentials of Secret `secret_ref` (namespace, name) may be sent
-        to `endpoint`. Messages carry URLs and names only, never anything read from the Secret's data."""
+    ) -> Destination:
+        """The destination, or `ConnectionProblem` unless credentials of Secret `secret_ref` may be sent to
+        `endpoint`. `secret_annotations` is None when the Secret does not exist. The operator's own rules
+        are checked first, so whether the Secret exists shows in no answer but the last, which is the same
+        either way. Messages carry URLs and names only, never anything read from the Secret."""
         try:
-            origin = endpoint_origin(endpoint)
+            destination = endpoint_destination(endpoint, context_path)
         except ValueError as error:
-            raise ConnectionProblem(ENDPOINT_NOT_ALLOWED, f"spec.endpoint {error}") from None
-        self._check_transport(origin, insecure_skip_verify=insecure_skip_verify)
-        if self.allowed_hosts and not any(pattern.matches(origin.host) for pattern in self.allowed_hosts):
+            raise ConnectionProblem(ENDPOINT_NOT_ALLOWED, str(error)) from None
+        self._check_transport(destination.origin, insecure_skip_verify=insecure_skip_verify)
+        host = destination.origin.host
+        if self.allowed_hosts and not any(pattern.matches(host) for pattern in self.allowed_hosts):
             allowed = ", ".join(pattern.text for pattern in self.allowed_hosts)
             raise ConnectionProblem(
                 ENDPOINT_NOT_ALLOWED,
-                f"endpoint {origin} is outside the operator's --allowed-endpoint list ({allowed}); "
-                "ask a cluster admin",
+                f"endpoint {destination.origin} is outside the operator's --allowed-endpoint list "
+                f"({allowed}); ask a cluster admin",
             )
-        _check_secret_allows(origin, secret_annotations, secret_ref)
+        _check_secret_allows(destination, secret_annotations, secret_ref)
+        return destination
 
     def _check_transport(self, origin: Origin, *, insecure_skip_verify: bool) -> None:
         if self.allow_insecure:
@@ -193,33 +224,42 @@ class EndpointPolicy:
             raise ConnectionProblem(
                 INSECURE_ENDPOINT,
                 "spec.tls.insecureSkipVerify is true, so anyone on the path could receive the credentials; "
-                "use spec.tls.caBundleRef (the operator allows it only with --allow-insecure-endpoints)",
+                "verify with a CA the Secret carries (the operator allows it only with "
+                "--allow-insecure-endpoints)",
             )
 
 
-def _check_secret_allows(origin: Origin, annotations: Mapping[str, str], secret_ref: Ref) -> None:
-    listed: list[Origin] = []
+def _listed(annotations: Mapping[str, str], secret_ref: Ref) -> set[Destination]:
+    listed: set[Destination] = set()
     ignored = 0
     for entry in annotations.get(ALLOWED_ENDPOINTS_ANNOTATION, "").split(","):
         if entry.strip():
             try:
-                listed.append(base_url_origin(entry))
+                listed.add(allowed_destination(entry))
             except ValueError:
                 ignored += 1
-    if origin in listed:
+    if ignored:  # for the admin's eyes: a connection editor must not learn what the Secret holds
+        log.warning(
+            "Secret %s/%s: %d entries of annotation %s are not URLs scheme://host[:port][/path] and never "
+            "match",
+            *secret_ref,
+            ignored,
+            ALLOWED_ENDPOINTS_ANNOTATION,
+        )
+    return listed
+
+
+def _check_secret_allows(
+    destination: Destination, annotations: Mapping[str, str] | None, secret_ref: Ref
+) -> None:
+    if annotations is not None and destination in _listed(annotations, secret_ref):
         return
     namespace, name = secret_ref
-    if ALLOWED_ENDPOINTS_ANNOTATION not in annotations:
-        why = f"it has no annotation {ALLOWED_ENDPOINTS_ANNOTATION}"
-    else:
-        why = f"its annotation {ALLOWED_ENDPOINTS_ANNOTATION} does not list it"
-    if ignored:
-        why += f" ({ignored} entries are not base URLs scheme://host[:port] and never match)"
-    # Keep what is already allowed: another connection may share this Secret.
-    value = ",".join(dict.fromkeys(str(item) for item in [*listed, origin]))
     raise ConnectionProblem(
         ENDPOINT_NOT_ALLOWED,
-        f"Secret {namespace}/{name} (spec.credentialsSecretRef) does not allow sending its credentials to "
-        f"endpoint {origin}: {why}; the Secret's owner can allow it with: "
-        f"{_annotation_command(secret_ref, value)}",
+        f"Secret {namespace}/{name} (spec.credentialsSecretRef) does not exist or does not allow sending its "
+        f"credentials to {destination}; its owner allows that by creating the Secret or adding "
+        f"{destination} to its annotation {ALLOWED_ENDPOINTS_ANNOTATION} (comma-separated URLs)",
+        # A missing Secret is no refusal: a restore may still use the last client that worked with it.
+        refused=annotations is not None,
     )

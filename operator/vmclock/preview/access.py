@@ -28,7 +28,7 @@ from vmclock.connections.leased import LeasedClient
 from vmclock.connections.manager import ConnectionManager
 from vmclock.connections.problems import ConnectionProblem
 from vmclock.connections.secrets import credentials_from_secret
-from vmclock.connections.trust import ALLOWED_ENDPOINTS_ANNOTATION, EndpointPolicy, endpoint_origin
+from vmclock.connections.trust import ALLOWED_ENDPOINTS_ANNOTATION, EndpointPolicy, endpoint_destination
 from vmclock.engine import ConnectionUnavailable
 from vmclock.engine.spec import CONNECTION_PLURAL
 from vmclock.kubeapi import KubeApi, KubeObject
@@ -109,19 +109,29 @@ def _from_environment(environ: Mapping[str, str]) -> _Keys:
 
 
 def direct_credentials(
-    endpoint: str, endpoints: EndpointPolicy, credentials_file: Path | None, environ: Mapping[str, str]
+    endpoint: str,
+    endpoints: EndpointPolicy,
+    credentials_file: Path | None,
+    environ: Mapping[str, str],
+    *,
+    context_path: str,
 ) -> Credentials:
-    """Credentials for `endpoint` from the file or else the environment, once the endpoint rules pass."""
+    """Credentials for `endpoint` from the file or else the environment, once the endpoint rules pass
+    (credentials that come from no Secret go where the user sends them: the destination they named)."""
     keys = _from_file(credentials_file) if credentials_file is not None else _from_environment(environ)
     annotations = keys.annotations
     if annotations is None:
         try:
-            annotations = {ALLOWED_ENDPOINTS_ANNOTATION: str(endpoint_origin(endpoint))}
+            annotations = {ALLOWED_ENDPOINTS_ANNOTATION: str(endpoint_destination(endpoint, context_path))}
         except ValueError as error:
             raise AccessError(f"--endpoint {error}") from None
     try:
         endpoints.check(
-            endpoint, insecure_skip_verify=False, secret_annotations=annotations, secret_ref=keys.secret
+            endpoint,
+            context_path=context_path,
+            insecure_skip_verify=False,
+            secret_annotations=annotations,
+            secret_ref=keys.secret,
         )
         return credentials_from_secret(KubeObject("", keys.data, annotations), keys.where)
     except ConnectionProblem as problem:

@@ -94,7 +94,9 @@ async def _plan(
         )
     endpoints = endpoint_policy(args)
     if direct:
-        credentials = direct_credentials(args.endpoint, endpoints, args.credentials_file, environ)
+        credentials = direct_credentials(
+            args.endpoint, endpoints, args.credentials_file, environ, context_path=args.context_path
+        )
         client = direct_client(
             args.endpoint, credentials, context_path=args.context_path, ca_file=args.ca_file
         )

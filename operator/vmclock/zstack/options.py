@@ -13,6 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from vmclock.backoff import Backoff
+from vmclock.zstack.hostnames import resolver_host
 
 _CONTEXT_PATH_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
 
@@ -45,8 +46,10 @@ class ClientOptions:
     max_job_timeout: float = 1800.0  # the server's apiTimeout is clamped to this (ZStack's default, 30 min)
 
     def __post_init__(self) -> None:
-        if not _CONTEXT_PATH_RE.match(self.context_path):
-            raise ValueError(f"context_path {self.context_path!r} must be empty or like /zstack")
+        try:
+            context_path(self.context_path)
+        except ValueError as error:
+            raise ValueError(f"context_path: {error}") from None
         positive = {
             "max_concurrent_requests": self.max_concurrent_requests,
             "request_timeout": self.request_timeout,
@@ -76,6 +79,14 @@ class ClientOptions:
         return True if self.ssl is None else self.ssl
 
 
+def context_path(path: str) -> str:
+    """`path` without its trailing `/`, checked to be a plain servlet context path: the path an allow-list
+    entry names must be the one requests go to, so no `.`/`..` segment may make two spellings of one."""
+    if not _CONTEXT_PATH_RE.match(path) or {".", ".."} & set(path.split("/")):
+        raise ValueError(f"context path {path!r} is not a plain path like /zstack")
+    return path.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where requests go: scheme://host:port plus the servlet context path in front of /v1."""
@@ -85,7 +96,8 @@ class Endpoint:
 
     @classmethod
     def parse(cls, url: str, default_context_path: str) -> Endpoint:
-        """Accept `https://mn:8080` or `https://mn:8080/ctx`; a path replaces the context path."""
+        """Accept `https://mn:8080` or `https://mn:8080/ctx`; a path replaces the context path. The host
+        becomes the ASCII form the resolver looks up (hostnames.py), the one the endpoint rules checked."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("endpoint must be an http(s) URL with a host, e.g. https://zstack.example:8080")
@@ -94,10 +106,16 @@ class Endpoint:
             raise ValueError("endpoint must not carry credentials; use a credentials Secret")
         if parts.query or parts.fragment:
             raise ValueError("endpoint must not have a query or fragment")
-        context = parts.path if parts.path not in ("", "/") else default_context_path
-        if not _CONTEXT_PATH_RE.match(context):
-            raise ValueError(f"endpoint path {context!r} is not a plain context path like /zstack")
-        return cls(origin=f"{parts.scheme}://{parts.netloc}", context_path=context.rstrip("/"))
+        try:
+            host = resolver_host(parts.hostname)
+            port = parts.port
+            path = context_path(parts.path if parts.path not in ("", "/") else default_context_path)
+        except ValueError as error:
+            raise ValueError(f"endpoint {error}") from None
+        netloc = f"[{host}]" if ":" in host else host
+        if port is not None:
+            netloc += f":{port}"
+        return cls(origin=f"{parts.scheme}://{netloc}", context_path=path)
 
     def target(self, api_path: str, query: str = "") -> str:
         """The request target (path and query) for an API path such as `/v1/vm-instances`."""

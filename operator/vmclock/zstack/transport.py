@@ -20,6 +20,7 @@ import aiohttp
 from yarl import URL
 
 from vmclock import __version__
+from vmclock.zstack.dns import AbsoluteResolver
 from vmclock.zstack.errors import (
     BAD_REPLY,
     REPLY_TOO_LARGE,
@@ -49,6 +50,7 @@ class Transport:
         self.options = options
         self._gate = asyncio.Semaphore(options.max_concurrent_requests)
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: AbsoluteResolver | None = None
         self._closed = False
 
     def _client_session(self) -> aiohttp.ClientSession:
@@ -56,7 +58,8 @@ class Transport:
         if self._closed:
             raise RuntimeError("the ZStack client is closed")
         if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self.options.aiohttp_ssl)
+            self._resolver = AbsoluteResolver()  # a connector closes only a resolver it made: see close()
+            connector = aiohttp.TCPConnector(ssl=self.options.aiohttp_ssl, resolver=self._resolver)
             timeout = aiohttp.ClientTimeout(
                 total=self.options.request_timeout, sock_connect=self.options.connect_timeout
             )
@@ -144,3 +147,6 @@ class Transport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
