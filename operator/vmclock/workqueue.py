@@ -92,6 +92,7 @@ class WorkQueue(Generic[K]):
         self._failures = FailureCounter(backoff)
         self._wakeup = asyncio.Event()
         self._shut = False
+        self._paused = False
 
     def add(self, key: K) -> None:
         """Request a look at `key` now; coalesces with a pending request, never lost while it is processed."""
@@ -166,6 +167,19 @@ class WorkQueue(Generic[K]):
             self._enqueue(key)
         self._notify()  # a worker slot of this flow is free: a key that waited for it may go
 
+    def pause(self) -> None:
+        """Hand out nothing until `resume`: requests and wake-ups are still kept (they only queue keys),
+        so nothing is lost, but no reconcile starts. For a standby replica (kopf peering)."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self._notify()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
     def shut_down(self) -> None:
         self._shut = True
         for key in list(self._timers):
@@ -210,7 +224,7 @@ class WorkQueue(Generic[K]):
 
     def _take(self) -> K | None:
         """The head of the first flow, in round-robin order, that is below its worker share."""
-        if len(self._processing) >= self._workers:
+        if self._paused or len(self._processing) >= self._workers:
             return None
         cap = self._cap()
         for _ in range(len(self._turns)):

@@ -20,6 +20,7 @@ from harness import POLICY, SimulatorProcess, condition, wait_for
 from harness.credentials import RunCredentials
 from harness.e2e import DRIFT_SLACK, E2E, READY_TIMEOUT, SHORT_RESYNC, module_simulator
 from harness.objects import API_VERSION, Obj
+from vmclock.engine.records import decode_record, decode_record_with_origins
 
 SIMULATED_VMS = 10_000
 JOB_LATENCY = 0.01
@@ -117,8 +118,10 @@ def test_a_windows_selector_policy_converges_and_follows_the_fleet(e2e: E2E) -> 
     assert stored is not None, "the previous tracks are recorded in a ConfigMap"
     assert stored["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "vmclock"
     assert [o["uid"] for o in stored["metadata"]["ownerReferences"]] == [got["metadata"]["uid"]]
-    assert sorted(line.split()[0] for line in stored["data"]["previousTracks"].splitlines()) == sorted(
-        windows
+    recorded = decode_record_with_origins(stored["data"]["previousTracks"])
+    assert sorted(recorded[0]) == sorted(windows)
+    assert set(recorded[1].values()) == {f"{e2e.simulator.endpoint}/zstack#{e2e.credentials.account}"}, (
+        "each change names the management node and account it was made through"
     )
 
     newcomer = e2e.simulator.admin.add_vm("win-next-week", platform="Windows", user_tags=[tag], track="host")
@@ -233,7 +236,7 @@ def test_deleting_a_10000_vm_restore_policy_restores_every_vm_also_after_a_kill_
         assert at_kill < to_write, f"the apply finished ({at_kill} writes) before the kill"
         stored = record(e2e, "fleet")
         assert stored is not None, "the record was written before the first write"
-        recorded = len(stored["data"]["previousTracks"].splitlines())
+        recorded = len(decode_record(stored["data"]["previousTracks"]))
         assert recorded >= to_write, f"{recorded} lines recorded, {to_write} VMs to write"
         e2e.simulator.admin.clear_faults()
     finally:

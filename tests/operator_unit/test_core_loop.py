@@ -454,3 +454,29 @@ async def test_a_shared_read_is_bounded_even_when_no_reconcile_waits_for_it() ->
     error = readings["a" * 32].error
     assert error is not None
     assert error.code == "CLIENT.TIMEOUT"
+
+
+async def test_a_replica_paused_by_peering_starts_no_reconcile_until_it_resumes(parts: Parts) -> None:
+    """A standby replica (kopf peering) must not write to ZStack: kopf stops its daemons with the reason
+    OPERATOR_PAUSING, and the queue then hands out nothing, though requests and wake-ups keep queueing."""
+    from kopf._cogs.aiokits.aioenums import FlagSetter  # noqa: PLC0415 - kopf's own stop flag
+
+    worker = ConnectionWorker(
+        parts.kube, parts.manager, parts.controller, parts.metrics, heartbeats=Heartbeats()
+    )
+    setter: FlagSetter[kopf.DaemonStoppingReason] = FlagSetter()
+    body = kopf.Body(parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)])  # type: ignore[arg-type]
+    daemon = asyncio.create_task(worker.run(body, setter.async_waiter))
+    await asyncio.sleep(0.1)
+    setter.set(kopf.DaemonStoppingReason.OPERATOR_PAUSING)
+    await daemon
+    ref = parts.policy("p", parts.host_vms(2))
+    parts.controller.queue.add_after(ref, 0.01)  # a backoff wake-up
+    parts.controller.enqueue(ref)  # and a request
+    await asyncio.sleep(0.5)
+    assert not parts.status(ref), "a paused replica reconciled"
+    assert not parts.sim.stats.writes
+    resumed = asyncio.create_task(worker.run(body, FlagSetter().async_waiter))  # kopf resumes it
+    await parts.settle(lambda: ready(parts.status(ref)))
+    resumed.cancel()
+    await asyncio.gather(resumed, return_exceptions=True)

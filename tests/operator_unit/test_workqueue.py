@@ -164,3 +164,14 @@ async def test_shut_down_wakes_workers() -> None:
     queue.shut_down()
     with pytest.raises(ShutDown):
         await asyncio.wait_for(waiter, 1)
+
+
+async def test_a_paused_queue_keeps_requests_and_hands_out_nothing() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.pause()
+    queue.add("k")
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.05)
+    assert not getter.done()
+    queue.resume()
+    assert await asyncio.wait_for(getter, 1) == "k"

@@ -115,6 +115,7 @@ class ConnectionWorker:
         """The daemon body; `body` is kopf's live view, refreshed as events arrive."""
         ref = Ref.of(body)
         check: asyncio.Task[ConnectionVerdict] | None = None
+        self._controller.queue.resume()  # kopf runs daemons only while this replica is active
         try:
             while not stopped:
                 self._heartbeats.beat(ref)
@@ -127,6 +128,10 @@ class ConnectionWorker:
                 self._controller.start_round(ref, parse_connection_spec(body.spec))
                 await stopped.wait(TICK_SECONDS)
         finally:
+            if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.OPERATOR_PAUSING:
+                # Peering made this replica a standby: its backoff wake-ups and requests may still queue
+                # policies, but none is reconciled (written to ZStack) until kopf resumes it.
+                self._controller.queue.pause()
             self._heartbeats.forget(ref)
             if check is not None and not check.done():
                 check.cancel()
