@@ -3,6 +3,7 @@ the operator running from that image as the installed ServiceAccount."""
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from controlplane import ControlPlane, Kubectl, MissingBinariesError, require_binaries
 from deploy.dockerfile_replay import ReplayedImage, replay_image
+from deploy.helm import HelmRender, helm_template
 from deploy.kustomize import (
     OPERATOR,
     REPO,
@@ -32,6 +34,7 @@ from deploy.serviceaccount import (
 from harness import SimulatorProcess, Tenant
 from harness.credentials import RunCredentials
 from harness.e2e import E2E, VmPool
+from helmbuild import MissingHelmError, require_helm
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +50,21 @@ def render() -> Render:
         return parse_objects(kustomize("kustomize", str(directory)).stdout)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The helm built from Go modules by ``tests/helmbuild/helm build`` (``make helm``)."""
+    try:
+        return require_helm()
+    except MissingHelmError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def render_chart(helm: Path) -> HelmRender:
+    """``render_chart(values=[...], namespace=..., chart=...)``: what ``helm template`` renders."""
+    return functools.partial(helm_template, helm)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from controlplane.build import BuildError, _exclusive_lock
 from controlplane.versions import GO_ENV, cache_root, go_binary, go_version
 
 HELM_VERSION = "v3.21.4"
-PACKAGE = "helm.sh/helm/v3/cmd/helm"
+MODULE = "helm.sh/helm/v3"
+PACKAGE = f"{MODULE}/cmd/helm"
 # What helm's Makefile stamps, so `helm version` reports the release instead of a development build.
 VERSION_PACKAGE = "helm.sh/helm/v3/internal/version"
 
@@ -37,8 +39,26 @@ def cache_dir(version: str, go: str) -> Path:
     return cache_root() / f"helm-{version}_go-{go}"
 
 
-def ldflags(version: str) -> str:
-    return f"-s -w -X {VERSION_PACKAGE}.version={version} -X {VERSION_PACKAGE}.gitTreeState=clean"
+# helm's Makefile derives the Kubernetes version `helm template` and `helm lint` assume (when no cluster or
+# --kube-version says otherwise) from its k8s.io/client-go requirement: v0.N.M means 1.N. Unstamped, helm
+# assumes 1.20, and a chart's `kubeVersion: >=1.34` refuses to render.
+KUBE_VERSION_PACKAGES = ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules")
+_CLIENT_GO = re.compile(r"^\s*k8s\.io/client-go\s+v0\.(\d+)\.\d+", re.MULTILINE)
+
+
+def kube_minor(gomod: str) -> str:
+    """The Kubernetes minor of helm's k8s.io/client-go requirement (``v0.36.2`` -> ``36``)."""
+    match = _CLIENT_GO.search(gomod)
+    if match is None:
+        raise BuildError("read helm go.mod", "no k8s.io/client-go v0.N.M requirement in helm's go.mod")
+    return match.group(1)
+
+
+def ldflags(version: str, gomod: str) -> str:
+    stamps = [f"-X {VERSION_PACKAGE}.version={version}", f"-X {VERSION_PACKAGE}.gitTreeState=clean"]
+    for package in KUBE_VERSION_PACKAGES:
+        stamps += [f"-X {package}.k8sVersionMajor=1", f"-X {package}.k8sVersionMinor={kube_minor(gomod)}"]
+    return " ".join(["-s", "-w", *stamps])
 
 
 def _log(message: str) -> None:
@@ -79,10 +99,21 @@ def build(version: str = HELM_VERSION) -> Path:
         work = cache_root() / "work" / f"helm-{version}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
+        download = _run(
+            "download helm go.mod", [go_binary(), "mod", "download", "-json", f"{MODULE}@{version}"], work
+        )
+        gomod = Path(json.loads(download)["GoMod"]).read_text()
         _log(f"go install {PACKAGE}@{version} ...")
         _run(
             "compile helm",
-            [go_binary(), "install", "-trimpath", "-ldflags", ldflags(version), f"{PACKAGE}@{version}"],
+            [
+                go_binary(),
+                "install",
+                "-trimpath",
+                "-ldflags",
+                ldflags(version, gomod),
+                f"{PACKAGE}@{version}",
+            ],
             work,
             {"GOBIN": str(work / "bin")},  # never the user's own GOBIN/GOPATH
         )
