@@ -4,12 +4,12 @@ connections one replica serves within the Deployment's memory limit.
 Numbers, not pass/fail. Starts etcd + kube-apiserver (tests/controlplane), applies crds/, runs the simulator
 and the operator (``python -m vmclock run -A``) as real processes, then adds ZStackConnections in steps (each
 with its own credentials Secret, all to the one simulator, no policies) and, once every connection of a step
-is Ready and the operator has been idle for ``SETTLE`` seconds, samples the operator's resident memory
-(VmRSS), its open sockets and the CPU it used over ``WINDOW`` seconds. The cost per connection is the slope
-between the first and the last step; the capacity is what the limit leaves after the measured peak of
-reconciling policies (bench/bench_operator.py) divided by that slope.
+is Ready samples the operator's open sockets and, once it has been idle for ``SETTLE`` seconds, its resident
+memory (VmRSS), its sockets again and the CPU it used over ``WINDOW`` seconds. The cost per connection is the
+slope from the first step with connections to the last; the capacity is what the limit leaves after the
+measured peak of reconciling policies (bench/bench_operator.py) divided by that slope.
 
-    .venv/bin/python bench/bench_connections.py [--steps 0,100,200,400] [--json PATH]
+    .venv/bin/python bench/bench_connections.py [--steps 0,100,400,800] [--json PATH]
 
 Prints one line per step and, last, the results as one JSON document.
 """
@@ -91,6 +91,9 @@ def wait_ready(tenant: Tenant, count: int) -> float:
 
 
 def sample(pid: int, count: int, ready_seconds: float) -> dict[str, Any]:
+    """Sockets right when the step is Ready (each new client's keep-alive session is still open), then memory
+    and CPU once idle (aiohttp closes idle keep-alive sockets after 15 s)."""
+    at_ready = sockets(pid)
     time.sleep(SETTLE)
     cpu = cpu_seconds(pid)
     time.sleep(WINDOW)
@@ -98,23 +101,30 @@ def sample(pid: int, count: int, ready_seconds: float) -> dict[str, Any]:
         "connections": count,
         "readySeconds": round(ready_seconds, 1),
         "rssMiB": round(status_bytes(pid, "VmRSS") / MIB, 1),
-        "sockets": sockets(pid),
+        "socketsAtReady": at_ready,
+        "socketsIdle": sockets(pid),
         "idleCpuPercent": round(100 * (cpu_seconds(pid) - cpu) / WINDOW, 2),
     }
 
 
 def summary(steps: list[dict[str, Any]], peak_mib: float) -> dict[str, Any]:
-    first, last = steps[0], steps[-1]
-    added = last["connections"] - first["connections"]
-    per_mib = (last["rssMiB"] - first["rssMiB"]) / added
+    """The marginal cost is the slope from the first step with connections to the last: going from none to
+    some also pays once for what the first connection loads (client code, TLS, thread pools)."""
+    empty, first, last = steps[0], steps[1], steps[-1]
+    added = last["connections"] - first["connections"] if len(steps) > 2 else first["connections"]
+    base = first if len(steps) > 2 else empty
+    per_mib = (last["rssMiB"] - base["rssMiB"]) / added
     limit_mib = memory_limit_bytes() / MIB
     return {
         "perConnectionKiB": round(per_mib * 1024, 1),
-        "socketsPerConnection": round((last["sockets"] - first["sockets"]) / added, 2),
-        "idleCpuPercentPer100": round(100 * (last["idleCpuPercent"] - first["idleCpuPercent"]) / added, 2),
+        "firstUseMiB": round(first["rssMiB"] - empty["rssMiB"] - per_mib * first["connections"], 1),
+        "socketsAtReadyPerConnection": round((last["socketsAtReady"] - base["socketsAtReady"]) / added, 2),
+        "socketsIdlePerConnection": round((last["socketsIdle"] - base["socketsIdle"]) / added, 2),
+        "idleCpuPercentPer100": round(100 * (last["idleCpuPercent"] - base["idleCpuPercent"]) / added, 2),
         "limitMiB": limit_mib,
         "peakRssMiB": round(peak_mib, 1),
-        # What the limit leaves after the measured reconcile peak, at the measured cost per connection.
+        # What the limit leaves after the measured reconcile peak (which includes the first-use cost), at the
+        # marginal cost per connection.
         "connectionsWithinLimit": int((limit_mib - RECONCILE_PEAK_MIB) / per_mib) if per_mib > 0 else None,
     }
 
@@ -151,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", default="0,100,200,400", help="connection counts to sample at, ascending")
+    parser.add_argument("--steps", default="0,100,400,800", help="connection counts to sample at, ascending")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     counts = [int(step) for step in args.steps.split(",")]
-    if len(counts) < 2 or counts != sorted(set(counts)):
-        parser.error("--steps: at least two distinct connection counts, ascending (e.g. 0,100,200)")
+    if len(counts) < 2 or counts[0] != 0 or counts != sorted(set(counts)):
+        parser.error("--steps: 0, then at least one more connection count, ascending (e.g. 0,100,400)")
     results = run(counts, Path(tempfile.mkdtemp(prefix="vmclock-bench-connections-")))
     results["loadAverageAfter"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
