@@ -13,7 +13,7 @@ COMPAT_TESTS := tests/controlplane/test_kubectl_wait.py tests/integration/test_c
 	$(wildcard tests/integration/test_e2e_*.py)
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lock lint typecheck controlplane unit test compat dev bench hadolint clean
+.PHONY: help venv lock lint typecheck controlplane helm unit test compat dev bench hadolint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,10 +47,13 @@ typecheck: $(STAMP) ## mypy (strict) on the package
 controlplane: ## build kube-apiserver, kubectl and etcd from Go modules into the cache (no-op when cached)
 	$(CONTROLPLANE) build
 
+helm: ## build helm from Go modules into the cache beside the control plane (no-op when cached)
+	tests/helmbuild/helm build
+
 unit: $(STAMP) ## fast tests that need no control plane
 	$(BIN)/pytest -m 'not integration' -q
 
-test: $(STAMP) lint typecheck controlplane ## everything CI runs: lint, types, control plane build, all tests, compat
+test: $(STAMP) lint typecheck controlplane helm ## everything CI runs: lint, types, control plane build, all tests, compat
 	$(BIN)/pytest -q -ra
 	$(MAKE) --no-print-directory compat
 
@@ -65,6 +68,7 @@ bench: $(STAMP) controlplane ## benchmarks under bench/ (numbers, not pass/fail)
 	$(BIN)/python bench/bench_client.py
 	$(BIN)/python bench/bench_operator.py
 	$(BIN)/python bench/bench_selector.py
+	$(BIN)/python bench/bench_connections.py
 
 clean: ## remove the venv and caches (the control-plane cache outside the repo stays)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

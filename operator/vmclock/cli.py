@@ -12,8 +12,9 @@ Flags mirror `kopf run` where they overlap (`-n/--namespace`, `-A/--all-namespac
 - credentials go only to https endpoints that their Secret's `vmclock.zstack.io/allowed-endpoints` annotation
   lists; `--allowed-endpoint` (host globs or CIDRs) narrows that further for every tenant, and plain
   http:// or `spec.tls.insecureSkipVerify` need `--allow-insecure-endpoints`.
-Environment: POD_NAME names the Event reporting instance (default: the host name); KUBECONFIG or the
-in-cluster service account select the cluster.
+Environment: POD_NAME names the Event reporting instance (default: the host name); POD_NAMESPACE and
+POD_SERVICE_ACCOUNT name the operator's ServiceAccount in the RoleBinding a NamespaceNotEnabled connection
+asks for; KUBECONFIG or the in-cluster service account select the cluster.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ the venv built by ``dockerfile_replay``.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +17,43 @@ import yaml
 
 from controlplane import Kubectl
 from deploy.dockerfile_replay import ReplayedImage
-from deploy.kustomize import Obj
+from deploy.kustomize import OPERATOR, Obj
 from harness import OperatorError, OperatorProcess
 
 TOKEN_DURATION = "1h"
+POD_NAME = f"{OPERATOR}-sa-{secrets.token_hex(3)}"
+TENANT_ROLE = "vmclock-tenant"
 
 
 def identity(account: Obj) -> str:
     """The user name the API server gives the ServiceAccount's tokens."""
     return f"system:serviceaccount:{account['metadata']['namespace']}:{account['metadata']['name']}"
+
+
+@dataclass(frozen=True)
+class OperatorLogin:
+    """The ServiceAccount, a token of it, and a kubeconfig holding only that token."""
+
+    account: Obj
+    token: str
+    kubeconfig: Path
+
+    @property
+    def user(self) -> str:
+        return identity(self.account)
+
+
+def enable_namespace(admin: Kubectl, namespace: str, account: Obj) -> None:
+    """What a namespace's owner does to opt in (design.md §6.5): bind ``vmclock-tenant`` to the operator."""
+    subject = f"{account['metadata']['namespace']}:{account['metadata']['name']}"
+    admin(
+        "create",
+        "rolebinding",
+        TENANT_ROLE,
+        f"--clusterrole={TENANT_ROLE}",
+        f"--serviceaccount={subject}",
+        namespace=namespace,
+    )
 
 
 def mint_token(admin: Kubectl, account: Obj) -> str:
@@ -77,12 +106,13 @@ class DeployedOperatorProcess(OperatorProcess):
     operators may share this machine) and `--allow-insecure-endpoints` is added for the plain-http simulator;
     every other argument is passed exactly as rendered.  Downward-API
     variables (``fieldRef``) get the values the kubelet would give a pod named :attr:`pod_name` in
-    :attr:`pod_namespace`.
+    :attr:`pod_namespace` running as :attr:`service_account`.
     """
 
     image: ReplayedImage
     container: Obj
     pod_namespace: str
+    service_account: str
 
     def argv(self) -> list[str]:
         listeners = {"--liveness": self.liveness_url, "--metrics-port": str(self.metrics_port)}
@@ -96,7 +126,11 @@ class DeployedOperatorProcess(OperatorProcess):
         return [*self.image.entrypoint, *(rebound.get(arg, arg) for arg in args), insecure]
 
     def container_env(self) -> dict[str, str]:
-        downward = {"metadata.name": self.pod_name, "metadata.namespace": self.pod_namespace}
+        downward = {
+            "metadata.name": self.pod_name,
+            "metadata.namespace": self.pod_namespace,
+            "spec.serviceAccountName": self.service_account,
+        }
         env = {}
         for variable in self.container.get("env", []):
             if "value" in variable:

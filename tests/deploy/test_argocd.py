@@ -46,6 +46,7 @@ TERMINAL_CONNECTION_REASONS = {
     "EndpointNotAllowed",
     "InsecureEndpoint",
     "Unsupported",
+    "NamespaceNotEnabled",
 }
 RETRIED_CONNECTION_REASONS = {"Connected", "NotFound", "Unreachable", "NotReady"}
 # Ready reasons the fixtures must show as Degraded (ConnectionNotReady and PartiallyApplied only sometimes).

@@ -42,6 +42,7 @@ SHIPPED = {
 }
 COMPONENTS = {"peering": "components/peering", "networkpolicy": "components/networkpolicy"}
 PEERING_NAME = "vmclock"
+TENANT_ROLE = "vmclock-tenant"
 
 
 def flag_values(container: Obj) -> dict[str, str]:
@@ -147,11 +148,10 @@ def test_namespaced_overlay_binds_the_operator_rules_only_in_its_namespace(rende
     assert of_kind(objects, "Namespace") == []  # the tenant's namespace is not ours to manage or prune
     cluster_wide = {obj["roleRef"]["name"] for obj in of_kind(objects, "ClusterRoleBinding")}
     assert cluster_wide == {"vmclock-operator-crd-watch", "vmclock-operator-namespace-watch"}
-    rolebinding = one(objects, "RoleBinding", OPERATOR)
-    assert (rolebinding["metadata"]["namespace"], rolebinding["roleRef"]["name"]) == (
-        DEFAULT_NAMESPACE,
-        OPERATOR,
+    bound = sorted(
+        (obj["metadata"]["namespace"], obj["roleRef"]["name"]) for obj in of_kind(objects, "RoleBinding")
     )
+    assert bound == [(DEFAULT_NAMESPACE, OPERATOR), (DEFAULT_NAMESPACE, TENANT_ROLE)]
 
 
 def test_ha_overlay_runs_a_standby_replica_with_peering(render: Render) -> None:
@@ -241,9 +241,11 @@ def test_tenants_overlay_binds_the_operator_rules_in_exactly_the_namespaces_it_s
     account = one(objects, "ServiceAccount", OPERATOR)["metadata"]["namespace"]
     assert "-A" not in container["args"]
     served = namespace_args(container)
-    bound = [obj["metadata"]["namespace"] for obj in of_kind(objects, "RoleBinding")]
-    assert sorted(served) == sorted(bound) == ["tenant-a", "tenant-b"]
-    assert {obj["roleRef"]["name"] for obj in of_kind(objects, "RoleBinding")} == {OPERATOR}
+    bound = sorted(
+        (obj["metadata"]["namespace"], obj["roleRef"]["name"]) for obj in of_kind(objects, "RoleBinding")
+    )
+    assert sorted(served) == ["tenant-a", "tenant-b"]
+    assert bound == [(tenant, role) for tenant in served for role in (OPERATOR, TENANT_ROLE)]
     # The operator's rules (Secrets get among them) are bound nowhere cluster-wide.
     cluster_wide = {obj["roleRef"]["name"] for obj in of_kind(objects, "ClusterRoleBinding")}
     assert cluster_wide == {"vmclock-operator-crd-watch", "vmclock-operator-namespace-watch"}
@@ -267,11 +269,28 @@ def cluster_wide_rules(objects: list[Obj]) -> list[Obj]:
     ]
 
 
-@pytest.mark.parametrize("variant", ["namespaced", "tenants"])
-def test_scoped_installs_grant_nothing_on_secrets_cluster_wide(render: Render, variant: str) -> None:
+@pytest.mark.parametrize("variant", SHIPPED)
+def test_no_variant_grants_secrets_or_configmaps_cluster_wide(render: Render, variant: str) -> None:
+    """design.md §6.5: a namespace opts in with a RoleBinding; even the operator watching every namespace
+    reads credentials and writes records nowhere else."""
     rules = cluster_wide_rules(render(SHIPPED[variant]))
     assert rules
     assert [rule for rule in rules if {"secrets", "configmaps", "*"} & set(rule["resources"])] == []
+
+
+def test_the_opt_in_role_grants_exactly_the_secret_and_configmap_verbs(render: Render) -> None:
+    (role,) = [
+        obj
+        for obj in of_kind(render(SHIPPED["default"]), "ClusterRole")
+        if obj["metadata"]["name"] == TENANT_ROLE
+    ]
+    granted = {
+        (resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]
+    }
+    assert granted == {
+        ("secrets", "get"),
+        *(("configmaps", verb) for verb in ("get", "create", "update", "delete")),
+    }
 
 
 def test_peering_patches_only_the_peering_object_the_operator_is_told_to_use(render: Render) -> None:

@@ -2,7 +2,8 @@
 
 The operator is started from the venv the Dockerfile's steps built (``replayed_image``), with the rendered
 Deployment's arguments and environment, and it authenticates with a token of the ``vmclock-operator``
-ServiceAccount that ``deploy/`` created and bound.  The whole reconcile scenario (apply, unknown VM, drift,
+ServiceAccount that ``deploy/`` created and bound; the test's namespace opts in as its owner would (a
+RoleBinding to ``vmclock-tenant``).  The whole reconcile scenario (apply, unknown VM, drift,
 pause, resume, Restore on deletion) then runs with the user's objects written as admin; any verb the
 ClusterRole lacks would surface as a 403 in the operator's log or as a step that never completes.
 """
@@ -12,21 +13,13 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
-
-from controlplane import ControlPlane, Kubectl
-from deploy.dockerfile_replay import ReplayedImage
-from deploy.kustomize import OPERATOR, Obj, one, operator_container
-from deploy.serviceaccount import DeployedOperatorProcess, identity, mint_token, write_token_kubeconfig
+from controlplane import Kubectl
+from deploy.serviceaccount import POD_NAME, OperatorLogin, enable_namespace
 from harness import (
     GROUP,
     PAUSED,
     POLICY,
-    SimulatorProcess,
     Tenant,
     account_secret,
     condition,
@@ -37,88 +30,13 @@ from harness import (
     wait_for,
 )
 from harness.credentials import RunCredentials
-from harness.e2e import CONNECTION_NAME, E2E, READY_TIMEOUT, SECRET_NAME, VmPool
+from harness.e2e import CONNECTION_NAME, E2E, READY_TIMEOUT, SECRET_NAME
 
 NAME = "as-operator"
 RESYNC_SECONDS = 10  # the smallest resyncIntervalSeconds the CRD accepts
-POD_NAME = f"{OPERATOR}-sa-{secrets.token_hex(3)}"
 # A refused request as the API server, kopf or the operator's own client report it.  The 403 must stand
 # alone, so fractions of seconds (".403") and ports (":40312") in timestamps and URLs do not count.
 PERMISSION_DENIED = re.compile(r"forbidden|not enough permissions|(?<![\w.:])403(?!\w)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class OperatorLogin:
-    """The ServiceAccount, a token of it, and a kubeconfig holding only that token."""
-
-    account: Obj
-    token: str
-    kubeconfig: Path
-
-    @property
-    def user(self) -> str:
-        return identity(self.account)
-
-
-@pytest.fixture(scope="module")
-def login(
-    controlplane: ControlPlane, installed_deploy: list[Obj], tmp_path_factory: pytest.TempPathFactory
-) -> OperatorLogin:
-    account = one(installed_deploy, "ServiceAccount", OPERATOR)
-    token = mint_token(controlplane.kubectl(), account)
-    path = write_token_kubeconfig(
-        controlplane.kubeconfig, token, tmp_path_factory.mktemp("serviceaccount") / "kubeconfig"
-    )
-    return OperatorLogin(account, token, path)
-
-
-@pytest.fixture
-def as_operator(controlplane: ControlPlane, login: OperatorLogin) -> Kubectl:
-    """kubectl authenticated only by the ServiceAccount token."""
-    return Kubectl(controlplane.kubectl_path, login.kubeconfig)
-
-
-@pytest.fixture
-def credentials() -> RunCredentials:
-    return RunCredentials()
-
-
-@pytest.fixture
-def simulator(tmp_path: Path, credentials: RunCredentials) -> Iterator[SimulatorProcess]:
-    with SimulatorProcess(
-        log_path=tmp_path / "simulator.log",
-        vms=20,
-        seed=secrets.randbelow(1_000_000),
-        accounts=credentials.simulator_accounts,
-    ) as sim:
-        yield sim
-
-
-@pytest.fixture
-def operator(
-    installed_deploy: list[Obj], replayed_image: ReplayedImage, login: OperatorLogin, tmp_path: Path
-) -> Iterator[DeployedOperatorProcess]:
-    with DeployedOperatorProcess(
-        log_path=tmp_path / "operator.log",
-        kubeconfig=login.kubeconfig,
-        pod_name=POD_NAME,
-        image=replayed_image,
-        cwd=replayed_image.root,
-        container=operator_container(installed_deploy),
-        pod_namespace=login.account["metadata"]["namespace"],
-    ) as process:
-        yield process
-
-
-@pytest.fixture
-def e2e(
-    simulator: SimulatorProcess,
-    operator: DeployedOperatorProcess,
-    credentials: RunCredentials,
-    kubectl: Kubectl,
-    namespace: str,
-) -> E2E:
-    return E2E(simulator, operator, credentials, VmPool(simulator.admin.vms()), Tenant(kubectl, namespace))
 
 
 def refusals(log: str) -> list[str]:
@@ -135,8 +53,9 @@ def operator_events(e2e: E2E) -> list[str]:
 
 
 def test_full_reconcile_scenario_passes_with_only_the_serviceaccount_rbac(
-    e2e: E2E, login: OperatorLogin
+    e2e: E2E, login: OperatorLogin, kubectl: Kubectl
 ) -> None:
+    enable_namespace(kubectl, e2e.namespace, login.account)
     e2e.connect()
     changed = e2e.vms.take(3, track="host")
     missing = e2e.vms.unknown_uuid()
@@ -234,6 +153,7 @@ def pause_and_resume(e2e: E2E, expected: dict[str, str]) -> None:
 def test_serviceaccount_cannot_list_secrets_or_delete_policies(
     as_operator: Kubectl, login: OperatorLogin, credentials: RunCredentials, kubectl: Kubectl, namespace: str
 ) -> None:
+    enable_namespace(kubectl, namespace, login.account)
     tenant = Tenant(kubectl, namespace)
     tenant.apply(
         account_secret(

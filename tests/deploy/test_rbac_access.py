@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from controlplane import Kubectl
 from deploy.kustomize import OPERATOR, Obj, Render, apply_prerequisites, tenants_copy, user_copy
+from deploy.serviceaccount import enable_namespace
 
 POLICIES = "vmclockpolicies.vmclock.zstack.io"
 CONNECTIONS = "zstackconnections.vmclock.zstack.io"
@@ -32,6 +33,12 @@ class Access(NamedTuple):
     subresource: str = ""
 
 
+# What the RoleBinding to vmclock-tenant grants in a namespace that opted in (design.md §6.5).
+TENANT_ACCESS = [
+    Access("get", "secrets", HOME),
+    Access("get", "configmaps", HOME),
+    *(Access(verb, "configmaps", HOME) for verb in ("create", "update", "delete")),  # selector records
+]
 OWN_KINDS_AT_HOME = [
     *(
         Access(verb, kind, HOME)
@@ -39,9 +46,7 @@ OWN_KINDS_AT_HOME = [
         for verb in ("get", "list", "watch", "patch")
     ),
     *(Access("patch", kind, HOME, "status") for kind in (POLICIES, CONNECTIONS)),
-    Access("get", "secrets", HOME),
-    Access("get", "configmaps", HOME),
-    *(Access(verb, "configmaps", HOME) for verb in ("create", "update", "delete")),  # selector records
+    *TENANT_ACCESS,
     Access("create", "events", HOME),
     Access("list", CRDS, EVERYWHERE),
     Access("watch", CRDS, EVERYWHERE),
@@ -68,18 +73,23 @@ NEVER = [
     Access("list", CLUSTER_PEERINGS, EVERYWHERE),  # only with components/peering
 ]
 WATCH_NAMESPACES = [Access("list", "namespaces", EVERYWHERE), Access("watch", "namespaces", EVERYWHERE)]
-# What an install that serves some namespaces must not do in any other.
-OUTSIDE = [
+# Secrets and ConfigMaps in a namespace that did not opt in, and cluster-wide.
+OUTSIDE_TENANT_ACCESS = [
     Access("get", "secrets", ELSEWHERE),
     Access("get", "configmaps", ELSEWHERE),
     Access("create", "configmaps", ELSEWHERE),
     Access("delete", "configmaps", ELSEWHERE),
+    Access("get", "secrets", EVERYWHERE),
+    Access("create", "configmaps", EVERYWHERE),
+]
+# What an install that serves some namespaces must not do in any other.
+OUTSIDE = [
+    *OUTSIDE_TENANT_ACCESS,
     Access("get", POLICIES, ELSEWHERE),
     Access("patch", CONNECTIONS, ELSEWHERE, "status"),
     Access("create", "events", ELSEWHERE),
     Access("list", POLICIES, EVERYWHERE),
     Access("watch", CONNECTIONS, EVERYWHERE),
-    Access("get", "secrets", EVERYWHERE),
 ]
 
 
@@ -124,15 +134,34 @@ def service_account(objects: list[Obj]) -> Obj:
 def test_cluster_wide_install_grants_exactly_what_the_operator_uses(
     kubectl: Kubectl, installed_deploy: list[Obj], namespace: str
 ) -> None:
+    """It watches every namespace, but reads Secrets and writes ConfigMaps only where a namespace opted in
+    (here ``namespace``, as its owner would); ``kube-system`` and ``default`` did not."""
+    account = service_account(installed_deploy)
+    enable_namespace(kubectl, namespace, account)
     allowed = [
         *OWN_KINDS_AT_HOME,
         Access("list", POLICIES, EVERYWHERE),
         Access("watch", CONNECTIONS, EVERYWHERE),
-        Access("get", "secrets", ELSEWHERE),  # cluster-wide mode reads each tenant's connection Secret
     ]
-    denied = [*NEVER, Access("list", "namespaces", EVERYWHERE)]  # kopf lists namespaces only with --namespace
-    places = {HOME: namespace, ELSEWHERE: "default"}
-    assert wrong_answers(kubectl, service_account(installed_deploy), allowed, denied, places) == NOTHING_WRONG
+    denied = [
+        *NEVER,
+        Access("list", "namespaces", EVERYWHERE),  # kopf lists namespaces only with --namespace
+        *OUTSIDE_TENANT_ACCESS,
+    ]
+    answers = {
+        elsewhere: wrong_answers(kubectl, account, allowed, denied, {HOME: namespace, ELSEWHERE: elsewhere})
+        for elsewhere in ("kube-system", "default")
+    }
+    assert answers == dict.fromkeys(answers, NOTHING_WRONG)
+
+
+def test_cluster_wide_install_reads_no_secret_before_a_namespace_opts_in(
+    kubectl: Kubectl, installed_deploy: list[Obj], namespace: str
+) -> None:
+    own_kinds = [access for access in OWN_KINDS_AT_HOME if access not in TENANT_ACCESS]
+    places = {HOME: namespace}
+    answers = wrong_answers(kubectl, service_account(installed_deploy), own_kinds, TENANT_ACCESS, places)
+    assert answers == NOTHING_WRONG
 
 
 def test_namespaced_install_reaches_nothing_outside_its_namespace(

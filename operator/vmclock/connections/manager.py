@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vmclock.connections.leased import FRESH_SECONDS, LeasedClient
+from vmclock.connections.optin import HTTP_FORBIDDEN, OperatorAccount, namespace_not_enabled
 from vmclock.connections.problems import (
     AUTH_FAILED,
     CONNECTED,
@@ -41,6 +42,7 @@ from vmclock.connections.secrets import ObjectReader, load_credentials, load_tls
 from vmclock.connections.spec import ConnectionSpec, parse_connection_spec
 from vmclock.connections.trust import EndpointPolicy, endpoint_origin
 from vmclock.engine.reconcile import ConnectionUnavailable
+from vmclock.kubeapi import KubeApiError
 from vmclock.refs import Ref
 from vmclock.zstack import ClientOptions, Credentials, OnCall, ZStackClient, ZStackError
 from vmclock.zstack.errors import HTTP, ID_AUTHENTICATION, ID_PERMISSION_DENIED, SYS_NOT_READY
@@ -160,10 +162,12 @@ class ConnectionManager:
         *,
         on_call: OnCall | None = None,
         endpoints: EndpointPolicy | None = None,
+        account: OperatorAccount | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
         self._endpoints = endpoints or EndpointPolicy()
+        self._account = account or OperatorAccount.from_environment()
         self._on_call = on_call
         self._clock = clock
         self._entries: dict[Ref, _Entry] = {}
@@ -201,9 +205,15 @@ class ConnectionManager:
         return entry.verdict
 
     async def _look(self, namespace: str, spec: ConnectionSpec) -> _Looked:
-        """Read the Secret (and CA) once; the endpoint rules are checked before anything else is done."""
-        credentials, secret = await load_credentials(self._reader, namespace, spec, self._endpoints)
-        tls, ca_version = await load_tls(self._reader, namespace, spec, secret)
+        """Read the Secret (and CA) once; the endpoint rules are checked before anything else is done.
+        A 403 means the namespace has not opted in (no RoleBinding to vmclock-tenant there)."""
+        try:
+            credentials, secret = await load_credentials(self._reader, namespace, spec, self._endpoints)
+            tls, ca_version = await load_tls(self._reader, namespace, spec, secret)
+        except KubeApiError as error:
+            if error.status == HTTP_FORBIDDEN:
+                raise namespace_not_enabled(namespace, self._account) from None
+            raise
         return _Looked((spec, secret.resource_version, ca_version), credentials, tls)
 
     async def _check_locked(

@@ -14,6 +14,7 @@ UNSUPPORTED = "Unsupported"
 NOT_READY = "NotReady"
 ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"  # design.md §6.1: the Secret or the operator forbids it
 INSECURE_ENDPOINT = "InsecureEndpoint"  # http:// or insecureSkipVerify without --allow-insecure-endpoints
+NAMESPACE_NOT_ENABLED = "NamespaceNotEnabled"  # design.md §6.5: no RoleBinding lets the operator read here
 NOT_FOUND = "NotFound"  # the ZStackConnection itself does not exist (only ever seen by policies)
 FORBIDDEN = frozenset({ENDPOINT_NOT_ALLOWED, INSECURE_ENDPOINT})  # reasons no fallback may get around
 

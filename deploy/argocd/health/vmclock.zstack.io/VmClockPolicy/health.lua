@@ -37,7 +37,7 @@ local terminal = { InvalidSpec = true, VmNotFound = true, Conflict = true, Drift
 -- need a person; Unreachable and NotReady are retried, and a missing connection may arrive in the same sync.
 local terminal_connection = {
   AuthFailed = true, InvalidSecret = true, SecretNotFound = true,
-  EndpointNotAllowed = true, InsecureEndpoint = true, Unsupported = true,
+  EndpointNotAllowed = true, InsecureEndpoint = true, Unsupported = true, NamespaceNotEnabled = true,
 }
 
 -- Whether Ready=False is final. Argo CD has no progress deadline for custom resources, so PartiallyApplied

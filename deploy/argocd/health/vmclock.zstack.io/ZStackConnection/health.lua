@@ -18,11 +18,11 @@ local function message_or(fallback)
 end
 
 -- Ready=False for these reasons does not heal by retrying: the Secret (or its allowed-endpoints annotation),
--- the credentials, the endpoint or ZStack has to change. Unreachable and NotReady (management node still
+-- the credentials, the endpoint, the namespace's RoleBinding (NamespaceNotEnabled) or ZStack has to change. Unreachable and NotReady (management node still
 -- starting) are retried: Progressing. VmClockPolicy's health uses the same list for status.connection.reason.
 local terminal = {
   AuthFailed = true, InvalidSecret = true, SecretNotFound = true,
-  EndpointNotAllowed = true, InsecureEndpoint = true, Unsupported = true,
+  EndpointNotAllowed = true, InsecureEndpoint = true, Unsupported = true, NamespaceNotEnabled = true,
 }
 
 local generation = obj.metadata.generation
