@@ -276,19 +276,8 @@ class KubeApi:
         ]
         what = f"{plural} {namespace}/{name} status"
         try:
-            written = await self._written(
-                what,
-                lambda api: _custom(api).patch_namespaced_custom_object_status_without_preload_content(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    operations,
-                    _content_type=JSON_PATCH,
-                    _request_timeout=REQUEST_TIMEOUT,
-                ),
-            )
+            written = await self._patch_status(plural, namespace, name, operations, JSON_PATCH)
+            assert written is not None  # absent: Gone was raised
         except Stale:
             current = await self.read_object(plural, namespace, name)
             if current is None or (current.get("metadata") or {}).get("uid") != uid:
@@ -317,7 +306,13 @@ class KubeApi:
                 {"op": "add", "path": "/status", "value": {k: v for k, v in whole.items() if v is not None}},
             ]
             content_type = JSON_PATCH
-        found = await self._exchange(
+        found = await self._patch_status(plural, namespace, name, body, content_type, absent_ok=True)
+        return found is not None
+
+    async def _patch_status(
+        self, plural: str, namespace: str, name: str, body: Any, content_type: str, *, absent_ok: bool = False
+    ) -> dict[str, Any] | None:
+        return await self._exchange(
             f"{plural} {namespace}/{name} status",
             lambda api: _custom(api).patch_namespaced_custom_object_status_without_preload_content(
                 GROUP,
@@ -329,9 +324,8 @@ class KubeApi:
                 _content_type=content_type,
                 _request_timeout=REQUEST_TIMEOUT,
             ),
-            absent_ok=True,
+            absent_ok=absent_ok,
         )
-        return found is not None
 
 
 def _json(raw: bytes) -> Any:
