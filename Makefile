@@ -13,7 +13,7 @@ COMPAT_TESTS := tests/controlplane/test_kubectl_wait.py tests/integration/test_c
 	$(wildcard tests/integration/test_e2e_*.py)
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lock lint typecheck controlplane unit test compat dev bench hadolint clean
+.PHONY: help venv lock lint typecheck controlplane prometheus unit test compat dev bench hadolint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,10 +47,13 @@ typecheck: $(STAMP) ## mypy (strict) on the package
 controlplane: ## build kube-apiserver, kubectl and etcd from Go modules into the cache (no-op when cached)
 	$(CONTROLPLANE) build
 
+prometheus: ## install the pinned Prometheus + promtool (Debian's package) into the cache (no-op when there)
+	$(PYTHON) tests/promtools/install.py
+
 unit: $(STAMP) ## fast tests that need no control plane
 	$(BIN)/pytest -m 'not integration' -q
 
-test: $(STAMP) lint typecheck controlplane ## everything CI runs: lint, types, control plane build, all tests, compat
+test: $(STAMP) lint typecheck controlplane prometheus ## everything CI runs: lint, types, control plane build, all tests, compat
 	$(BIN)/pytest -q -ra
 	$(MAKE) --no-print-directory compat
 

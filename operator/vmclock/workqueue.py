@@ -20,7 +20,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from vmclock.backoff import Backoff, FailureCounter
 
@@ -33,11 +33,24 @@ class ShutDown(Exception):
     """`get` on a queue that was shut down."""
 
 
+class QueueMetrics(Protocol):  # metrics: what the queue reports (vmclock.kopfapp.metrics.Metrics)
+    def queue_added(self) -> None: ...
+    def queue_retried(self) -> None: ...
+    def queue_waited(self, seconds: float) -> None: ...
+    def work_took(self, seconds: float) -> None: ...
+
+
 class WorkQueue(Generic[K]):
     def __init__(
-        self, backoff: Backoff = DEFAULT_BACKOFF, clock: Callable[[], float] = time.monotonic
+        self,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: QueueMetrics | None = None,
     ) -> None:
         self._clock = clock
+        self._metrics = metrics  # metrics: controller-runtime's workqueue_* families
+        self._queued_at: dict[K, float] = {}  # metrics: for workqueue_queue_duration_seconds
+        self._started: dict[K, float] = {}  # metrics: for workqueue_work_duration_seconds and the gauges
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
@@ -56,6 +69,9 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             return
         self._dirty.add(key)
+        self._queued_at[key] = self._clock()  # metrics
+        if self._metrics is not None:  # metrics: counted once per entry, as client-go does
+            self._metrics.queue_added()
         if key in self._processing:
             return  # `done` puts it back
         self._queue.append(key)
@@ -79,6 +95,8 @@ class WorkQueue(Generic[K]):
     def add_rate_limited(self, key: K) -> float:
         """Requeue after a failure, backing off per key; returns the delay chosen."""
         delay = self._failures.next_delay(key)
+        if self._metrics is not None:  # metrics
+            self._metrics.queue_retried()
         self.add_after(key, delay)
         return delay
 
@@ -95,6 +113,7 @@ class WorkQueue(Generic[K]):
         self._failures.forget(key)
         self._requested.pop(key, None)
         self._dirty.discard(key)
+        self._queued_at.pop(key, None)  # metrics
         if key not in self._processing:
             with contextlib.suppress(ValueError):
                 self._queue.remove(key)
@@ -112,10 +131,18 @@ class WorkQueue(Generic[K]):
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        now = self._clock()  # metrics
+        self._started[key] = now
+        queued_at = self._queued_at.pop(key, now)
+        if self._metrics is not None:
+            self._metrics.queue_waited(now - queued_at)
         return key
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
+        started = self._started.pop(key, None)  # metrics
+        if started is not None and self._metrics is not None:
+            self._metrics.work_took(self._clock() - started)
         if key in self._dirty and not self._shut:
             self._queue.append(key)
             self._notify()
@@ -128,6 +155,12 @@ class WorkQueue(Generic[K]):
 
     def is_processing(self, key: K) -> bool:
         return key in self._processing
+
+    def depth(self) -> int:  # metrics: workqueue_depth (keys ready to be taken, as client-go counts)
+        return len(self._queue)
+
+    def running_since(self) -> list[float]:  # metrics: when each key being processed was taken
+        return list(self._started.values())
 
     def pending(self) -> int:
         """Keys queued now plus keys waiting for a delayed add (for metrics and tests)."""

@@ -119,7 +119,10 @@ class PolicyController:
         self._reconcile_seconds = reconcile_seconds
         self._now = now
         self._clock = clock
-        self.queue: WorkQueue[Ref] = WorkQueue(DEFAULT_BACKOFF, clock)
+        self.queue: WorkQueue[Ref] = WorkQueue(DEFAULT_BACKOFF, clock, metrics)  # metrics: queue families
+        self._active = 0  # metrics: workers reconciling now
+        metrics.watch_queue(self.queue.depth, self.queue.running_since)  # metrics
+        metrics.set_workers(workers, lambda: self._active)  # metrics
         self.resync = ResyncClock(clock)
         self._index: PolicyIndex | None = None
         self._observers: dict[Ref, SharedObserver] = {}
@@ -227,30 +230,35 @@ class PolicyController:
                 ref = await self.queue.get()
             except ShutDown:
                 return
+            self._active += 1  # metrics
+            started, result = self._clock(), "error"  # metrics
             try:
-                await self._process(ref)
+                result = await self._process(ref)
             except ObjectReplaced:
                 self.queue.add(ref)  # look again: the object is gone (then forgotten) or a new one exists
+                result = "requeue"  # metrics
             except Exception:
                 delay = self.queue.add_rate_limited(ref)
                 log.exception("reconciling VmClockPolicy %s failed; retrying in %.1fs", ref, delay)
             finally:
+                self._active -= 1  # metrics
+                self._metrics.reconciled(result, self._clock() - started)  # metrics
                 self.queue.done(ref)
 
-    async def _process(self, ref: Ref) -> None:
+    async def _process(self, ref: Ref) -> str:
+        """Returns controller-runtime's name for how the reconcile ended (metrics)."""
         body = await self._kube.read_object(POLICY_PLURAL, *ref)
         if body is None:
             if ref in self._record_owners:  # an Orphan policy has no finalizer: its DELETED event lands here
                 await delete_record(self._kube, ref, owner_uid=self._record_owners[ref])
             self._forget(ref)
-            return
+            return "success"
         state = PolicyState.from_body(body)
         if state.spec.get("selector") is not None:
             self._record_owners[ref] = _uid(body)
         if state.deleting:
-            await self._finalize(ref, body, state)
-        else:
-            await self._reconcile(ref, body, state)
+            return await self._finalize(ref, body, state)
+        return await self._reconcile(ref, body, state)
 
     def _forget(self, ref: Ref) -> None:
         self.queue.discard(ref)
@@ -266,7 +274,8 @@ class PolicyController:
 
     # --- reconcile ---------------------------------------------------------------------------------------
 
-    async def _reconcile(self, ref: Ref, body: Mapping[str, Any], state: PolicyState) -> None:
+    async def _reconcile(self, ref: Ref, body: Mapping[str, Any], state: PolicyState) -> str:
+        observed_at = time.time()  # metrics: the observation below is made (or shared) from now on
         sink = StatusSink(self._kube, ref, _uid(body), state.status)
         stored_conditions = None
         new_generation = needs_reconciling_mark(state)
@@ -291,11 +300,11 @@ class PolicyController:
         self._remember_selection(ref, spec, result.selected)
         await sink.save(result.status)
         post_events(body, result.events)
-        self._measure(ref, result.status, result)
-        self.resync.record(
-            ref, resync_interval(spec.resync_interval_seconds if spec else None, connection_spec)
-        )
-        self._requeue(ref, state, result, sink.uid)
+        interval = resync_interval(spec.resync_interval_seconds if spec else None, connection_spec)
+        observed = None if result.requeue_after_failure else observed_at  # metrics: nothing observed
+        self._measure(ref, result.status, result, interval=interval, observed_at=observed)  # metrics
+        self.resync.record(ref, interval)
+        outcome = self._requeue(ref, state, result, sink.uid)
         if new_generation:
             self.kick_sharing(self._uuids_of(state), ref)
         summary = result.status.get("summary") or {}
@@ -306,6 +315,7 @@ class PolicyController:
             len(result.outcomes),
             {k: v for k, v in summary.items() if v},
         )
+        return outcome
 
     def _io(
         self,
@@ -342,28 +352,30 @@ class PolicyController:
             record=ConfigMapRecord(self._kube, ref, self._record_owners.get(ref, "")),
         )
 
-    def _requeue(self, ref: Ref, state: PolicyState, result: ReconcileResult, uid: str) -> None:
+    def _requeue(self, ref: Ref, state: PolicyState, result: ReconcileResult, uid: str) -> str:
         superseded = self._superseded_by(ref, state, uid) is not None
         if result.unsent and not superseded:
             self.queue.add(ref)  # the time bound cut it short: carry on right away, nothing failed
-        elif result.retry_soon or result.requeue_after_failure:
+            return "requeue"  # metrics
+        if result.retry_soon or result.requeue_after_failure:
             self.queue.add_rate_limited(ref)
-        else:
-            self.queue.forget(ref)
+            return "error" if result.requeue_after_failure else "requeue"  # metrics
+        self.queue.forget(ref)
+        return "success"  # metrics
 
     # --- deletion of a Restore policy -------------------------------------------------------------------
 
-    async def _finalize(self, ref: Ref, body: Mapping[str, Any], state: PolicyState) -> None:
+    async def _finalize(self, ref: Ref, body: Mapping[str, Any], state: PolicyState) -> str:
         """A deleting policy: restore its VMs if it is a Restore policy; a promise kept until done."""
         spec = _spec_or_none(state)
         if spec is None or not spec.restore:
             self._restore_done(ref)  # nothing to put back (kopf drops the finalizer of Orphan policies)
-            return
+            return "success"
         if state.paused:
             message = "deleted while paused: VMs keep their current track"
             post_events(body, [EventSpec("Normal", "Paused", message)])
             self._restore_done(ref)
-            return
+            return "success"
         sink = StatusSink(self._kube, ref, _uid(body), state.status)
         raw = await self._connection_spec(ref.namespace, spec.connection_name)
         try:
@@ -377,16 +389,17 @@ class PolicyController:
                     self._written(ref, spec, self._uuids_of(state))
         except ConnectionUnavailable as problem:
             await self._restore_blocked(ref, body, state, sink, f"cannot reach ZStack: {problem}")
-            return
+            return "error"  # metrics
         post_events(body, result.events)
         self._measure(ref, state.status, None, result.outcomes)
         if not result.done:
             await self._restore_blocked(ref, body, state, sink, result.why)
-            return
+            return "requeue"  # metrics
         log.info("VmClockPolicy %s deleted: restored %s VMs", ref, sum(1 for o in result.outcomes if o.ok))
         if spec.selector is not None:
             await delete_record(self._kube, ref, owner_uid=_uid(body))
         self._restore_done(ref)
+        return "success"
 
     async def _restore_blocked(
         self, ref: Ref, body: Mapping[str, Any], state: PolicyState, sink: StatusSink, why: str
@@ -486,16 +499,21 @@ class PolicyController:
         status: Mapping[str, Any],
         result: ReconcileResult | None,
         outcomes: Sequence[Any] = (),
+        *,
+        interval: float | None = None,
+        observed_at: float | None = None,
     ) -> None:
-        self._metrics.report_policy(ref, status)
+        self._metrics.report_policy(
+            ref, status, interval_seconds=interval, observed_at=observed_at
+        )  # metrics
         if result is not None:
             outcomes = result.outcomes
             if result.drift_detected:
-                self._metrics.drift.inc(result.drift_detected)
+                self._metrics.drift_detected(ref, result.drift_detected)  # metrics
         for outcome in outcomes:
-            self._metrics.writes.labels(
+            self._metrics.track_written(  # metrics
                 outcome.write.purpose.value, "ok" if outcome.ok else outcome.error.code
-            ).inc()
+            )
 
 
 def _uid(body: Mapping[str, Any]) -> str:
