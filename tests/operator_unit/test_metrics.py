@@ -103,11 +103,14 @@ def test_resync_lag_is_how_overdue_the_next_observation_is() -> None:
     assert scrape(metrics)["vmclock_policy_resync_lag_seconds"] == {of(A): 0.0}
 
 
-def test_no_lag_is_claimed_before_anything_was_observed() -> None:
-    metrics = Metrics(CollectorRegistry())
-    metrics.report_policy(A, status(), interval_seconds=60, observed_at=None)
+def test_a_policy_never_observed_is_late_from_its_first_report() -> None:
+    wall = Clock(1000.0)
+    metrics = Metrics(CollectorRegistry(), wall=wall)
+    metrics.report_policy(A, status("False", "False"), interval_seconds=60, observed_at=None)
+    wall.now = 1090.0
+    metrics.report_policy(A, status("False", "False"), interval_seconds=60, observed_at=None)
     seen = scrape(metrics)
-    assert "vmclock_policy_resync_lag_seconds" not in seen
+    assert seen["vmclock_policy_resync_lag_seconds"] == {of(A): 30.0}
     assert "vmclock_policy_last_observation_timestamp_seconds" not in seen
 
 

@@ -37,8 +37,10 @@ POLICY_LABELS = ["namespace", "name"]
 
 @dataclass
 class _PolicySeen:
-    """What the last report of one policy said; times are wall-clock seconds (Unix time)."""
+    """What the last report of one policy said; times are wall-clock seconds (Unix time). `since` (the first
+    report) stands in for the last observation until there is one: a policy never observed is late too."""
 
+    since: float
     ready: str = "Unknown"
     synced: str = "Unknown"
     phases: Mapping[str, int] = field(default_factory=dict)
@@ -58,6 +60,11 @@ class _ObjectGauges(Collector):
         self.policies: dict[Ref, _PolicySeen] = {}
         self.connections: dict[Ref, str] = {}
         self._wall = wall
+
+    def seen(self, ref: Ref) -> _PolicySeen:
+        if ref not in self.policies:
+            self.policies[ref] = _PolicySeen(since=self._wall())
+        return self.policies[ref]
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         yield from self._fleet()
@@ -100,7 +107,7 @@ class _ObjectGauges(Collector):
         )
         lag = _gauge(
             "vmclock_policy_resync_lag_seconds",
-            "How far the policy's next observation is overdue: now - last observation - interval, at least 0",
+            "How overdue the next observation is: now - last observation (or first report) - interval",
         )
         drift = CounterMetricFamily(
             "vmclock_policy_drift_detected", "VMs of this policy found on another track", labels=POLICY_LABELS
@@ -121,8 +128,9 @@ class _ObjectGauges(Collector):
             ):
                 if value is not None:
                     family.add_metric(labels, value)
-            if seen.interval is not None and seen.observed_at is not None:
-                lag.add_metric(labels, max(0.0, now - seen.observed_at - seen.interval))
+            if seen.interval is not None:
+                last = seen.observed_at if seen.observed_at is not None else seen.since
+                lag.add_metric(labels, max(0.0, now - last - seen.interval))
         yield from (ready, synced, vms, restarts, interval, observed, synced_at, lag, drift)
 
 
@@ -276,7 +284,7 @@ class Metrics:
     def drift_detected(self, ref: Ref, vms: int) -> None:
         """`vms` VMs of the policy were found on another track than it wants."""
         self._drift.inc(vms)
-        self._objects.policies.setdefault(ref, _PolicySeen()).drifts += vms
+        self._objects.seen(ref).drifts += vms
 
     def track_written(self, purpose: str, result: str) -> None:
         """One SetVmClockTrack outcome: `result` is `ok` or the (bounded) error code."""
@@ -294,7 +302,7 @@ class Metrics:
     ) -> None:
         """The policy's status as just written. `observed_at` (Unix time) is when the observation it reflects
         was made, None when this status reflects no new one; `interval_seconds` None keeps the last known."""
-        seen = self._objects.policies.setdefault(ref, _PolicySeen())
+        seen = self._objects.seen(ref)
         summary = status.get("summary") or {}
         seen.ready = _condition_status(status, READY)
         seen.synced = _condition_status(status, SYNCED)
