@@ -67,29 +67,37 @@ class _ObjectGauges(Collector):
         return self.policies[ref]
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        yield from self._fleet()
-        yield from self._per_policy()
+        # Scrapes run in the HTTP server's thread while the event loop changes the dicts: copy them first
+        # (one C-level step each, so the GIL makes the copy consistent).
+        policies, connections = sorted(self.policies.items()), sorted(self.connections.items())
+        yield from self._fleet(policies, connections)
+        yield from self._per_policy(policies)
         connection_ready = _gauge("vmclock_connection_ready", "1 when the ZStackConnection is Ready, else 0")
-        for (namespace, name), reason in sorted(self.connections.items()):
+        for (namespace, name), reason in connections:
             connection_ready.add_metric([namespace, name], 1.0 if reason == CONNECTED else 0.0)
         yield connection_ready
 
-    def _fleet(self) -> Iterator[GaugeMetricFamily]:
-        policies = _gauge("vmclock_policies", "VmClockPolicies by condition", ["ready", "synced"])
-        for (ready, synced), count in Tally((p.ready, p.synced) for p in self.policies.values()).items():
-            policies.add_metric([ready, synced], count)
+    @staticmethod
+    def _fleet(
+        policies: Sequence[tuple[Ref, _PolicySeen]], connections: Sequence[tuple[Ref, str]]
+    ) -> Iterator[GaugeMetricFamily]:
+        by_condition = _gauge("vmclock_policies", "VmClockPolicies by condition", ["ready", "synced"])
+        for (ready, synced), count in Tally((p.ready, p.synced) for _, p in policies).items():
+            by_condition.add_metric([ready, synced], count)
         vms = _gauge("vmclock_vms", "Selected VMs by phase, over all policies", ["phase"])
         phases: Tally[str] = Tally()
-        for seen in self.policies.values():
+        for _, seen in policies:
             phases.update(seen.phases)
         for phase, count in sorted(phases.items()):
             vms.add_metric([phase], count)
-        connections = _gauge("vmclock_connections", "ZStackConnections by Ready reason", ["reason"])
-        for reason, count in Tally(self.connections.values()).items():
-            connections.add_metric([reason], count)
-        yield from (policies, vms, connections)
+        by_reason = _gauge("vmclock_connections", "ZStackConnections by Ready reason", ["reason"])
+        for reason, count in Tally(reason for _, reason in connections).items():
+            by_reason.add_metric([reason], count)
+        yield from (by_condition, vms, by_reason)
 
-    def _per_policy(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def _per_policy(
+        self, policies: Sequence[tuple[Ref, _PolicySeen]]
+    ) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         ready = _gauge("vmclock_policy_ready", "1 when the policy's Ready condition is True, else 0")
         synced = _gauge("vmclock_policy_synced", "1 when the policy's Synced condition is True, else 0")
         vms = _gauge(
@@ -113,7 +121,7 @@ class _ObjectGauges(Collector):
             "vmclock_policy_drift_detected", "VMs of this policy found on another track", labels=POLICY_LABELS
         )
         now = self._wall()
-        for ref, seen in sorted(self.policies.items()):
+        for ref, seen in policies:
             labels = [ref.namespace, ref.name]
             ready.add_metric(labels, 1.0 if seen.ready == "True" else 0.0)
             synced.add_metric(labels, 1.0 if seen.synced == "True" else 0.0)
