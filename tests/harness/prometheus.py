@@ -70,14 +70,16 @@ class PrometheusError(RuntimeError):
 
 @dataclass(kw_only=True)
 class PrometheusProcess(ManagedProcess):
-    """``prometheus`` scraping ``target`` (host:port) as job ``vmclock-operator-metrics`` every ``interval``
-    and evaluating ``rules`` as often; its data lives in ``data_dir`` for this run only."""
+    """``prometheus`` scraping ``target`` (host:port) as job ``vmclock-operator-metrics`` every
+    ``scrape_interval`` (which is also the scrape timeout) and evaluating ``rules`` every ``rule_interval``;
+    its data lives in ``data_dir`` for this run only."""
 
     binary: Path
     target: str
     rules: Path
     data_dir: Path
-    interval: str = "1s"
+    scrape_interval: str = "5s"
+    rule_interval: str = "1s"
     port: int = field(init=False, default=0)
 
     @property
@@ -86,7 +88,11 @@ class PrometheusProcess(ManagedProcess):
 
     def config(self) -> dict[str, Any]:
         return {
-            "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "scrape_timeout": self.scrape_interval,
+                "evaluation_interval": self.rule_interval,
+            },
             "rule_files": [str(self.rules)],
             "scrape_configs": [{"job_name": OPERATOR_JOB, "static_configs": [{"targets": [self.target]}]}],
         }
@@ -148,5 +154,13 @@ class PrometheusProcess(ManagedProcess):
         """Labels of the alerts in ``state`` (firing or pending) now."""
         return [a["labels"] for a in self._api("alerts")["alerts"] if a["state"] == state]
 
-    def firing(self, alert: str) -> list[dict[str, str]]:
-        return [labels for labels in self.alerts() if labels["alertname"] == alert]
+    def scrape_health(self) -> str:
+        """The operator target's worst scrape in the last 10 minutes: a failed scrape (a timeout under load)
+        makes every series stale at once, which resolves alerts and restarts their ``for:``."""
+        parts = []
+        for what, expr in (
+            ("lowest up", f'min_over_time(up{{job="{OPERATOR_JOB}"}}[10m])'),
+            ("longest scrape (s)", f'max_over_time(scrape_duration_seconds{{job="{OPERATOR_JOB}"}}[10m])'),
+        ):
+            parts.append(f"{what}: {[sample['value'][1] for sample in self.query(expr)]}")
+        return ", ".join(parts)
