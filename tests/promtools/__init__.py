@@ -4,7 +4,9 @@ Why Debian's package and not a Go-module build like the control plane: Prometheu
 needs its web UI's npm build on top of a Go build several times the size of kube-apiserver's (well over 10
 minutes on 2 cores), while `apt-get download` of the 19 MB .deb and `dpkg-deb -x` take seconds and touch
 nothing outside the cache. Both binaries are Go programs linked only against libc, so they run anywhere the
-tests run. The .deb's sha256 is checked before anything is unpacked.
+tests run. The .deb's sha256 is checked before anything is unpacked. Debian's archive keeps only the newest
+bookworm revision: when a point release replaces this one, `apt-get download` fails and VERSION and SHA256
+must move to the new revision (`apt-cache policy prometheus` names it).
 
 Installed into ``$XDG_CACHE_HOME/vmclock-prometheus/<version>/`` (``~/.cache`` by default), beside the
 control plane's cache and outside the repo, published atomically under a lock: a ``.complete`` stamp is
