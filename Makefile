@@ -57,7 +57,7 @@ test: $(STAMP) lint typecheck controlplane prometheus ## everything CI runs: lin
 	$(BIN)/pytest -q -ra
 	$(MAKE) --no-print-directory compat
 
-compat: $(STAMP) ## build the oldest claimed Kubernetes (no-op when cached), run the CRD + e2e suites on it
+compat: $(STAMP) prometheus ## build the oldest claimed Kubernetes (no-op when cached), run the CRD + e2e suites on it
 	$(CONTROLPLANE) build --kubernetes $(COMPAT_K8S_VERSION)
 	K8S_VERSION=$(COMPAT_K8S_VERSION) $(BIN)/pytest -q -ra $(COMPAT_TESTS)
 
