@@ -33,7 +33,7 @@ class ShutDown(Exception):
     """`get` on a queue that was shut down."""
 
 
-class QueueMetrics(Protocol):  # metrics: what the queue reports (vmclock.kopfapp.metrics.Metrics)
+class QueueObserver(Protocol):  # metrics: what the queue reports for controller-runtime's workqueue_*
     def queue_added(self) -> None: ...
     def queue_retried(self) -> None: ...
     def queue_waited(self, seconds: float) -> None: ...
@@ -45,10 +45,11 @@ class WorkQueue(Generic[K]):
         self,
         backoff: Backoff = DEFAULT_BACKOFF,
         clock: Callable[[], float] = time.monotonic,
-        metrics: QueueMetrics | None = None,
+        *,
+        observer: QueueObserver | None = None,
     ) -> None:
         self._clock = clock
-        self._metrics = metrics  # metrics: controller-runtime's workqueue_* families
+        self._metrics = observer  # metrics: controller-runtime's workqueue_* families
         self._queued_at: dict[K, float] = {}  # metrics: for workqueue_queue_duration_seconds
         self._started: dict[K, float] = {}  # metrics: for workqueue_work_duration_seconds and the gauges
         self._queue: deque[K] = deque()
@@ -161,6 +162,9 @@ class WorkQueue(Generic[K]):
 
     def running_since(self) -> list[float]:  # metrics: when each key being processed was taken
         return list(self._started.values())
+
+    def active(self) -> int:  # metrics: controller_runtime_active_workers
+        return len(self._processing)
 
     def pending(self) -> int:
         """Keys queued now plus keys waiting for a delayed add (for metrics and tests)."""

@@ -184,7 +184,7 @@ def test_queue_and_worker_gauges_are_read_when_scraped() -> None:
 async def test_the_work_queue_reports_adds_waits_work_and_retries() -> None:
     clock = Clock(10.0)
     metrics = Metrics(CollectorRegistry(), clock=clock)
-    queue: WorkQueue[str] = WorkQueue(clock=clock, metrics=metrics)
+    queue: WorkQueue[str] = WorkQueue(clock=clock, observer=metrics)
     metrics.watch_queue(queue.depth, queue.running_since)
     labels = (("controller", "vmclockpolicy"), ("name", "vmclockpolicy"))
     queue.add("a")

@@ -119,10 +119,9 @@ class PolicyController:
         self._reconcile_seconds = reconcile_seconds
         self._now = now
         self._clock = clock
-        self.queue: WorkQueue[Ref] = WorkQueue(DEFAULT_BACKOFF, clock, metrics)  # metrics: queue families
-        self._active = 0  # metrics: workers reconciling now
+        self.queue: WorkQueue[Ref] = WorkQueue(DEFAULT_BACKOFF, clock, observer=metrics)  # metrics
         metrics.watch_queue(self.queue.depth, self.queue.running_since)  # metrics
-        metrics.set_workers(workers, lambda: self._active)  # metrics
+        metrics.set_workers(workers, self.queue.active)  # metrics
         self.resync = ResyncClock(clock)
         self._index: PolicyIndex | None = None
         self._observers: dict[Ref, SharedObserver] = {}
@@ -230,7 +229,6 @@ class PolicyController:
                 ref = await self.queue.get()
             except ShutDown:
                 return
-            self._active += 1  # metrics
             started, result = self._clock(), "error"  # metrics
             try:
                 result = await self._process(ref)
@@ -241,7 +239,6 @@ class PolicyController:
                 delay = self.queue.add_rate_limited(ref)
                 log.exception("reconciling VmClockPolicy %s failed; retrying in %.1fs", ref, delay)
             finally:
-                self._active -= 1  # metrics
                 self._metrics.reconciled(result, self._clock() - started)  # metrics
                 self.queue.done(ref)
 
