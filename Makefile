@@ -13,7 +13,7 @@ COMPAT_TESTS := tests/controlplane/test_kubectl_wait.py tests/integration/test_c
 	$(wildcard tests/integration/test_e2e_*.py)
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lock lint typecheck controlplane helm unit test compat dev bench hadolint clean
+.PHONY: help venv lock lint typecheck controlplane helm prometheus unit test compat dev bench hadolint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -50,14 +50,17 @@ controlplane: ## build kube-apiserver, kubectl and etcd from Go modules into the
 helm: ## build helm from Go modules into the cache beside the control plane (no-op when cached)
 	tests/helmbuild/helm build
 
+prometheus: ## install the pinned Prometheus + promtool (Debian's package) into the cache (no-op when there)
+	$(PYTHON) tests/promtools/install.py
+
 unit: $(STAMP) ## fast tests that need no control plane
 	$(BIN)/pytest -m 'not integration' -q
 
-test: $(STAMP) lint typecheck controlplane helm ## everything CI runs: lint, types, control plane build, all tests, compat
+test: $(STAMP) lint typecheck controlplane helm prometheus ## everything CI runs: lint, types, builds, all tests, compat
 	$(BIN)/pytest -q -ra
 	$(MAKE) --no-print-directory compat
 
-compat: $(STAMP) ## build the oldest claimed Kubernetes (no-op when cached), run the CRD + e2e suites on it
+compat: $(STAMP) prometheus ## build the oldest claimed Kubernetes (no-op when cached), run the CRD + e2e suites on it
 	$(CONTROLPLANE) build --kubernetes $(COMPAT_K8S_VERSION)
 	K8S_VERSION=$(COMPAT_K8S_VERSION) $(BIN)/pytest -q -ra $(COMPAT_TESTS)
 

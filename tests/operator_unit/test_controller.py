@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 import pytest
 from kopf._core.engines import posting
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from vmclock.connections import ConnectionManager
 from vmclock.connections.trust import ALLOWED_ENDPOINTS_ANNOTATION, EndpointPolicy
@@ -466,3 +466,24 @@ async def test_a_claim_that_cannot_act_blocks_nobody(parts: Parts) -> None:
     await parts.settle(lambda: set(phases(parts.status(ref)).values()) == {"Applied"})
     assert "tenant-b" not in repr(parts.status(ref))
     assert "squatter" not in repr(parts.status(ref))
+
+
+async def test_reconciles_are_counted_by_result_and_report_the_observation(parts: Parts) -> None:
+    ref = parts.policy("p", parts.host_vms(2))
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: ready(parts.status(ref)))
+    await parts.settle(lambda: not parts.controller.queue.is_processing(ref))
+    text = generate_latest(parts.metrics.registry).decode()
+    assert 'controller_runtime_reconcile_total{controller="vmclockpolicy",result="success"} 1.0' in text
+    assert 'vmclock_policy_ready{name="p",namespace="ns"} 1.0' in text
+    assert 'vmclock_policy_resync_interval_seconds{name="p",namespace="ns"} 300.0' in text
+    assert 'vmclock_policy_last_observation_timestamp_seconds{name="p",namespace="ns"}' in text
+    assert 'controller_runtime_active_workers{controller="vmclockpolicy"} 0.0' in text
+    parts.kube.failing = KubeApiError(503, "unavailable", "a test outage")
+    parts.controller.enqueue(ref)
+    await parts.settle(
+        lambda: (
+            'controller_runtime_reconcile_errors_total{controller="vmclockpolicy"} 1.0'
+            in generate_latest(parts.metrics.registry).decode()
+        )
+    )

@@ -71,6 +71,7 @@ GRACE_SECONDS = 30.0  # after it: the final status and Events, then everything i
 STATUS_ATTEMPTS = 3  # a status write that found the object changed (kopf's own patches) re-reads and retries
 DRAIN_SECONDS = 10.0
 RESTORE_PENDING_EVENT = "RestorePending"
+SUCCESS, ERROR, REQUEUE = "success", "error", "requeue"  # controller-runtime's reconcile results
 RECORD_CONFLICT = "RecordConflict"
 STATUS_REJECTED = "StatusRejected"
 
@@ -154,8 +155,15 @@ class PolicyController:
         self._clock = clock
         self.runtimes = Runtimes(clock)
         self.queue: WorkQueue[Ref] = WorkQueue(
-            DEFAULT_BACKOFF, clock, workers=workers, flow_cap=per_connection, flow_of=self._flow_of
+            DEFAULT_BACKOFF,
+            clock,
+            workers=workers,
+            flow_cap=per_connection,
+            flow_of=self._flow_of,
+            observer=metrics,
         )
+        metrics.watch_queue(self.queue.depth, self.queue.running_since)
+        metrics.set_workers(workers, self.queue.active)
         self._index: PolicyIndex | None = None
         self._observers: dict[Ref, SharedObserver] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -261,25 +269,29 @@ class PolicyController:
                 ref = await self.queue.get()
             except ShutDown:
                 return
+            started, result = self._clock(), ERROR
             try:
                 async with asyncio.timeout(self._reconcile_seconds + GRACE_SECONDS):
-                    await self._process(ref)
+                    result = await self._process(ref)
             except (Gone, Stale):
                 self.queue.add(ref)  # look again now: the object is gone (then forgotten), new, or changed
+                result = REQUEUE
             except Exception:
                 delay = self.queue.add_rate_limited(ref)
                 log.exception("reconciling VmClockPolicy %s failed; retrying in %.1fs", ref, delay)
             finally:
+                self._metrics.reconciled(result, self._clock() - started)
                 self.queue.done(ref)
 
-    async def _process(self, ref: Ref) -> None:
+    async def _process(self, ref: Ref) -> str:
+        """How the reconcile ended, in controller-runtime's words (for its metrics)."""
         started = self._clock()
         body = await self._kube.read_object(POLICY_PLURAL, *ref)
         if body is None:
             gone = self.runtimes.drop_gone(ref, read_started=started)
             if gone is not None:
                 await self._forget(gone)
-            return
+            return SUCCESS
         meta = body.get("metadata") or {}
         runtime = self.runtimes.bind(ref, str(meta.get("uid") or ""))
         runtime.confirmed = True
@@ -290,11 +302,11 @@ class PolicyController:
         try:
             if state.deleting:
                 runtime.deleting = True
-                await self._finalize(runtime, body, state)
-            else:
-                await self._reconcile(runtime, body, state)
+                return await self._finalize(runtime, body, state)
+            return await self._reconcile(runtime, body, state)
         except Rejected as refused:
             await self._rejected(runtime, body, state, refused)
+            return ERROR
 
     async def _forget(self, runtime: PolicyRuntime) -> None:
         """The policy is gone: its one runtime went already; what is left outside is its record (an Orphan
@@ -327,8 +339,9 @@ class PolicyController:
 
     # --- reconcile ---------------------------------------------------------------------------------------
 
-    async def _reconcile(self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState) -> None:
+    async def _reconcile(self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState) -> str:
         ref = runtime.ref
+        observed_at = time.time()  # the observation below is made (or shared) from now on
         sink = StatusSink(self._kube, runtime, state.status)
         stored_conditions = None
         new_generation = needs_reconciling_mark(state)
@@ -344,7 +357,7 @@ class PolicyController:
                 await record.load()
             except RecordNotOurs as problem:
                 await self._blocked(runtime, body, state, sink, reason=RECORD_CONFLICT, message=str(problem))
-                return
+                return ERROR
         async with contextlib.AsyncExitStack() as leases:
 
             async def connect(name: str) -> ClockTrackClient:
@@ -360,11 +373,11 @@ class PolicyController:
         self._remember_selection(runtime, spec, result.selected)
         await sink.save(result.status)
         post_events(body, result.events)
-        self._measure(ref, result.status, result)
-        self.runtimes.schedule(
-            runtime, resync_interval(spec.resync_interval_seconds if spec else None, connection_spec)
-        )
-        self._requeue(runtime, state, result)
+        interval = resync_interval(spec.resync_interval_seconds if spec else None, connection_spec)
+        observed = None if result.requeue_after_failure else observed_at
+        self._measure(ref, result.status, result, interval=interval, observed_at=observed)
+        self.runtimes.schedule(runtime, interval)
+        outcome = self._requeue(runtime, state, result)
         if new_generation:
             self.kick_sharing(self._uuids_of(runtime, state), ref)
         summary = result.status.get("summary") or {}
@@ -375,6 +388,7 @@ class PolicyController:
             len(result.outcomes),
             {k: v for k, v in summary.items() if v},
         )
+        return outcome
 
     def _io(
         self,
@@ -413,15 +427,17 @@ class PolicyController:
             deadline=asyncio.get_running_loop().time() + self._reconcile_seconds,
         )
 
-    def _requeue(self, runtime: PolicyRuntime, state: PolicyState, result: ReconcileResult) -> None:
+    def _requeue(self, runtime: PolicyRuntime, state: PolicyState, result: ReconcileResult) -> str:
         ref = runtime.ref
         superseded = runtime.superseded(state.generation) is not None or runtime.deleting
         if result.unsent and not superseded:
             self.queue.add(ref)  # the time bound cut it short: carry on right away, nothing failed
-        elif result.retry_soon or result.requeue_after_failure:
+            return REQUEUE
+        if result.retry_soon or result.requeue_after_failure:
             self.queue.add_rate_limited(ref)
-        else:
-            self.queue.forget(ref)
+            return ERROR if result.requeue_after_failure else REQUEUE
+        self.queue.forget(ref)
+        return SUCCESS
 
     async def _blocked(
         self,
@@ -443,25 +459,25 @@ class PolicyController:
 
     # --- deletion of a Restore policy -------------------------------------------------------------------
 
-    async def _finalize(self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState) -> None:
+    async def _finalize(self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState) -> str:
         """A deleting policy: restore its VMs if it is a Restore policy; a promise kept until done."""
         ref = runtime.ref
         spec = _spec_or_none(state)
         if spec is None or not spec.restore:
             runtime.finish_restore()  # nothing to put back (kopf drops the finalizer of Orphan policies)
-            return
+            return SUCCESS
         if state.paused:
             message = "deleted while paused: VMs keep their current track"
             post_events(body, [EventSpec("Normal", "Paused", message)])
             runtime.finish_restore()
-            return
+            return SUCCESS
         sink = StatusSink(self._kube, runtime, state.status)
         record = ConfigMapRecord(self._kube, runtime)
         try:
             await record.load()
         except RecordNotOurs as problem:
             await self._restore_blocked(runtime, body, state, sink, str(problem))
-            return
+            return ERROR
         # A connection that is being deleted is still a connection for restores: it waits for this policy.
         raw = await self._connection_spec(ref.namespace, spec.connection_name, for_restore=True)
         try:
@@ -475,18 +491,19 @@ class PolicyController:
                     self._written(ref, spec, self._uuids_of(runtime, state))
         except ConnectionUnavailable as problem:
             await self._restore_blocked(runtime, body, state, sink, f"cannot reach ZStack: {problem}")
-            return
+            return ERROR
         post_events(body, result.events)
         self._measure(ref, state.status, None, result.outcomes)
         if result.cut_short:
             self.queue.add(ref)  # only the time slice ended: go on at once, nothing failed
-            return
+            return REQUEUE
         if not result.done:
             await self._restore_blocked(runtime, body, state, sink, result.why)
-            return
+            return REQUEUE
         log.info("VmClockPolicy %s deleted: restored %s VMs", ref, sum(1 for o in result.outcomes if o.ok))
         await delete_record(self._kube, ref, owner_uid=runtime.uid)
         runtime.finish_restore()
+        return SUCCESS
 
     async def _restore_blocked(
         self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState, sink: StatusSink, why: str
@@ -609,16 +626,19 @@ class PolicyController:
         status: Mapping[str, Any],
         result: ReconcileResult | None,
         outcomes: Sequence[Any] = (),
+        *,
+        interval: float | None = None,
+        observed_at: float | None = None,
     ) -> None:
-        self._metrics.report_policy(ref, status)
+        self._metrics.report_policy(ref, status, interval_seconds=interval, observed_at=observed_at)
         if result is not None:
             outcomes = result.outcomes
             if result.drift_detected:
-                self._metrics.drift.inc(result.drift_detected)
+                self._metrics.drift_detected(ref, result.drift_detected)
         for outcome in outcomes:
-            self._metrics.writes.labels(
+            self._metrics.track_written(
                 outcome.write.purpose.value, "ok" if outcome.ok else outcome.error.code
-            ).inc()
+            )
 
 
 def _connection_name(body: Mapping[str, Any]) -> str:
