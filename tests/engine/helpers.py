@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from vmclock.engine.observation import VmReading
-from vmclock.engine.ownership import PolicyClaim
-from vmclock.engine.previous import PreviousVm
+from vmclock.engine.plan import PolicyClaim, PreviousVm, VmReading
 from vmclock.zstack.errors import ZStackError
 from vmclock.zstack.models import Track, VmInventory
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from vmclock.engine.conditions import Condition, merge_conditions
+from vmclock.engine.report import Condition, merge_conditions
 
 from .helpers import EARLIER_TEXT, NOW_TEXT
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmclock.engine.apply import WriteOutcome
-from vmclock.engine.events import transition_events
-from vmclock.engine.phases import Phase, Purpose, Write
-from vmclock.engine.planning import Plan, VmPlan
-from vmclock.engine.previous import PreviousVm
+from vmclock.engine.plan import Phase, Plan, PreviousVm, Purpose, VmPlan, Write, WriteOutcome
+from vmclock.engine.report import transition_events
 from vmclock.zstack.errors import ZStackError
 
 from .helpers import previous, reading, uuid

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from vmclock.engine.ownership import conflicting_owners, overlapping, selected_elsewhere
+from vmclock.engine.plan import conflicting_owners, overlapping, selected_elsewhere
 
 from .helpers import claim, uuid
 

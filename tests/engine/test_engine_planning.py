@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from vmclock.engine.observation import VmReading
-from vmclock.engine.phases import Phase, Purpose
-from vmclock.engine.planning import dropped_targets, plan_policy
-from vmclock.engine.previous import PreviousVm
-from vmclock.engine.restore import RestoreStep
+from vmclock.engine.plan import (
+    Phase,
+    PreviousVm,
+    Purpose,
+    RestoreStep,
+    VmReading,
+    dropped_targets,
+    plan_policy,
+)
 from vmclock.engine.spec import PolicySpec
 
 from .helpers import claim, failed_reading, previous, reading, uuid

@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from vmclock.engine import ConnectionUnavailable, PolicyState, reconcile, reconciling_status, restore_all
-from vmclock.engine.ownership import PolicyClaim
-from vmclock.engine.ports import ClockTrackClient
+from vmclock.engine.external import ClockTrackClient
+from vmclock.engine.plan import PolicyClaim
 from vmclock.simulator import Simulator
 from vmclock.zstack import ZStackClient
 

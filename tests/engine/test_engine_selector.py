@@ -9,12 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 from vmclock.engine import PolicyState, reconcile, restore_all
-from vmclock.engine.ownership import PolicyClaim
-from vmclock.engine.ports import ClockTrackClient
+from vmclock.engine.external import ClockTrackClient
+from vmclock.engine.plan import PolicyClaim
 from vmclock.engine.reconcile import ReconcileIO, ReconcileResult
 from vmclock.engine.records import MemoryRecord, decode_record, encode_record
-from vmclock.engine.selecting import MAX_LISTED, listed_first
-from vmclock.engine.sizing import STATUS_BUDGET, status_size
+from vmclock.engine.report import MAX_LISTED, STATUS_BUDGET, listed_first, status_size
 from vmclock.simulator import Simulator, SimulatorConfig
 from vmclock.simulator.state import NewVm
 from vmclock.zstack import ZStackClient

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmclock.engine.sizing import STATUS_BUDGET, bound_status, status_size
+from vmclock.engine.report import STATUS_BUDGET, bound_status, status_size
 
 from .helpers import NOW_TEXT, uuid
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from vmclock.engine.verdict import ready_condition, summarize, synced_condition
+from vmclock.engine.report import ready_condition, summarize, synced_condition
 
 
 def vms(*phases: str) -> list[dict[str, Any]]:

@@ -6,12 +6,8 @@ from typing import Any
 
 import pytest
 
-from vmclock.engine.apply import WriteOutcome
-from vmclock.engine.observation import VmReading
-from vmclock.engine.phases import Phase, Purpose, Write
-from vmclock.engine.planning import VmPlan
-from vmclock.engine.previous import PreviousVm
-from vmclock.engine.vmstatus import selected_vm_entry
+from vmclock.engine.plan import Phase, PreviousVm, Purpose, VmPlan, VmReading, Write, WriteOutcome
+from vmclock.engine.report import selected_vm_entry
 from vmclock.zstack.errors import ZStackError
 
 from .helpers import EARLIER_TEXT, NOW_TEXT, claim, inventory, previous, reading, uuid

@@ -18,7 +18,7 @@ from harness import SimulatorProcess
 from harness.credentials import RunCredentials
 from harness.e2e import E2E, module_simulator
 from harness.plan import plan_in_cluster, selector_policy
-from vmclock.engine.selecting import MAX_LISTED
+from vmclock.engine.report import MAX_LISTED
 
 SIMULATED_VMS = 1500
 CHANGED = MAX_LISTED + 40

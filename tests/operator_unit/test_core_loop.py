@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from vmclock.connections import ConnectionManager
 from vmclock.connections.leased import FRESH_SECONDS
 from vmclock.connections.trust import EndpointPolicy
-from vmclock.engine import apply as apply_module
+from vmclock.engine.external import SharedObserver, apply_writes
 from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
 from vmclock.kopfapp.connections import ConnectionWorker
 from vmclock.kopfapp.controller import PolicyController
@@ -388,8 +388,8 @@ async def test_a_cancelled_progress_write_never_lands_after_the_final_status(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Defect 8: the final status wins over a progress write that was still on its way."""
-    assert apply_module.apply_writes.__kwdefaults__ is not None
-    monkeypatch.setitem(apply_module.apply_writes.__kwdefaults__, "progress_every", 0.25)
+    assert apply_writes.__kwdefaults__ is not None
+    monkeypatch.setitem(apply_writes.__kwdefaults__, "progress_every", 0.25)
     sim.faults.latency = 0.1
     async with running_parts(sim, SlowServerKube()) as parts:
         one_request_slot(parts)
@@ -439,7 +439,6 @@ async def test_switching_a_restore_selector_policy_to_vm_uuids_restores_every_re
 async def test_a_shared_read_is_bounded_even_when_no_reconcile_waits_for_it() -> None:
     """design.md §5.10: the batch a reconcile started is shielded from its cancellation, so it has its own
     bound; what it could not read comes back as a timeout for every VM it covered."""
-    from vmclock.engine.observation import SharedObserver  # noqa: PLC0415
 
     class Silent:
         destination = "silent"

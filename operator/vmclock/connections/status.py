@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from vmclock.connections.manager import ConnectionVerdict
-from vmclock.engine.conditions import READY, Condition, find_condition, merge_conditions
+from vmclock.engine.report import READY, Condition, find_condition, merge_conditions
 from vmclock.engine.spec import format_timestamp, parse_timestamp
 
 

@@ -2,12 +2,13 @@
 
 Entry points: `reconcile()` for one policy, `restore_all()` for a `Restore` policy's deletion,
 `reconciling_status()` for the mark written before work on a new generation, and `PolicyState` /
-`PolicyClaim` to describe policies. Everything else is pure functions over dataclasses.
+`PolicyClaim` to describe policies. One reconcile reads in a handful of files: reconcile.py (the linear
+path), external.py (the seam to ZStack: observe, apply), plan.py (pure decisions), report.py (pure status
+and Events), records.py (the previous-track record's port and format) and spec.py (the API's vocabulary).
 """
 
-from vmclock.engine.events import EventSpec
-from vmclock.engine.ownership import PolicyClaim, overlapping
-from vmclock.engine.ports import ClockTrackClient
+from vmclock.engine.external import ClockTrackClient
+from vmclock.engine.plan import PolicyClaim, overlapping
 from vmclock.engine.reconcile import (
     Connect,
     ConnectionUnavailable,
@@ -19,6 +20,7 @@ from vmclock.engine.reconcile import (
     reconciling_status,
     restore_all,
 )
+from vmclock.engine.report import EventSpec
 from vmclock.engine.spec import InvalidSpec, PolicySpec, parse_policy_spec
 
 __all__ = [

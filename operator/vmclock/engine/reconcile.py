@@ -14,30 +14,58 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from vmclock.engine.apply import MAX_JOBS_IN_FLIGHT, WriteOutcome, apply_writes
-from vmclock.engine.conditions import MAX_MESSAGE, READY, SYNCED, Condition, merge_conditions, one_line
-from vmclock.engine.events import PAUSED_REASON, EventSpec, listing, transition_events, write_events
-from vmclock.engine.observation import VmReading, observe, observe_selection
-from vmclock.engine.ownership import (
-    PolicyClaim,
-    conflicting_owners,
-    rivals_and_exceptions,
-    selected_elsewhere,
+from vmclock.engine.external import (
+    MAX_JOBS_IN_FLIGHT,
+    ClockTrackClient,
+    apply_writes,
+    observe,
+    observe_selection,
 )
-from vmclock.engine.phases import Phase
-from vmclock.engine.planning import Plan, plan_policy, restore_targets
-from vmclock.engine.ports import ClockTrackClient
-from vmclock.engine.previous import (
+from vmclock.engine.plan import (
+    Phase,
+    Plan,
+    PolicyClaim,
     PreviousVm,
-    condition_reason,
+    RestoreStep,
+    VmReading,
+    WriteOutcome,
+    conflicting_owners,
     found_vms,
+    plan_policy,
+    plan_restores,
     previous_generation,
     previous_vms,
+    record_after,
+    record_before,
+    restore_targets,
+    rivals_and_exceptions,
+    selected_elsewhere,
+    with_record,
 )
 from vmclock.engine.records import MemoryRecord, TrackRecord
-from vmclock.engine.restore import RestoreStep, plan_restores
-from vmclock.engine.selecting import Selection, listed_first, record_after, record_before, with_record
-from vmclock.engine.sizing import bound_status
+from vmclock.engine.report import (
+    ELSEWHERE_WHY,
+    MAX_MESSAGE,
+    PAUSED_REASON,
+    READY,
+    SYNCED,
+    Condition,
+    EventSpec,
+    Selection,
+    bound_status,
+    condition_reason,
+    listed_first,
+    listing,
+    merge_conditions,
+    one_line,
+    ready_condition,
+    restore_entry,
+    selected_vm_entry,
+    summarize,
+    synced_condition,
+    transition_events,
+    write_events,
+)
 from vmclock.engine.spec import (
     DEFAULT_CONNECTION,
     RECONCILE_REQUESTED_ANNOTATION,
@@ -48,8 +76,6 @@ from vmclock.engine.spec import (
     parse_policy_spec,
     parse_timestamp,
 )
-from vmclock.engine.verdict import ready_condition, summarize, synced_condition
-from vmclock.engine.vmstatus import ELSEWHERE_WHY, restore_entry, selected_vm_entry
 from vmclock.zstack.errors import ZStackError
 from vmclock.zstack.models import Track
 

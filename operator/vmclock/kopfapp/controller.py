@@ -42,9 +42,9 @@ from vmclock.engine import (
     reconciling_status,
     restore_all,
 )
-from vmclock.engine.conditions import READY, find_condition
-from vmclock.engine.observation import SharedObserver
+from vmclock.engine.external import SharedObserver
 from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, failed_status, restore_pending_status
+from vmclock.engine.report import READY, find_condition
 from vmclock.engine.spec import (
     CONNECTION_PLURAL,
     DEFAULT_CONNECTION,

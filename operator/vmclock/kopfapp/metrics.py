@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vmclock.connections.problems import CONNECTED
-from vmclock.engine.conditions import READY, SYNCED, find_condition
+from vmclock.engine.report import READY, SYNCED, find_condition
 from vmclock.refs import Ref
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

@@ -17,8 +17,8 @@ from typing import Any
 from vmclock.connections.manager import management_node
 from vmclock.connections.spec import parse_connection_spec
 from vmclock.engine import PolicyState
-from vmclock.engine.conditions import READY, find_condition
-from vmclock.engine.ports import ClockTrackClient
+from vmclock.engine.external import ClockTrackClient
+from vmclock.engine.report import READY, find_condition
 from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL, parse_policy_spec
 from vmclock.kopfapp.records import ConfigMapRecord
 from vmclock.kopfapp.runtimes import PolicyRuntime

@@ -14,12 +14,17 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from vmclock.engine.observation import VmReading
-from vmclock.engine.ownership import PolicyClaim
-from vmclock.engine.phases import HAS_DESIRED_TRACK, Phase
-from vmclock.engine.planning import Plan, VmPlan
-from vmclock.engine.restore import RestorePlan, RestoreStep
-from vmclock.engine.vmstatus import RUNNING
+from vmclock.engine.plan import (
+    HAS_DESIRED_TRACK,
+    Phase,
+    Plan,
+    PolicyClaim,
+    RestorePlan,
+    RestoreStep,
+    VmPlan,
+    VmReading,
+)
+from vmclock.engine.report import RUNNING
 from vmclock.zstack.models import Track
 
 if TYPE_CHECKING:

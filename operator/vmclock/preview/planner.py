@@ -15,12 +15,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from vmclock.engine import PolicyClaim, PolicySpec, PolicyState
-from vmclock.engine.observation import VmReading, observe, observe_selection
-from vmclock.engine.ownership import conflicting_owners, rivals_and_exceptions, selected_elsewhere
-from vmclock.engine.planning import plan_policy, restore_targets
-from vmclock.engine.ports import ClockTrackClient
-from vmclock.engine.previous import previous_vms
-from vmclock.engine.selecting import with_record
+from vmclock.engine.external import ClockTrackClient, observe, observe_selection
+from vmclock.engine.plan import (
+    VmReading,
+    conflicting_owners,
+    plan_policy,
+    previous_vms,
+    restore_targets,
+    rivals_and_exceptions,
+    selected_elsewhere,
+    with_record,
+)
 from vmclock.engine.spec import InvalidSpec, parse_policy_spec
 from vmclock.preview.outcome import ClusterDiff, PolicyPreview, describe
 from vmclock.zstack.models import Track
