@@ -17,8 +17,22 @@ from prometheus_client.registry import Collector
 
 from vmclock.engine.conditions import READY, SYNCED, find_condition
 from vmclock.refs import Ref
+from vmclock.zstack.errors import metric_code
+from vmclock.zstack.observe import OK
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+SUCCESS = (OK, "ok")  # what on_call and the track-write count say for success
+
+
+class _CodeCounter(Counter):
+    """A counter whose last label is an error code an endpoint may choose: only values of a closed set are
+    kept (zstack.errors.metric_code), so the number of series stays bounded (design §6.6)."""
+
+    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> _CodeCounter:
+        if labelkwargs or not labelvalues:
+            raise TypeError("label values of this counter go by position, the code last")
+        *others, code = labelvalues
+        return super().labels(*others, code if code in SUCCESS else metric_code(code))
 
 
 class _ObjectGauges(Collector):
@@ -56,7 +70,7 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         self._objects = _ObjectGauges()
         self.registry.register(self._objects)
-        self.zstack_requests = Counter(
+        self.zstack_requests = _CodeCounter(
             "vmclock_zstack_requests",
             "ZStack API call attempts",
             ["operation", "code"],
@@ -74,7 +88,7 @@ class Metrics:
             "VMs found with another track than their policy wants",
             registry=self.registry,
         )
-        self.writes = Counter(
+        self.writes = _CodeCounter(
             "vmclock_track_writes", "SetVmClockTrack outcomes", ["purpose", "result"], registry=self.registry
         )
 
