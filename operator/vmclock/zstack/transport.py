@@ -5,7 +5,9 @@ Everything above this layer sees either a `Reply` or a `ZStackError` with a clie
 A body is read in chunks up to `max_reply_bytes` and the connection dropped past that, so an endpoint
 cannot make the process hold more than that per request (design §6.2); bodies are never decompressed
 (a small gzip bomb could otherwise expand past any cap before a chunk is seen): a compressed reply,
-though only `identity` was accepted, is a BAD_REPLY.
+though only `identity` was accepted, is a BAD_REPLY. Across requests, the memory a reply takes from its
+first body byte until it is decoded is held on the process's reply budget (design §6.6, budget.py), so
+many large replies at once wait for memory instead of exhausting it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from vmclock import __version__
+from vmclock.zstack import replycost
+from vmclock.zstack.budget import Lease, ReplyBudget, process_budget
 from vmclock.zstack.errors import BAD_REPLY, REPLY_TOO_LARGE, TIMEOUT, TRANSPORT, ZStackError
 from vmclock.zstack.jsonguard import ReplyRejected
 from vmclock.zstack.options import ClientOptions, Endpoint
@@ -40,6 +45,13 @@ class Transport:
         self.redact = redact
         self.options = options
         self._gate = asyncio.Semaphore(options.max_concurrent_requests)
+        self._budget = options.reply_budget or process_budget()
+        self._claim = replycost.most(options.max_reply_bytes)
+        if self._claim > self._budget.largest_claim:
+            raise ValueError(
+                f"max_reply_bytes {options.max_reply_bytes} needs up to {self._claim} bytes to decode, more "
+                f"than the reply memory budget of {self._budget.limit} bytes lets one reply take"
+            )
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -83,41 +95,59 @@ class Transport:
             data = json.dumps(body).encode("utf-8")
             request_headers["Content-Type"] = JSON_CONTENT_TYPE
         session = self._client_session()
-        async with self._gate:
-            try:
-                # Redirects are never followed: ZStack sends none, and following one could carry the
-                # Authorization header somewhere else.
-                async with session.request(
-                    method, url, data=data, headers=request_headers, allow_redirects=False
-                ) as resp:
-                    raw = await self._read_capped(resp, operation)
-                    status = resp.status
-            # `from None`: aiohttp's own messages may quote the URL (the logout path holds the session id), so
-            # only the redacted text travels on, never the original exception.
-            except TimeoutError as exc:
-                raise self._failure(TIMEOUT, "request timed out", exc, operation) from None
-            except aiohttp.ClientError as exc:
-                raise self._failure(TRANSPORT, "connection failed", exc, operation) from None
-        try:
-            return await Reply.read(status, raw)
-        except ReplyRejected as exc:
-            raise ZStackError.client(BAD_REPLY, str(exc), http_status=status, operation=operation) from None
+        memory = _Memory(self._budget, self._claim, self.options.request_timeout, operation)
+        with memory.lease() as lease:
+            async with self._gate:
+                try:
+                    # Redirects are never followed: ZStack sends none, and following one could carry the
+                    # Authorization header somewhere else.
+                    async with session.request(
+                        method, url, data=data, headers=request_headers, allow_redirects=False
+                    ) as resp:
+                        raw = await self._read_capped(resp, operation, memory, lease)
+                        status = resp.status
+                # `from None`: aiohttp's own messages may quote the URL (the logout path holds the session
+                # id), so only the redacted text travels on, never the original exception.
+                except TimeoutError as exc:
+                    raise self._failure(TIMEOUT, "request timed out", exc, operation) from None
+                except aiohttp.ClientError as exc:
+                    raise self._failure(TRANSPORT, "connection failed", exc, operation) from None
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse, operation: str) -> bytes:
-        """The body, or REPLY_TOO_LARGE (connection dropped) as soon as it is known to pass the cap."""
+            async def before_decoding(values: int) -> None:
+                need = replycost.decoding(raw, values)
+                lease.limit(need)
+                await memory.hold(lease, need)
+
+            try:
+                return await Reply.read(status, raw, before_decoding)
+            except ReplyRejected as exc:
+                raise ZStackError.client(
+                    BAD_REPLY, str(exc), http_status=status, operation=operation
+                ) from None
+
+    async def _read_capped(
+        self, resp: aiohttp.ClientResponse, operation: str, memory: _Memory, lease: Lease
+    ) -> bytes:
+        """The body, or REPLY_TOO_LARGE (connection dropped) as soon as it is known to pass the cap. The
+        memory for each chunk is held before it is read: all at once when the length is declared."""
         limit = self.options.max_reply_bytes
         if resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
             resp.close()
             what = "compressed reply although only identity encoding was accepted"
             raise ZStackError.client(BAD_REPLY, what, http_status=resp.status, operation=operation)
-        body = bytearray()
-        if resp.content_length is None or resp.content_length <= limit:
-            async for chunk in resp.content.iter_chunked(_CHUNK):
+        declared = resp.content_length
+        if declared is None or declared <= limit:
+            if declared is not None:
+                lease.limit(replycost.most(declared))
+                await memory.hold(lease, replycost.reading(declared))
+            body = bytearray()
+            while len(body) <= limit:
+                if declared is None:
+                    await memory.hold(lease, replycost.reading(len(body) + _CHUNK))
+                chunk = await resp.content.read(_CHUNK)
+                if not chunk:
+                    return bytes(body)
                 body += chunk
-                if len(body) > limit:
-                    break
-            else:
-                return bytes(body)
         resp.close()
         description = f"reply body larger than {limit} bytes"
         raise ZStackError.client(REPLY_TOO_LARGE, description, http_status=resp.status, operation=operation)
@@ -131,3 +161,24 @@ class Transport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class _Memory:
+    """One request's waits on the reply budget, bounded by its own timeout from when it started."""
+
+    def __init__(self, budget: ReplyBudget, claim: int, timeout: float, operation: str) -> None:
+        self._budget = budget
+        self._claim = claim
+        self._deadline = asyncio.get_running_loop().time() + timeout
+        self._operation = operation
+
+    def lease(self) -> AbstractContextManager[Lease]:
+        return self._budget.lease(self._claim)
+
+    async def hold(self, lease: Lease, total: int) -> None:
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                await lease.grow_to(total)
+        except TimeoutError:
+            what = f"no room in the {self._budget.limit}-byte reply memory budget within the request timeout"
+            raise ZStackError.client(TIMEOUT, what, operation=self._operation) from None
