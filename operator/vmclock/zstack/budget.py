@@ -38,6 +38,14 @@ class ReplyBudget:
         self._leases: set[Lease] = set()
         self._waiting: list[tuple[Lease, int, asyncio.Future[None]]] = []
 
+    @classmethod
+    def smallest_holding(cls, claim: int) -> int:
+        """The smallest limit under which one lease may claim `claim` bytes."""
+        limit = max(1, claim * SMALL_SHARE // (SMALL_SHARE - 1) - SMALL_SHARE)  # just under the answer
+        while cls(limit).largest_claim < claim:
+            limit += 1
+        return limit
+
     @property
     def largest_claim(self) -> int:
         """The largest claim a lease may make: all of the budget that large leases may use."""
