@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -24,12 +24,13 @@ from yarl import URL
 
 from vmclock import __version__
 from vmclock.zstack import replycost
-from vmclock.zstack.budget import Lease, ReplyBudget, process_budget
+from vmclock.zstack.budget import process_budget
 from vmclock.zstack.errors import BAD_REPLY, REPLY_TOO_LARGE, TIMEOUT, TRANSPORT, ZStackError
 from vmclock.zstack.jsonguard import ReplyRejected
 from vmclock.zstack.options import ClientOptions, Endpoint
 from vmclock.zstack.redact import Redactor
 from vmclock.zstack.replies import Reply
+from vmclock.zstack.replymemory import ReplyMemory
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,10 @@ class Transport:
         self.options = options
         self._gate = asyncio.Semaphore(options.max_concurrent_requests)
         self._budget = options.reply_budget or process_budget()
-        self._claim = replycost.most(options.max_reply_bytes)
-        if self._claim > self._budget.largest_claim:
+        most = replycost.most(options.max_reply_bytes)
+        if most > self._budget.largest_claim:
             raise ValueError(
-                f"max_reply_bytes {options.max_reply_bytes} needs up to {self._claim} bytes to decode, more "
+                f"max_reply_bytes {options.max_reply_bytes} needs up to {most} bytes to decode, more "
                 f"than the reply memory budget of {self._budget.limit} bytes lets one reply take"
             )
         self._session: aiohttp.ClientSession | None = None
@@ -95,8 +96,7 @@ class Transport:
             data = json.dumps(body).encode("utf-8")
             request_headers["Content-Type"] = JSON_CONTENT_TYPE
         session = self._client_session()
-        memory = _Memory(self._budget, self._claim, self.options.request_timeout, operation)
-        with memory.lease() as lease:
+        with ReplyMemory(self._budget, self.options.request_timeout, operation) as memory:
             async with self._gate:
                 try:
                     # Redirects are never followed: ZStack sends none, and following one could carry the
@@ -104,7 +104,7 @@ class Transport:
                     async with session.request(
                         method, url, data=data, headers=request_headers, allow_redirects=False
                     ) as resp:
-                        raw = await self._read_capped(resp, operation, memory, lease)
+                        raw = await self._read_capped(resp, operation, memory)
                         status = resp.status
                 # `from None`: aiohttp's own messages may quote the URL (the logout path holds the session
                 # id), so only the redacted text travels on, never the original exception.
@@ -112,24 +112,16 @@ class Transport:
                     raise self._failure(TIMEOUT, "request timed out", exc, operation) from None
                 except aiohttp.ClientError as exc:
                     raise self._failure(TRANSPORT, "connection failed", exc, operation) from None
-
-            async def before_decoding(values: int) -> None:
-                need = replycost.decoding(raw, values)
-                lease.limit(need)
-                await memory.hold(lease, need)
-
             try:
-                return await Reply.read(status, raw, before_decoding)
+                return await Reply.read(status, raw, partial(memory.decoding, raw))
             except ReplyRejected as exc:
                 raise ZStackError.client(
                     BAD_REPLY, str(exc), http_status=status, operation=operation
                 ) from None
 
-    async def _read_capped(
-        self, resp: aiohttp.ClientResponse, operation: str, memory: _Memory, lease: Lease
-    ) -> bytes:
-        """The body, or REPLY_TOO_LARGE (connection dropped) as soon as it is known to pass the cap. The
-        memory for each chunk is held before it is read: all at once when the length is declared."""
+    async def _read_capped(self, resp: aiohttp.ClientResponse, operation: str, memory: ReplyMemory) -> bytes:
+        """The body, or REPLY_TOO_LARGE (connection dropped) as soon as it is known to pass the cap. Memory
+        for the body is held before it is read: all at once when its length is declared, else by chunks."""
         limit = self.options.max_reply_bytes
         if resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
             resp.close()
@@ -137,14 +129,12 @@ class Transport:
             raise ZStackError.client(BAD_REPLY, what, http_status=resp.status, operation=operation)
         declared = resp.content_length
         if declared is None or declared <= limit:
-            if declared is not None:
-                lease.limit(replycost.most(declared))
-                await memory.hold(lease, replycost.reading(declared))
+            await memory.start(declared, limit)
             body = bytearray()
             while len(body) <= limit:
-                if declared is None:
-                    await memory.hold(lease, replycost.reading(len(body) + _CHUNK))
-                chunk = await resp.content.read(_CHUNK)
+                size = min(_CHUNK, limit + 1 - len(body))  # one byte past the cap tells it was passed
+                await memory.reading(len(body) + size)
+                chunk = await resp.content.read(size)
                 if not chunk:
                     return bytes(body)
                 body += chunk
@@ -161,24 +151,3 @@ class Transport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-class _Memory:
-    """One request's waits on the reply budget, bounded by its own timeout from when it started."""
-
-    def __init__(self, budget: ReplyBudget, claim: int, timeout: float, operation: str) -> None:
-        self._budget = budget
-        self._claim = claim
-        self._deadline = asyncio.get_running_loop().time() + timeout
-        self._operation = operation
-
-    def lease(self) -> AbstractContextManager[Lease]:
-        return self._budget.lease(self._claim)
-
-    async def hold(self, lease: Lease, total: int) -> None:
-        try:
-            async with asyncio.timeout_at(self._deadline):
-                await lease.grow_to(total)
-        except TimeoutError:
-            what = f"no room in the {self._budget.limit}-byte reply memory budget within the request timeout"
-            raise ZStackError.client(TIMEOUT, what, operation=self._operation) from None
