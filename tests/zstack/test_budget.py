@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable
 from contextlib import ExitStack
 
 import pytest
@@ -20,27 +19,31 @@ from .support import MakeClient
 LIMIT = 800  # large leases may use 700; small leases are those claiming at most 25
 
 
-def open_lease(budget: ReplyBudget, claim: int) -> tuple[Lease, ExitStack]:
-    """A lease outside a with-block, ended by closing the returned stack."""
+async def holding(budget: ReplyBudget, claim: int, total: int) -> tuple[Lease, ExitStack]:
+    """A lease outside a with-block that holds `total`, ended by closing the returned stack."""
     stack = ExitStack()
-    return stack.enter_context(budget.lease(claim)), stack
+    lease = stack.enter_context(budget.lease(claim))
+    await asyncio.wait_for(lease.grow_to(total), 1)
+    return lease, stack
 
 
-async def started(grow: Awaitable[None]) -> asyncio.Future[None]:
-    """`grow` running in the background, given a few loop turns to be granted if it fits."""
-    task = asyncio.ensure_future(grow)
+async def waiting(
+    budget: ReplyBudget, claim: int, total: int
+) -> tuple[Lease, ExitStack, asyncio.Future[None]]:
+    """A lease growing to `total` in the background, given a few loop turns; the grow must still wait."""
+    stack = ExitStack()
+    lease = stack.enter_context(budget.lease(claim))
+    grow = asyncio.ensure_future(lease.grow_to(total))
     for _ in range(3):
         await asyncio.sleep(0)
-    return task
+    assert not grow.done()
+    return lease, stack, grow
 
 
 async def test_a_grow_that_does_not_fit_waits_until_memory_comes_back() -> None:
     budget = ReplyBudget(LIMIT)
-    first, first_ends = open_lease(budget, 600)
-    await first.grow_to(600)
-    second, second_ends = open_lease(budget, 300)
-    grow = await started(second.grow_to(200))
-    assert not grow.done()
+    _, first_ends = await holding(budget, 600, 600)
+    second, second_ends, grow = await waiting(budget, 300, 200)
     assert budget.held == 600
     first_ends.close()
     await asyncio.wait_for(grow, 1)
@@ -51,18 +54,16 @@ async def test_a_grow_that_does_not_fit_waits_until_memory_comes_back() -> None:
 
 async def test_small_replies_pass_while_large_ones_wait() -> None:
     budget = ReplyBudget(LIMIT)
-    large, large_ends = open_lease(budget, 700)
-    await large.grow_to(700)
-    other_large, other_ends = open_lease(budget, 200)
-    waiting = await started(other_large.grow_to(100))
-    small, small_ends = open_lease(budget, 20)
-    await asyncio.wait_for(small.grow_to(5), 1)
+    _, large_ends = await holding(budget, 700, 700)
+    # The last eighth is kept for small leases: the 100 more this one asks for would have fitted.
+    _, other_ends, other_grow = await waiting(budget, 200, 100)
+    small, small_ends = await holding(budget, 20, 5)
     assert small.held == 20  # a small lease takes its whole claim at once
-    assert not waiting.done()  # the last eighth is kept for small leases: 100 more would have fitted
+    assert not other_grow.done()
     assert budget.held == 720
     for ends in (small_ends, large_ends):
         ends.close()
-    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(other_grow, 1)
     other_ends.close()
 
 
@@ -89,12 +90,9 @@ async def test_leases_growing_together_never_deadlock() -> None:
 
 async def test_lowering_a_claim_lets_waiting_leases_in() -> None:
     budget = ReplyBudget(1000)  # large leases may use 875
-    first, first_ends = open_lease(budget, 800)
-    await first.grow_to(100)
-    second, second_ends = open_lease(budget, 800)
+    first, first_ends = await holding(budget, 800, 100)
     # Granted, both would need 700 more with 675 left: neither could ever finish.
-    grow = await started(second.grow_to(100))
-    assert not grow.done()
+    _, second_ends, grow = await waiting(budget, 800, 100)
     first.limit(100)  # the first reply turned out small: it needs nothing more
     await asyncio.wait_for(grow, 1)
     for ends in (first_ends, second_ends):
@@ -104,8 +102,7 @@ async def test_lowering_a_claim_lets_waiting_leases_in() -> None:
 
 async def test_a_wait_cut_by_its_timeout_leaves_nothing_behind() -> None:
     budget = ReplyBudget(LIMIT)
-    first, first_ends = open_lease(budget, 700)
-    await first.grow_to(700)
+    _, first_ends = await holding(budget, 700, 700)
     with budget.lease(300) as second, pytest.raises(TimeoutError):
         await asyncio.wait_for(second.grow_to(200), 0.05)
     assert budget.held == 700
