@@ -3,8 +3,8 @@
 
 The share is taken once the headers say how large the body may be, before a byte of it is read: a reply
 that declares a few KiB makes a small claim (which budget.py always finds room for) and one without a
-length claims what the size cap allows. Every wait is bounded by the request's own timeout, counted from
-when the request started, and ends in the same CLIENT.TIMEOUT a slow endpoint gets.
+length claims what the size cap allows. Every wait is bounded by the request's own deadline (the one
+aiohttp applies from when the request goes on the wire) and ends in the CLIENT.TIMEOUT a slow endpoint gets.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from vmclock.zstack.errors import TIMEOUT, ZStackError
 class ReplyMemory:
     """`with ReplyMemory(...) as memory:` around the exchange and the decoding; gives all back on exit."""
 
-    def __init__(self, budget: ReplyBudget, timeout: float, operation: str) -> None:
+    def __init__(self, budget: ReplyBudget, operation: str) -> None:
         self._budget = budget
-        self._deadline = asyncio.get_running_loop().time() + timeout
         self._operation = operation
+        self._deadline = 0.0
         self._lease: Lease | None = None
         self._declared: int | None = None
         self._exit = ExitStack()
@@ -38,9 +38,10 @@ class ReplyMemory:
     ) -> None:
         self._exit.close()
 
-    async def start(self, declared: int | None, cap: int) -> None:
+    async def start(self, declared: int | None, cap: int, deadline: float) -> None:
         """Claim what a body of `declared` bytes (or, undeclared, up to `cap`) may cost; a declared body's
-        reading is held at once."""
+        reading is held at once. `deadline`, in loop time, ends every wait."""
+        self._deadline = deadline
         self._declared = declared
         claim = replycost.most(cap if declared is None else declared)
         self._lease = self._exit.enter_context(self._budget.lease(claim))

@@ -96,15 +96,16 @@ class Transport:
             data = json.dumps(body).encode("utf-8")
             request_headers["Content-Type"] = JSON_CONTENT_TYPE
         session = self._client_session()
-        with ReplyMemory(self._budget, self.options.request_timeout, operation) as memory:
+        with ReplyMemory(self._budget, operation) as memory:
             async with self._gate:
+                deadline = asyncio.get_running_loop().time() + self.options.request_timeout  # as aiohttp's
                 try:
                     # Redirects are never followed: ZStack sends none, and following one could carry the
                     # Authorization header somewhere else.
                     async with session.request(
                         method, url, data=data, headers=request_headers, allow_redirects=False
                     ) as resp:
-                        raw = await self._read_capped(resp, operation, memory)
+                        raw = await self._read_capped(resp, operation, memory, deadline)
                         status = resp.status
                 # `from None`: aiohttp's own messages may quote the URL (the logout path holds the session
                 # id), so only the redacted text travels on, never the original exception.
@@ -119,7 +120,9 @@ class Transport:
                     BAD_REPLY, str(exc), http_status=status, operation=operation
                 ) from None
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse, operation: str, memory: ReplyMemory) -> bytes:
+    async def _read_capped(
+        self, resp: aiohttp.ClientResponse, operation: str, memory: ReplyMemory, deadline: float
+    ) -> bytes:
         """The body, or REPLY_TOO_LARGE (connection dropped) as soon as it is known to pass the cap. Memory
         for the body is held before it is read: all at once when its length is declared, else by chunks."""
         limit = self.options.max_reply_bytes
@@ -129,7 +132,7 @@ class Transport:
             raise ZStackError.client(BAD_REPLY, what, http_status=resp.status, operation=operation)
         declared = resp.content_length
         if declared is None or declared <= limit:
-            await memory.start(declared, limit)
+            await memory.start(declared, limit, deadline)
             body = bytearray()
             while len(body) <= limit:
                 size = min(_CHUNK, limit + 1 - len(body))  # one byte past the cap tells it was passed
