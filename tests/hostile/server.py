@@ -166,6 +166,10 @@ async def big_writes(request: web.Request) -> web.Response | None:
     return None
 
 
+async def calm(request: web.Request) -> None:
+    """No attack: a bystander tenant's endpoint, answering like ZStack."""
+
+
 def well_behaved(request: web.Request) -> web.Response:
     path = request.path
     if path.endswith("/management-nodes/actions"):
@@ -191,6 +195,7 @@ ATTACKS: dict[str, Handler] = {
     "timeout": timeout,
     "echo": echo,
     "big-writes": big_writes,
+    "calm": calm,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -163,24 +164,39 @@ async def test_echoed_accesskey_signatures_are_masked(hostile: HostileServer) ->
 
 
 async def test_near_cap_replies_on_three_connections_stay_within_the_reply_budget(
-    hostile: HostileServer,
+    hostile: HostileServer, other_server: str
 ) -> None:
     """64 writes in flight per connection (as the controller sizes them for maxConcurrentRequests 50) on
     three connections, each answered with just under 8 MiB: 1.5 GiB of replies that, decoded at once, would
-    take ~3x that. They wait for the process's reply budget instead; every write still succeeds."""
+    take ~3x that. They wait for the process's reply budget instead, and every write still succeeds; another
+    tenant's small replies meanwhile do not wait behind them (strictly first come, first served, they time
+    out)."""
     clients = [
         hostile.client("big-writes", max_concurrent_requests=50, request_timeout=300) for _ in range(3)
     ]
     for client in clients:
         await client.login()
+    bystander = hostile.client("calm", base=other_server)
+    slowest: list[float] = []
+
+    async def bystander_calls(attack: asyncio.Future[list[object]]) -> None:
+        while not attack.done():
+            started = time.perf_counter()
+            await bystander.get_version()
+            slowest.append(time.perf_counter() - started)
+            await asyncio.sleep(0.1)
 
     async def writes() -> list[object]:  # started by measure, not before (gather would start them at once)
-        return await asyncio.gather(
+        attack = asyncio.gather(
             *(client.set_clock_track(f"{n:032x}", "guest") for client in clients for n in range(64))
         )
+        await asyncio.gather(attack, bystander_calls(attack))
+        return attack.result()
 
     outcome, cost = await hostile.measure("big-writes", writes(), "3 x 64 near-cap replies in flight")
     assert isinstance(outcome, list), outcome
     assert len(outcome) == 3 * 64
     assert cost.requests == 3 * 64
     assert cost.rss_growth_mib < min(HEADROOM_MIB, process_budget().limit / 2**20 + MAX_GROWTH_MIB), cost
+    assert len(slowest) > 10
+    assert max(slowest) < QUICK, sorted(slowest)[-5:]
