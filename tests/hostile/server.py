@@ -166,6 +166,10 @@ async def big_writes(request: web.Request) -> web.Response | None:
     return None
 
 
+async def near_cap_text(request: web.Request) -> web.StreamResponse:
+    return await stream(request, 200, b"", b"x", NEAR_CAP)
+
+
 async def calm(request: web.Request) -> None:
     """No attack: a bystander tenant's endpoint, answering like ZStack."""
 
@@ -196,6 +200,7 @@ ATTACKS: dict[str, Handler] = {
     "echo": echo,
     "big-writes": big_writes,
     "calm": calm,
+    "near-cap-text": near_cap_text,
 }
 
 

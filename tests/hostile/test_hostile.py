@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import tracemalloc
 from typing import Any
 
 import pytest
 
-from vmclock.zstack import AccessKeyCredentials, ZStackError
+from vmclock.zstack import AccessKeyCredentials, ZStackError, replycost
 from vmclock.zstack.budget import process_budget
-from vmclock.zstack.errors import BAD_REPLY, JOB_TIMEOUT, REDIRECT, REPLY_TOO_LARGE
+from vmclock.zstack.errors import BAD_REPLY, GARBAGE, JOB_TIMEOUT, REDIRECT, REPLY_TOO_LARGE
 from vmclock.zstack.models import FIELD_MAX, INT32_MAX, NAME_MAX
 
 from .conftest import Cost, HostileServer
@@ -200,3 +201,22 @@ async def test_near_cap_replies_on_three_connections_stay_within_the_reply_budge
     assert cost.rss_growth_mib < min(HEADROOM_MIB, process_budget().limit / 2**20 + MAX_GROWTH_MIB), cost
     assert len(slowest) > 10
     assert max(slowest) < QUICK, sorted(slowest)[-5:]
+
+
+async def test_reading_a_near_cap_body_allocates_no_more_than_the_budget_holds_for_it(
+    hostile: HostileServer,
+) -> None:
+    """What the transport allocates reading a body (text, so nothing is decoded) stays within what
+    replycost.reading reserves for it, besides aiohttp's own read buffer (2 x 64 KiB per connection)."""
+    client = hostile.client("near-cap-text")
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        with pytest.raises(ZStackError) as failed:
+            await client.check_ready()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert failed.value.code == GARBAGE  # a 200 that is not JSON, read whole
+    body = 8 * 1024 * 1024 - 64
+    assert peak <= replycost.reading(body) + 256 * 1024, (peak, replycost.reading(body))
