@@ -17,6 +17,11 @@ def series(metrics: Metrics, name: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(name + "{")]
 
 
+def count_write(metrics: Metrics, purpose: str, result: str) -> None:
+    """One SetVmClockTrack outcome, the way the controller reports it."""
+    metrics.writes.labels(purpose, result).inc()
+
+
 def hostile_code() -> str:
     """A fresh code as the client parses it from an endpoint's error body: ZStack-shaped, so it is kept."""
     code = ErrorCode.from_json({"code": "SYS." + secrets.token_hex(16).upper()}).code
@@ -28,7 +33,7 @@ def test_20000_endpoint_chosen_codes_make_one_other_series() -> None:
     metrics = Metrics()
     for _ in range(HOSTILE_CODES):
         metrics.on_call("QueryVmInstance", hostile_code(), 0.01)
-        metrics.writes.labels("apply", hostile_code()).inc()
+        count_write(metrics, "apply", hostile_code())
     requests = series(metrics, "vmclock_zstack_requests_total")
     writes = series(metrics, "vmclock_track_writes_total")
     assert requests == [
@@ -41,8 +46,8 @@ def test_known_codes_and_success_keep_their_own_label() -> None:
     metrics = Metrics()
     for code in ("OK", "SYS.1003", "VM.1010", "CLIENT.REPLY_TOO_LARGE", "CLIENT.UNEXPECTED"):
         metrics.on_call("SetVmClockTrack", code, 0.01)
-    metrics.writes.labels("drift", "ok").inc()
-    metrics.writes.labels("drift", "ID.1002").inc()
+    count_write(metrics, "drift", "ok")
+    count_write(metrics, "drift", "ID.1002")
     labels = {
         line.split('code="')[1].split('"')[0] for line in series(metrics, "vmclock_zstack_requests_total")
     }
