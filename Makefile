@@ -72,6 +72,7 @@ bench: $(STAMP) controlplane ## benchmarks under bench/ (numbers, not pass/fail)
 	$(BIN)/python bench/bench_operator.py
 	$(BIN)/python bench/bench_selector.py
 	$(BIN)/python bench/bench_connections.py
+	$(BIN)/python bench/bench_reply_memory.py
 
 clean: ## remove the venv and caches (the control-plane cache outside the repo stays)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

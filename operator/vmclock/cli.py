@@ -9,6 +9,8 @@ Flags mirror `kopf run` where they overlap (`-n/--namespace`, `-A/--all-namespac
   random one. The paused replica stops its resync loops, because those are kopf daemons. The shipped
   Deployment runs one replica with `strategy: Recreate` instead;
 - a liveness endpoint on :8080/healthz and Prometheus metrics on :9090;
+- memory for ZStack replies in flight, all connections together, is bounded by `--reply-memory-budget`
+  (default sized for the shipped Deployment's 384Mi limit); replies wait for room instead of exceeding it;
 - credentials go only to https endpoints that their Secret's `vmclock.zstack.io/allowed-endpoints` annotation
   lists; `--allowed-endpoint` (host globs or CIDRs) narrows that further for every tenant, and plain
   http:// or `spec.tls.insecureSkipVerify` need `--allow-insecure-endpoints`.
@@ -20,6 +22,7 @@ asks for; KUBECONFIG or the in-cluster service account select the cluster.
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -32,6 +35,9 @@ if TYPE_CHECKING:
 
 DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"
 DEFAULT_METRICS_PORT = 9090
+DEFAULT_REPLY_MEMORY = "160Mi"  # zstack.budget.DEFAULT_LIMIT, which follows deploy/base's memory limit
+_SIZE = re.compile(r"^([0-9]{1,13})(Ki|Mi|Gi)?$")
+_UNITS = {None: 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow http:// endpoints and spec.tls.insecureSkipVerify (credentials could be intercepted)",
     )
+    run.add_argument(
+        "--reply-memory-budget",
+        type=_reply_memory,
+        default=DEFAULT_REPLY_MEMORY,
+        metavar="SIZE",
+        help=f"memory for ZStack replies in flight, all connections together: bytes, or with Ki, Mi or Gi "
+        f"(default {DEFAULT_REPLY_MEMORY}, for a 384Mi memory limit; raise both together)",
+    )
     run.add_argument("--log-format", choices=("plain", "json"), default="plain")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logs of the operator and kopf")
     run.add_argument("--debug", action="store_true", help="also asyncio and Kubernetes API traffic")
@@ -111,6 +125,25 @@ def _host_pattern(value: str) -> HostPattern:
         return HostPattern.parse(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _reply_memory(value: str) -> int:
+    from vmclock.zstack import replycost  # noqa: PLC0415 - like _host_pattern
+    from vmclock.zstack.budget import ReplyBudget  # noqa: PLC0415
+    from vmclock.zstack.options import ClientOptions  # noqa: PLC0415
+
+    match = _SIZE.match(value)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a size: bytes, or a number with Ki, Mi or Gi")
+    limit = int(match.group(1)) * _UNITS[match.group(2)]
+    cap = ClientOptions().max_reply_bytes
+    smallest = ReplyBudget.smallest_holding(replycost.most(cap))
+    if limit < smallest:
+        raise argparse.ArgumentTypeError(
+            f"{value} cannot hold one reply at the {cap}-byte cap while it is decoded: "
+            f"use at least {-(-smallest // 1024**2)}Mi"
+        )
+    return limit
 
 
 def endpoint_policy(args: argparse.Namespace) -> EndpointPolicy:
@@ -140,6 +173,9 @@ def run(args: argparse.Namespace) -> None:
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
         log_prefix=args.log_format != "json",
     )
+    from vmclock.zstack import budget  # noqa: PLC0415
+
+    budget.configure(args.reply_memory_budget)
     runtime = Runtime.build(metrics_port=args.metrics_port, endpoints=endpoint_policy(args))
     kopf.run(
         registry=build_registry(runtime),

@@ -32,7 +32,9 @@ from deploy.kustomize import (
     tenants_copy,
     user_copy,
 )
+from hostile.test_hostile import MAX_GROWTH_MIB
 from vmclock.kopfapp.settings import build_settings
+from vmclock.zstack.budget import DEFAULT_LIMIT
 
 SHIPPED = {
     "default": REPO / "deploy",
@@ -102,6 +104,8 @@ def test_operator_pod_is_locked_down(render: Render, variant: str) -> None:
     requests, limits = container["resources"]["requests"], container["resources"]["limits"]
     assert mebibytes(requests["memory"]) >= MEASURED_PEAK_RSS_MIB
     assert mebibytes(limits["memory"]) >= 2 * MEASURED_PEAK_RSS_MIB
+    # Idle, plus every reply in flight at its budget, plus what the hostile tests let one tenant cost besides.
+    assert mebibytes(limits["memory"]) >= MEASURED_PEAK_RSS_MIB + DEFAULT_LIMIT / 2**20 + MAX_GROWTH_MIB
     assert "cpu" not in limits  # throttling the event loop delays watch events and probes
     assert downward_env(container)["POD_NAME"] == "metadata.name"
     assert pod["serviceAccountName"] == OPERATOR

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,8 +64,11 @@ class HostileServer:
     _session: aiohttp.ClientSession
     clients: list[ZStackClient] = field(default_factory=list)
 
-    def client(self, attack: str, credentials: Credentials = ADMIN, **overrides: Any) -> ZStackClient:
-        made = ZStackClient(f"{self.base}/{attack}", credentials, replace(OPTIONS, **overrides))
+    def client(
+        self, attack: str, credentials: Credentials = ADMIN, *, base: str = "", **overrides: Any
+    ) -> ZStackClient:
+        """A client of `attack` on this server, or on the one at `base`."""
+        made = ZStackClient(f"{base or self.base}/{attack}", credentials, replace(OPTIONS, **overrides))
         self.clients.append(made)
         return made
 
@@ -94,8 +98,8 @@ class HostileServer:
         return outcome, cost
 
 
-@pytest.fixture(scope="module")
-def server_process() -> Iterator[tuple[str, str]]:
+@contextmanager
+def _serving() -> Iterator[tuple[str, str]]:
     process = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline().split()
@@ -105,6 +109,19 @@ def server_process() -> Iterator[tuple[str, str]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server_process() -> Iterator[tuple[str, str]]:
+    with _serving() as urls:
+        yield urls
+
+
+@pytest.fixture(scope="module")
+def other_server() -> Iterator[str]:
+    """A second server process: a bystander tenant's endpoint, not slowed by serving an attack itself."""
+    with _serving() as (base, _):
+        yield base
 
 
 @pytest.fixture

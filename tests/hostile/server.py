@@ -153,6 +153,27 @@ async def echo(request: web.Request) -> web.Response | None:
     return None
 
 
+NEAR_CAP = 8 * 1024 * 1024 - 64  # just under the client's default cap on one reply
+BIG_WRITE = b'{"inventory":{"uuid":"' + b"0" * 32 + b'","name":"' + b"x" * (NEAR_CAP - 80) + b'"}}'
+
+
+async def big_writes(request: web.Request) -> web.Response | None:
+    """Every SetVmClockTrack answered at once (200) with a near-cap inventory, after a pause that lets all
+    the writes a client sends be in flight together."""
+    if request.method == "PUT" and "/vm-instances/" in request.path:
+        await asyncio.sleep(0.5)
+        return web.Response(body=BIG_WRITE)
+    return None
+
+
+async def near_cap_text(request: web.Request) -> web.StreamResponse:
+    return await stream(request, 200, b"", b"x", NEAR_CAP)
+
+
+async def calm(request: web.Request) -> None:
+    """No attack: a bystander tenant's endpoint, answering like ZStack."""
+
+
 def well_behaved(request: web.Request) -> web.Response:
     path = request.path
     if path.endswith("/management-nodes/actions"):
@@ -177,6 +198,9 @@ ATTACKS: dict[str, Handler] = {
     "inventory": inventory,
     "timeout": timeout,
     "echo": echo,
+    "big-writes": big_writes,
+    "calm": calm,
+    "near-cap-text": near_cap_text,
 }
 
 

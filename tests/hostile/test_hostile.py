@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import tracemalloc
 from typing import Any
 
 import pytest
 
-from vmclock.zstack import AccessKeyCredentials, ZStackError
-from vmclock.zstack.errors import BAD_REPLY, JOB_TIMEOUT, REDIRECT, REPLY_TOO_LARGE
+from vmclock.zstack import AccessKeyCredentials, ZStackError, replycost
+from vmclock.zstack.budget import process_budget
+from vmclock.zstack.errors import BAD_REPLY, GARBAGE, JOB_TIMEOUT, REDIRECT, REPLY_TOO_LARGE
 from vmclock.zstack.models import FIELD_MAX, INT32_MAX, NAME_MAX
 
 from .conftest import Cost, HostileServer
 
 MAX_GROWTH_MIB = 64  # the Deployment's limit is 384Mi; one hostile tenant may cost a small part of it
+HEADROOM_MIB = 384 - 120  # the Deployment's limit less what the operator takes idle
 QUICK = 5.0  # seconds; generous for a loaded 2-core machine, far below what each attack costs unbounded
 VM = "a" * 32
 
@@ -158,3 +162,61 @@ async def test_echoed_accesskey_signatures_are_masked(hostile: HostileServer) ->
     assert "AKID0123:***" in err.description
     assert "AKID0123:***" in err.details
     assert "=" not in err.details  # the signature's base64 padding went with it
+
+
+async def test_near_cap_replies_on_three_connections_stay_within_the_reply_budget(
+    hostile: HostileServer, other_server: str
+) -> None:
+    """64 writes in flight per connection (as the controller sizes them for maxConcurrentRequests 50) on
+    three connections, each answered with just under 8 MiB: 1.5 GiB of replies that, decoded at once, would
+    take ~3x that. They wait for the process's reply budget instead, and every write still succeeds; another
+    tenant's small replies meanwhile do not wait behind them (strictly first come, first served, they time
+    out)."""
+    clients = [
+        hostile.client("big-writes", max_concurrent_requests=50, request_timeout=300) for _ in range(3)
+    ]
+    for client in clients:
+        await client.login()
+    bystander = hostile.client("calm", base=other_server)
+    slowest: list[float] = []
+
+    async def bystander_calls(attack: asyncio.Future[list[object]]) -> None:
+        while not attack.done():
+            started = time.perf_counter()
+            await bystander.get_version()
+            slowest.append(time.perf_counter() - started)
+            await asyncio.sleep(0.1)
+
+    async def writes() -> list[object]:  # started by measure, not before (gather would start them at once)
+        attack = asyncio.gather(
+            *(client.set_clock_track(f"{n:032x}", "guest") for client in clients for n in range(64))
+        )
+        await asyncio.gather(attack, bystander_calls(attack))
+        return attack.result()
+
+    outcome, cost = await hostile.measure("big-writes", writes(), "3 x 64 near-cap replies in flight")
+    assert isinstance(outcome, list), outcome
+    assert len(outcome) == 3 * 64
+    assert cost.requests == 3 * 64
+    assert cost.rss_growth_mib < min(HEADROOM_MIB, process_budget().limit / 2**20 + MAX_GROWTH_MIB), cost
+    assert len(slowest) > 10
+    assert max(slowest) < QUICK, sorted(slowest)[-5:]
+
+
+async def test_reading_a_near_cap_body_allocates_no_more_than_the_budget_holds_for_it(
+    hostile: HostileServer,
+) -> None:
+    """What the transport allocates reading a body (text, so nothing is decoded) stays within what
+    replycost.reading reserves for it, besides aiohttp's own read buffer (2 x 64 KiB per connection)."""
+    client = hostile.client("near-cap-text")
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        with pytest.raises(ZStackError) as failed:
+            await client.check_ready()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert failed.value.code == GARBAGE  # a 200 that is not JSON, read whole
+    body = 8 * 1024 * 1024 - 64
+    assert peak <= replycost.reading(body) + 256 * 1024, (peak, replycost.reading(body))

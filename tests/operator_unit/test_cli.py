@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from vmclock.cli import _parser, peering_priority
+from vmclock.zstack import budget
 
 
 def test_help_works_without_a_cluster() -> None:
@@ -37,3 +38,28 @@ def test_namespace_and_all_namespaces_exclude_each_other() -> None:
     )
     assert done.returncode == 2
     assert "not allowed with argument" in done.stderr
+
+
+def budget_of(*flags: str) -> int:
+    return _parser().parse_args(["run", *flags]).reply_memory_budget  # type: ignore[no-any-return]
+
+
+def test_reply_memory_budget_defaults_to_the_process_default_and_takes_sizes() -> None:
+    assert budget_of() == budget.DEFAULT_LIMIT
+    assert budget_of("--reply-memory-budget", "1Gi") == 1024**3
+    assert budget_of("--reply-memory-budget", "127Mi") == 127 * 1024**2
+    assert budget_of("--reply-memory-budget", "200000000") == 200_000_000
+
+
+def test_reply_memory_budget_too_small_for_one_reply_or_not_a_size_is_refused() -> None:
+    refused = {"126Mi": "use at least 127Mi", "160MB": "bytes, or a number with Ki, Mi or Gi"}
+    for value, message in refused.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "vmclock", "run", "--reply-memory-budget", value],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert "--reply-memory-budget" in done.stderr
+        assert message in done.stderr

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vmclock.engine.plan import VmReading, Write, WriteOutcome
-from vmclock.zstack.errors import TIMEOUT, MaySend, NotSent, ZStackError
+from vmclock.zstack.errors import TIMEOUT, UNEXPECTED, MaySend, NotSent, ZStackError
 from vmclock.zstack.models import Track, VmInventory
 from vmclock.zstack.selection import Selector
 
@@ -66,8 +66,6 @@ class ClockTrackClient(Protocol):
 # Two batched reads (inventories, then tracks of the VMs that exist) instead of one request per VM. A failed
 # batch marks every VM it covered with the same error; the planner then writes nothing for them, because a
 # write without a fresh reading would be blind.
-
-UNEXPECTED = "CLIENT.UNEXPECTED"
 
 
 BULK_TRACKS_FROM = 500  # from this many VMs on, whole track listings cost fewer requests than UUID batches

@@ -22,6 +22,8 @@ from prometheus_client.registry import Collector
 from vmclock.connections.problems import CONNECTED
 from vmclock.engine.report import READY, SYNCED, find_condition
 from vmclock.refs import Ref
+from vmclock.zstack.errors import metric_code
+from vmclock.zstack.observe import OK
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONTROLLER = "vmclockpolicy"  # controller-runtime names a controller (and its queue) after the lowercase kind
@@ -286,7 +288,8 @@ class Metrics:
     # --- ZStack calls and writes -------------------------------------------------------------------------
 
     def on_call(self, operation: str, code: str, seconds: float) -> None:
-        self._zstack_requests.labels(operation, code).inc()
+        # Label values come from a closed set (design §6.6): an endpoint cannot mint series.
+        self._zstack_requests.labels(operation, code if code == OK else metric_code(code)).inc()
         self._zstack_seconds.labels(operation).observe(seconds)
 
     def drift_detected(self, ref: Ref, vms: int) -> None:
@@ -295,8 +298,8 @@ class Metrics:
         self._objects.seen(ref).drifts += vms
 
     def track_written(self, purpose: str, result: str) -> None:
-        """One SetVmClockTrack outcome: `result` is `ok` or the (bounded) error code."""
-        self._writes.labels(purpose, result).inc()
+        """One SetVmClockTrack outcome: `result` is `ok` or an error code, bounded to a closed set here."""
+        self._writes.labels(purpose, result if result == "ok" else metric_code(result)).inc()
 
     # --- objects --------------------------------------------------------------------------------------------
 

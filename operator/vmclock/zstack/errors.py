@@ -26,6 +26,7 @@ JOB_TIMEOUT = "CLIENT.JOB_TIMEOUT"
 REPLY_TOO_LARGE = "CLIENT.REPLY_TOO_LARGE"  # a body over max_reply_bytes, or a listing over max_listing_rows
 BAD_REPLY = "CLIENT.BAD_REPLY"  # JSON too deep or too big to decode, more rows than asked, no version
 REDIRECT = "CLIENT.REDIRECT"  # a 3xx: never followed, it could carry credentials to another host
+UNEXPECTED = "CLIENT.UNEXPECTED"  # the engine's code for a failure that is no answer of ZStack's
 
 # Longest texts kept from a server's ErrorCode: what status.vms[].error shows, and short enough to log on
 # every check. Parsing keeps at most _PARSE_MAX characters; `redacted` masks secrets and then cuts to these,
@@ -50,6 +51,43 @@ ID_INVALID_SESSION = "ID.1001"
 ID_PERMISSION_DENIED = "ID.1002"
 
 RETRYABLE_CODES = frozenset({TRANSPORT, TIMEOUT, GARBAGE, SYS_TIMEOUT, SYS_NOT_READY, SYS_MN_UNAVAILABLE})
+
+# Every code this client knows: ZStack's common codes and VmErrors (zstack-api.md §4) and the client's own.
+# Metric labels take only these (design §6.6): any `X.Y` code passes parsing, so an endpoint choosing its
+# codes could otherwise add a series per reply, never removed. Status and Events still show the real code.
+KNOWN_CODES = frozenset(
+    {
+        "SYS.1000",
+        SYS_TIMEOUT,
+        SYS_RESOURCE_NOT_FOUND,
+        "SYS.1006",
+        SYS_INVALID_ARGUMENT,
+        SYS_NOT_READY,
+        SYS_MN_UNAVAILABLE,
+        ID_AUTHENTICATION,
+        ID_INVALID_SESSION,
+        ID_PERMISSION_DENIED,
+        "ID.1006",
+        *(f"VM.{n}" for n in range(1000, 1018)),
+        TRANSPORT,
+        TIMEOUT,
+        GARBAGE,
+        HTTP,
+        JOB_EXPIRED,
+        JOB_TIMEOUT,
+        REPLY_TOO_LARGE,
+        BAD_REPLY,
+        REDIRECT,
+        UNEXPECTED,
+        UNKNOWN,
+    }
+)
+OTHER = "other"
+
+
+def metric_code(code: str) -> str:
+    """The label a metric may show for `code`: itself when known, else `other`."""
+    return code if code in KNOWN_CODES else OTHER
 
 
 @dataclass(frozen=True)

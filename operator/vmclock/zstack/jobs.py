@@ -115,8 +115,10 @@ class JobRunner:
             return await self._recover(api, job_id, err, headers, started)
         if reply.status != 202:
             return success_body(reply, api, self._transport.redact)  # 200: finished synchronously
-        job_path = self._job_path(reply.body, job_id)
-        result = await self._wait(api, job_path, self._deadline(reply.body, since=started), headers)
+        job_path, deadline = self._job_path(reply.body, job_id), self._deadline(reply.body, since=started)
+        # The 202's body is dropped before waiting: its memory left the reply budget when it was decoded.
+        del reply
+        result = await self._wait(api, job_path, deadline, headers)
         self._pacer.record(api, time.monotonic() - started)
         return result
 
@@ -142,6 +144,7 @@ class JobRunner:
         """Poll until the job leaves 202; `reply` is a poll answer already in hand (after a lost submit)."""
         delays = self._pacer.delays(api)
         while reply is None or reply.status == 202:
+            reply = None  # not held while waiting, as in run()
             pause = next(delays)
             if time.monotonic() + pause > deadline:
                 raise _job_timeout(api)

@@ -49,21 +49,26 @@ def looks_like_json(raw: bytes) -> bool:
     return raw.lstrip()[:1] in (b"{", b"[")
 
 
-async def admit(raw: bytes) -> None:
-    """Raise ReplyRejected if `raw` counts more than MAX_VALUES values, has a number longer than MAX_DIGITS,
-    or nests deeper than MAX_DEPTH; the event loop runs every SLICE_SECONDS meanwhile."""
+async def admit(raw: bytes) -> int:
+    """The number of values `raw` holds at most (what decoding it will cost: replycost); ReplyRejected if
+    that is more than MAX_VALUES, a number is longer than MAX_DIGITS, or it nests deeper than MAX_DEPTH.
+    The event loop runs every SLICE_SECONDS meanwhile."""
     since = time.monotonic()
-    for _ in _steps(raw, MAX_DEPTH, MAX_VALUES):
+    counted = 0
+    for so_far in _steps(raw, MAX_DEPTH, MAX_VALUES):
+        counted = so_far
         if time.monotonic() - since > SLICE_SECONDS:
             await asyncio.sleep(0)
             since = time.monotonic()
+    return counted
 
 
-def _steps(raw: bytes, max_depth: int, max_values: int) -> Iterator[None]:
+def _steps(raw: bytes, max_depth: int, max_values: int) -> Iterator[int]:
+    """Yields the values counted so far after each slice."""
     unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    yield
-    brackets: list[bytes] = []
     counted = 1
+    yield counted
+    brackets: list[bytes] = []
     digits_before = b""
     inside = 0  # 1 when the slice starts inside a string
     for at in range(0, len(unescaped), _SLICE):
@@ -80,7 +85,7 @@ def _steps(raw: bytes, max_depth: int, max_values: int) -> Iterator[None]:
         if counted > max_values:
             raise ReplyRejected(f"reply JSON has more than {max_values} values")
         brackets.append(nesting)
-        yield
+        yield counted
     _check_depth(b"".join(brackets), max_depth)
 
 

@@ -15,12 +15,15 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vmclock.zstack.jsonguard import SLICE_SECONDS, admit, reject_constant
 
 _DECODER = json.JSONDecoder(parse_constant=reject_constant)
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+BeforeDecoding = Callable[[int], Awaitable[None]]
 
 
 class _Reader:
@@ -85,10 +88,15 @@ class _Reader:
                 return members
 
 
-async def decode(raw: bytes) -> Any:
+async def decode(raw: bytes, before_decoding: BeforeDecoding | None = None) -> Any:
     """A reply body admitted by jsonguard.admit, then decoded, yielding to the loop as it goes; ValueError
-    if it is not valid JSON (NaN and Infinity included), ReplyRejected if it is over a bound."""
-    await admit(raw)
+    if it is not valid JSON (NaN and Infinity included), ReplyRejected if it is over a bound.
+
+    `before_decoding` is awaited with the number of values admitted before any of them is built: the
+    transport holds the memory decoding will take (budget) from then on."""
+    values = await admit(raw)
+    if before_decoding is not None:
+        await before_decoding(values)
     reader = _Reader(raw.decode("utf-8"))
     value = await (reader.object() if reader.peek() == "{" else reader.member_value())
     if reader.peek():

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 import ssl as ssl_module
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
 from vmclock.backoff import Backoff
+from vmclock.zstack.budget import ReplyBudget
 from vmclock.zstack.hostnames import resolver_host
 
 _CONTEXT_PATH_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
@@ -44,6 +45,8 @@ class ClientOptions:
     max_reply_bytes: int = 8 * 1024 * 1024
     max_listing_rows: int = 20_000  # rows one open listing may return (batched uuid lists are exact)
     max_job_timeout: float = 1800.0  # the server's apiTimeout is clamped to this (ZStack's default, 30 min)
+    # Memory for replies in flight, shared with other clients (design §6.6); None: the process's budget.
+    reply_budget: ReplyBudget | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         try:

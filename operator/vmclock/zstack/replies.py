@@ -27,15 +27,18 @@ class Reply:
     text: str
 
     @classmethod
-    async def read(cls, status: int, raw: bytes) -> Reply:
+    async def read(
+        cls, status: int, raw: bytes, before_decoding: jsonstream.BeforeDecoding | None = None
+    ) -> Reply:
         """Parse JSON whatever the Content-Type says (ZStack sends none); keep non-JSON as text only. A large
-        body is decoded in slices (jsonstream), the event loop running between them.
+        body is decoded in slices (jsonstream), the event loop running between them; `before_decoding` as
+        there.
 
         Raises jsonguard.ReplyRejected for JSON too deep or too big to decode."""
         body = None
         if jsonguard.looks_like_json(raw):
             try:
-                body = await jsonstream.decode(raw)
+                body = await jsonstream.decode(raw, before_decoding)
             except ValueError:
                 body = None
         return cls(status=status, body=body, text=_head(raw))
