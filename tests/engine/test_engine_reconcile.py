@@ -9,6 +9,8 @@ from typing import Any
 from vmclock.engine import ConnectionUnavailable, PolicyState, reconcile, reconciling_status, restore_all
 from vmclock.engine.external import ClockTrackClient
 from vmclock.engine.plan import PolicyClaim
+from vmclock.engine.reconcile import ReconcileIO
+from vmclock.engine.records import MemoryRecord
 from vmclock.simulator import Simulator
 from vmclock.zstack import ZStackClient
 
@@ -244,3 +246,22 @@ async def test_an_overlong_reconcile_request_is_echoed_within_the_crd_limit(clie
     )
     result = await reconcile(poked, connector(client), [], NOW)
     assert result.status["lastHandledReconcileAt"] == request[:1024]
+
+
+async def test_a_restore_never_takes_not_found_elsewhere_for_restored(
+    sim: Simulator, client: ZStackClient
+) -> None:
+    """issue 14: after the connection was pointed at another endpoint or account, a VM that the record says
+    was changed through the old one and that is not found now is not restored: the deletion waits."""
+    vms = windows_vms(sim, 2, track="host")
+    record = MemoryRecord()
+    io = ReconcileIO(record=record)
+    applied = await reconcile(policy(vms, deletionPolicy="Restore"), connector(client), [], NOW, io=io)
+    assert set(record.origins().values()) == {client.destination}, "each change names its destination"
+    gone = "f" * 32  # a VM the record says the old node changed; this node has never heard of it
+    record.tracks[gone], record.by[gone] = "host", "https://old.example:8080/zstack#admin"
+    deleted = PolicyState(**{**policy(vms, deletionPolicy="Restore").__dict__, "status": applied.status})
+    result = await restore_all(PolicyState(**{**deleted.__dict__, "deleting": True}), client, [], io)
+    assert all(sim.state.track_of(u) == "host" for u in vms), "the VMs this node knows are restored"
+    assert result.left == (gone,), "the one only the old node knew is not counted as restored"
+    assert "another management node or account" in result.why

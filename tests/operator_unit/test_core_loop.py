@@ -25,6 +25,7 @@ from vmclock.kopfapp.connections import ConnectionWorker
 from vmclock.kopfapp.controller import PolicyController
 from vmclock.kopfapp.liveness import Heartbeats
 from vmclock.kopfapp.metrics import Metrics
+from vmclock.kopfapp.records import record_name
 from vmclock.kubeapi import Rejected, Written
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
@@ -479,3 +480,16 @@ async def test_a_replica_paused_by_peering_starts_no_reconcile_until_it_resumes(
     await parts.settle(lambda: ready(parts.status(ref)))
     resumed.cancel()
     await asyncio.gather(resumed, return_exceptions=True)
+
+
+async def test_a_record_configmap_the_policy_does_not_own_is_never_overwritten(parts: Parts) -> None:
+    """issue 15: a `vmclock-tracks-<name>` ConfigMap someone else made is not this policy's record: the policy
+    says so (RecordConflict) and writes nothing to ZStack, and the ConfigMap stays as it was."""
+    theirs = {"metadata": {"name": record_name("p"), "namespace": NS}, "data": {"previousTracks": "mine"}}
+    await parts.kube.create_config_map(NS, theirs)
+    before = dict(parts.kube.config_maps[(NS, record_name("p"))])
+    ref = parts.policy("p", parts.host_vms(2))
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: "RecordConflict" in repr(parts.status(ref).get("conditions")))
+    assert not parts.sim.stats.writes
+    assert parts.kube.config_maps[(NS, record_name("p"))] == before
