@@ -4,14 +4,24 @@ in-memory FakeKube of test_controller.py) into a moment where one of §5's promi
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from vmclock.engine.spec import POLICY_PLURAL
+from prometheus_client import CollectorRegistry
+
+from vmclock.connections import ConnectionManager
+from vmclock.connections.trust import EndpointPolicy
+from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
+from vmclock.kopfapp.controller import PolicyController
+from vmclock.kopfapp.metrics import Metrics
 from vmclock.kubeapi import Rejected, Written
+from vmclock.refs import Ref
+from vmclock.simulator import Simulator, SimulatorConfig
 
 from . import test_controller
-from .test_controller import FakeKube, Parts, running_parts
+from .test_controller import NS, SECRET_VALUE, FakeIndex, FakeKube, Parts, ready, running_parts, secret
 from .test_core_loop import one_request_slot
 
 sim = test_controller.sim
@@ -79,4 +89,79 @@ async def test_a_rejected_final_status_does_not_put_back_the_picture_from_before
         listed = {e["uuid"]: e.get("previousTrack") for e in parts.status(ref).get("vms") or ()}
         assert listed == dict.fromkeys(vms, "host"), (
             f"status now lists {listed}: the pre-reconcile picture was written over the intent status"
+        )
+
+
+def _tenant(kube: FakeKube, namespace: str, simulator: Simulator) -> None:
+    """A namespace with its Secret and its `default` ZStackConnection to `simulator`."""
+    kube.secrets[(namespace, "creds")] = secret("1", simulator)
+    kube.objects[(CONNECTION_PLURAL, namespace, "default")] = {
+        "metadata": {"namespace": namespace, "name": "default", "generation": 1, "uid": f"c-{namespace}"},
+        "spec": {"endpoint": simulator.endpoint, "credentialsSecretRef": {"name": "creds"}},
+    }
+
+
+def _policy(kube: FakeKube, namespace: str, name: str, vms: list[str]) -> Ref:
+    kube.objects[(POLICY_PLURAL, namespace, name)] = {
+        "metadata": {
+            "namespace": namespace,
+            "name": name,
+            "uid": f"uid-{namespace}-{name}",
+            "generation": 1,
+            "creationTimestamp": "2026-05-01T12:00:00Z",
+        },
+        "spec": {"track": "guest", "vmUuids": vms},
+    }
+    return Ref(namespace, name)
+
+
+async def test_a_management_node_slow_to_answer_its_login_holds_no_worker_past_the_deadline(
+    sim: Simulator,
+) -> None:
+    """§5.10-5.11: a reconcile's deadline bounds everything in it, so a tenant's management node that answers
+    every request slowly (3 s; the client waits up to 30 s) holds a worker for about one reconcile (1 s
+    here) and another tenant's policy gets one within about that. Getting the lease (the connection's
+    check: ready, version, login) is not under the deadline: the slow tenant's eight policies hold all
+    eight workers for the whole check."""
+    slow_config = SimulatorConfig(vms=40, accounts={"admin": SECRET_VALUE}, job_latency=0.02)
+    async with Simulator(slow_config) as slow:
+        slow.faults.latency = 3.0
+        kube = FakeKube()
+        _tenant(kube, NS, sim)
+        _tenant(kube, "slow", slow)
+        manager = ConnectionManager(kube, endpoints=EndpointPolicy(allow_insecure=True))
+        controller = PolicyController(
+            kube, manager, Metrics(CollectorRegistry()), workers=8, per_connection=8, reconcile_seconds=1.0
+        )
+        index = FakeIndex()
+        controller.bind(index)  # type: ignore[arg-type]
+        try:
+            slow_vms = slow.state.vm_uuids()
+            for i in range(8):
+                ref = _policy(kube, "slow", f"s{i}", slow_vms[i * 2 : i * 2 + 2])
+                controller.enqueue(ref, uid=f"uid-slow-s{i}", generation=1, connection="default")
+            index.sync(kube)
+            await asyncio.sleep(0.5)
+            busy = sum(controller.queue.is_processing(Ref("slow", f"s{i}")) for i in range(8))
+            assert busy == 8, "alone, the slow connection had every worker"
+            fast = _policy(
+                kube, NS, "f", [u for u in sim.state.vm_uuids() if sim.state.track_of(u) == "host"][:2]
+            )
+            index.sync(kube)
+            started = time.monotonic()
+            controller.enqueue(fast, uid=f"uid-{NS}-f", generation=1, connection="default")
+
+            def fast_status() -> dict[str, Any]:
+                found: dict[str, Any] = kube.objects[(POLICY_PLURAL, *fast)].get("status", {})
+                return found
+
+            while time.monotonic() - started < 20 and not ready(fast_status()):  # noqa: ASYNC110 - polls a fake
+                await asyncio.sleep(0.05)
+            waited = time.monotonic() - started
+        finally:
+            await controller.stop()
+            await manager.close_all()
+        assert ready(fast_status()), "the other tenant's policy never got a worker"
+        assert waited < 5, (
+            f"Ready after {waited:.1f}s: the slow tenant held every worker past its 1 s deadline"
         )
