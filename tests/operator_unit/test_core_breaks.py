@@ -9,19 +9,32 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from vmclock.connections import ConnectionManager
 from vmclock.connections.trust import EndpointPolicy
+from vmclock.engine.report import listed_first
 from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
 from vmclock.kopfapp.controller import PolicyController
 from vmclock.kopfapp.metrics import Metrics
+from vmclock.kopfapp.records import record_name
 from vmclock.kubeapi import Rejected, Written
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
 
 from . import test_controller
-from .test_controller import NS, SECRET_VALUE, FakeIndex, FakeKube, Parts, ready, running_parts, secret
+from .test_controller import (
+    DELETED_AT,
+    NS,
+    SECRET_VALUE,
+    FakeIndex,
+    FakeKube,
+    Parts,
+    ready,
+    running_parts,
+    secret,
+)
 from .test_core_loop import one_request_slot
 
 sim = test_controller.sim
@@ -165,3 +178,41 @@ async def test_a_management_node_slow_to_answer_its_login_holds_no_worker_past_t
         assert waited < 5, (
             f"Ready after {waited:.1f}s: the slow tenant held every worker past its 1 s deadline"
         )
+
+
+async def test_a_drift_write_after_the_record_configmap_was_deleted_records_its_intent_again(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§5.4 and §5.6 with the record ConfigMap deleted by someone else (a cleanup script, `kubectl delete cm
+    -l app.kubernetes.io/managed-by=vmclock`): the controller still holds the record in its runtime, so the
+    next write it sends must be covered by a record in the ConfigMap again. It is not: the cached copy says
+    the VM is recorded, no store happens, the write leaves. After a restart the record is gone and the
+    deletion of the Restore selector policy lets go with VMs status never listed still on its track."""
+    sim = parts.sim
+    assert listed_first.__defaults__ is not None
+    monkeypatch.setattr(listed_first, "__defaults__", (2,))  # status lists 2 VMs (stands for 500 of 10,000)
+    host = set(parts.host_vms(40))
+    ref = parts.policy("p", [], selector={"namePattern": "*"}, deletionPolicy="Restore")
+    del parts.kube.objects[(POLICY_PLURAL, *ref)]["spec"]["vmUuids"]
+    parts.controller.enqueue(ref, uid="uid-p", generation=1)
+    await parts.settle(lambda: ready(parts.status(ref)))
+    changed = {u for u in host if sim.state.track_of(u) == "guest"}
+    assert len(changed) > 2 == len(parts.status(ref)["vms"]), "status lists only some of the changed VMs"
+    del parts.kube.config_maps[(NS, record_name("p"))]  # someone deleted the record
+    drifted = sorted(changed)[0]
+    sim.state.set_track_behind(drifted, "host")
+    parts.controller.enqueue(ref)  # the drift check
+    await parts.settle(lambda: sim.state.track_of(drifted) == "guest")
+    await parts.settle(lambda: not parts.controller.queue.is_processing(ref))
+    await parts.controller.stop()  # the operator restarts
+    manager = ConnectionManager(parts.kube, endpoints=EndpointPolicy(allow_insecure=True))
+    controller = PolicyController(parts.kube, manager, parts.metrics, workers=2)
+    controller.bind(parts.index)  # type: ignore[arg-type]
+    try:
+        parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = DELETED_AT
+        released = await controller.wait_restored(ref, "uid-p", 20.0)
+    finally:
+        await controller.stop()
+        await manager.close_all()
+    left = sorted(u for u in changed if sim.state.track_of(u) != "host")
+    assert not (released and left), f"the deletion let go with {len(left)} of {len(changed)} VMs not restored"
