@@ -25,6 +25,7 @@ from vmclock.simulator import Simulator, SimulatorConfig
 
 from . import test_controller
 from .test_controller import (
+    CONNECTION,
     DELETED_AT,
     NS,
     SECRET_VALUE,
@@ -216,3 +217,59 @@ async def test_a_drift_write_after_the_record_configmap_was_deleted_records_its_
         await manager.close_all()
     left = sorted(u for u in changed if sim.state.track_of(u) != "host")
     assert not (released and left), f"the deletion let go with {len(left)} of {len(changed)} VMs not restored"
+
+
+class HeldRead:
+    """Another policy's shared batch that read the VMs and then waits for `release` before it answers
+    (the ZStack side: a slow reply); it reads through the connection's real client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.destination = client.destination
+        self.release = asyncio.Event()
+        self.read = asyncio.Event()
+
+    async def get_vm_inventories(self, uuids: Any) -> Any:
+        return await self._client.get_vm_inventories(uuids)
+
+    async def get_clock_tracks(self, uuids: Any, *, existing: Any = None) -> Any:
+        tracks = await self._client.get_clock_tracks(uuids, existing=existing)
+        self.read.set()
+        await self.release.wait()
+        return tracks
+
+
+async def test_a_reading_taken_before_the_last_forward_write_landed_never_ends_a_restore() -> None:
+    """§5.6 with §5.5: the policy is deleted while its write of X is in ZStack (the job runs 1 s). Another
+    policy's shared batch reads X meanwhile (still host: the job has not finished) and answers only after
+    the forward reconcile ended and invalidated X. That reading is newer than the deletion's request, so
+    the restore takes it: X "is already host", nothing is written, the record is deleted and the deletion
+    lets go, while X is on the deleted policy's track (guest)."""
+    config = SimulatorConfig(vms=8, accounts={"admin": SECRET_VALUE}, job_latency=1.0)
+    async with Simulator(config) as slow_jobs, running_parts(slow_jobs, FakeKube()) as parts:
+        x = parts.host_vms(1)[0]
+        ref = parts.policy("p", [x], deletionPolicy="Restore")
+        parts.controller.enqueue(ref)
+        await parts.settle(lambda: slow_jobs.stats.calls["SetVmClockTrack"] >= 1)  # X's job is running
+        deleting = asyncio.create_task(parts.deleted(ref, 20.0))
+        await parts.settle(lambda: ref in parts.controller.queue)  # the deletion asked for its restore
+        raw = parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)]["spec"]
+        async with parts.manager.lease(NS, "default", raw) as client:
+            held = HeldRead(client)
+            observer = parts.controller._observer(CONNECTION)
+            batch = asyncio.create_task(observer.read(held, [x], since=time.monotonic()))  # type: ignore[arg-type]
+            await asyncio.wait_for(held.read.wait(), 5.0)
+            assert slow_jobs.state.track_of(x) == "host", "the batch read X while its job was running"
+            real_read = parts.kube.read_object
+
+            async def read(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+                if plural == CONNECTION_PLURAL and not held.release.is_set():
+                    held.release.set()  # the restore starts (the forward reconcile ended): the batch answers
+                    await batch
+                return await real_read(plural, namespace, name)
+
+            parts.kube.read_object = read  # type: ignore[method-assign]
+            released = await deleting
+        assert slow_jobs.state.track_of(x) == "host" or not released, (
+            "the deletion let go while X is still on the deleted policy's track"
+        )
