@@ -273,3 +273,21 @@ async def test_a_reading_taken_before_the_last_forward_write_landed_never_ends_a
         assert slow_jobs.state.track_of(x) == "host" or not released, (
             "the deletion let go while X is still on the deleted policy's track"
         )
+
+
+async def test_a_restore_whose_read_outlasts_one_slice_still_finishes(parts: Parts) -> None:
+    """§5.6 with §5.10: reading the VMs to restore takes a little longer than one reconcile slice (two
+    requests of 0.25 s against a 0.3 s bound). The shared batch is shielded and outlives the slice so the
+    next slice can use it, but the slice's own requeue (`queue.add`) moves the request time past the
+    batch's, so every slice discards the batch the previous one paid for, reads again and is cut again:
+    the restore never writes anything, while ZStack answers every request."""
+    sim = parts.sim
+    vms = parts.host_vms(4)
+    ref = parts.policy("p", vms, deletionPolicy="Restore")
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: set(test_controller.phases(parts.status(ref)).values()) == {"Applied"})
+    sim.faults.latency = 0.25
+    parts.controller._reconcile_seconds = 0.3
+    restored = await parts.deleted(ref, 15.0)
+    assert restored, f"not restored after 15 s of 0.3 s slices: {parts.controller.restore_problem(ref)}"
+    assert all(sim.state.track_of(u) == "host" for u in vms)
