@@ -291,3 +291,35 @@ async def test_a_restore_whose_read_outlasts_one_slice_still_finishes(parts: Par
     restored = await parts.deleted(ref, 15.0)
     assert restored, f"not restored after 15 s of 0.3 s slices: {parts.controller.restore_problem(ref)}"
     assert all(sim.state.track_of(u) == "host" for u in vms)
+
+
+async def test_a_spec_edit_mid_restore_is_no_restore_failure(parts: Parts) -> None:
+    """§5.6 with §5.3: a spec edit while the restore writes (a GitOps sync bumps the generation) stops the
+    restore's unsent writes, as a newer generation should. That is no failure: like a slice that ran out of
+    time, the restore carries on at once, without RestorePending (a Warning Event people are paged on) and
+    without a backoff step."""
+    sim = parts.sim
+    one_request_slot(parts)
+    vms = parts.host_vms(40)
+    ref = parts.policy("p", vms, deletionPolicy="Restore")
+    parts.controller.enqueue(ref)
+    await parts.settle(
+        lambda: set(test_controller.phases(parts.status(ref)).values()) == {"Applied"}, within=30
+    )
+    sim.faults.latency = 0.05
+    seen: list[str] = []
+    parts.kube.on_patch = lambda name, patch: seen.extend(
+        c["reason"] for c in patch.get("conditions") or () if c["type"] == "Synced"
+    )
+    body = parts.kube.objects[(POLICY_PLURAL, *ref)]
+    body["metadata"]["generation"] = 2  # the API server bumps it with deletionTimestamp
+    at_delete = len(sim.stats.writes)
+    deleting = asyncio.create_task(parts.deleted(ref, 30.0))
+    await parts.settle(lambda: len(sim.stats.writes) >= at_delete + 2)
+    body["spec"]["resyncIntervalSeconds"] = 600
+    body["metadata"]["generation"] = 3
+    parts.controller.enqueue(ref, uid=parts.uid(ref), generation=3)  # kopf's spec-change handler
+    assert await deleting, "restored within one wait of the deletion handler"
+    assert all(sim.state.track_of(u) == "host" for u in vms)
+    assert "RestorePending" not in seen, "a restore stopped by a newer generation was reported as a failure"
+    assert parts.controller.queue.failures(ref) == 0, "and counted as one for the backoff"
