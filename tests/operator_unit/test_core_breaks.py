@@ -323,3 +323,22 @@ async def test_a_spec_edit_mid_restore_is_no_restore_failure(parts: Parts) -> No
     assert all(sim.state.track_of(u) == "host" for u in vms)
     assert "RestorePending" not in seen, "a restore stopped by a newer generation was reported as a failure"
     assert parts.controller.queue.failures(ref) == 0, "and counted as one for the backoff"
+
+
+async def test_a_write_still_running_in_zstack_at_the_deadline_is_restored_too() -> None:
+    """§5.6 with §5.10: the forward apply's deadline cuts the wait for X's job (it runs on in ZStack, 2 s)
+    and the policy is being deleted. The restore right after reads X while the job still runs (host), finds
+    nothing to do, deletes the record and lets the deletion go; then the job ends and X is on the deleted
+    policy's track for good."""
+    config = SimulatorConfig(vms=8, accounts={"admin": SECRET_VALUE}, job_latency=2.0)
+    async with Simulator(config) as slow_jobs, running_parts(slow_jobs, FakeKube()) as parts:
+        parts.controller._reconcile_seconds = 0.5
+        x = parts.host_vms(1)[0]
+        ref = parts.policy("p", [x], deletionPolicy="Restore")
+        parts.controller.enqueue(ref)
+        await parts.settle(lambda: slow_jobs.stats.calls["SetVmClockTrack"] >= 1)  # X's job is running
+        released = await parts.deleted(ref, 10.0)
+        await parts.settle(lambda: any(w.uuid == x and w.track == "guest" for w in slow_jobs.stats.writes))
+        assert not released or slow_jobs.state.track_of(x) == "host", (
+            "the deletion let go before X's forward job ended; X stays on the deleted policy's track"
+        )
