@@ -94,11 +94,14 @@ class WorkQueue(Generic[K]):
         self._shut = False
         self._paused = False
 
-    def add(self, key: K) -> None:
-        """Request a look at `key` now; coalesces with a pending request, never lost while it is processed."""
+    def add(self, key: K, *, continuing: bool = False) -> None:
+        """Request a look at `key` now; coalesces with a pending request, never lost while it is processed.
+        `continuing`: the work goes on where it stopped (a cut slice), so it is no new request, and what
+        was observed for the last one still answers it."""
         if self._shut:
             return
-        self._requested[key] = self._clock()
+        if not continuing or key not in self._requested:
+            self._requested[key] = self._clock()
         self._cancel_timer(key)
         if key in self._dirty:
             return

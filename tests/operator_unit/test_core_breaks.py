@@ -56,7 +56,7 @@ async def test_an_orphan_policy_deleted_mid_apply_sends_no_more_of_its_writes(pa
     await parts.settle(lambda: len(sim.stats.writes) >= 2)
     del parts.kube.objects[(POLICY_PLURAL, *ref)]  # kubectl delete: no finalizer, the object is gone
     parts.index.sync(parts.kube)
-    parts.controller.enqueue(ref)  # the DELETED event handler
+    parts.controller.deleted(ref, "uid-p")  # the DELETED event handler
     at_delete = len(sim.stats.writes)
     await parts.settle(lambda: not parts.controller.queue.is_processing(ref), within=30)
     late = [w for w in sim.stats.writes[at_delete:] if w.track == "guest"]

@@ -154,6 +154,7 @@ class SharedObserver:
         self._window = window
         self._bound = bound
         self._cache: dict[str, tuple[float, VmReading]] = {}
+        self._invalidated: dict[str, float] = {}  # when a VM was last written: older readings are stale
         self._wanted: set[str] = set()
         self._next: asyncio.Future[None] | None = None
         self._running = asyncio.Lock()
@@ -176,9 +177,12 @@ class SharedObserver:
         return {uuid: self._cache[uuid][1] for uuid in uuids}
 
     def invalidate(self, uuids: Iterable[str]) -> None:
-        """Readings of VMs we just wrote are stale: the next request for them must read ZStack again."""
+        """Readings of VMs we just wrote are stale: the next request for them must read ZStack again, and a
+        batch already on its way, taken before now, must not bring them back."""
+        now = self._clock()
         for uuid in uuids:
             self._cache.pop(uuid, None)
+            self._invalidated[uuid] = now
 
     def _stale(self, uuids: Iterable[str], since: float) -> list[str]:
         return [u for u in uuids if (cached := self._cache.get(u)) is None or cached[0] < since]
@@ -196,12 +200,18 @@ class SharedObserver:
                 error = ZStackError.client(TIMEOUT, f"the shared read did not finish in {self._bound:.0f}s")
                 readings = {uuid: VmReading(error=error) for uuid in wanted}
             self._evict(taken - MAX_READING_AGE)
-            self._cache.update((uuid, (taken, reading)) for uuid, reading in readings.items())
+            self._cache.update(
+                (uuid, (taken, reading))
+                for uuid, reading in readings.items()
+                if self._invalidated.get(uuid, taken) <= taken
+            )
             self.batches += 1
 
     def _evict(self, older_than: float) -> None:
         for uuid in [u for u, (taken, _) in self._cache.items() if taken < older_than]:
             del self._cache[uuid]
+        for uuid in [u for u, written in self._invalidated.items() if written < older_than]:
+            del self._invalidated[uuid]
 
 
 # --- apply the planned writes -------------------------------------------------------------------------------
@@ -250,6 +260,7 @@ class Applied:
     outcomes: dict[str, WriteOutcome]
     unsent: dict[str, str]  # VM -> why its write was not submitted or not finished (left for the next one)
     cut_short: bool = False  # the deadline ended the apply: what is left is not a failure
+    running: frozenset[str] = frozenset()  # submitted, and the wait for them was cut: they may still run
 
 
 Progress = Callable[[Mapping[str, WriteOutcome]], Awaitable[None]]
@@ -276,11 +287,17 @@ async def apply_writes(
     unsent: dict[str, str] = {}
     queue = iter(writes)
     stopped: list[str] = []
+    submitted: set[str] = set()
 
-    def may_send() -> str | None:
-        if not stopped and (why := stop()) is not None:
-            stopped.append(why)
-        return stopped[0] if stopped else None
+    def may_send_for(uuid: str) -> MaySend:
+        def may_send() -> str | None:
+            if not stopped and (why := stop()) is not None:
+                stopped.append(why)
+            if not stopped:
+                submitted.add(uuid)
+            return stopped[0] if stopped else None
+
+        return may_send
 
     async def worker() -> None:
         for write in queue:  # one shared iterator: each write is taken by exactly one worker
@@ -288,7 +305,7 @@ async def apply_writes(
                 unsent[write.uuid] = stopped[0]
                 continue
             try:
-                outcomes[write.uuid] = await _write_one(client, write, may_send)
+                outcomes[write.uuid] = await _write_one(client, write, may_send_for(write.uuid))
             except NotSent as withdrawn:
                 unsent[write.uuid] = withdrawn.why
 
@@ -315,4 +332,5 @@ async def apply_writes(
         if reporter is not None:
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
-    return Applied(outcomes, unsent, cut_short)
+    running = frozenset(u for u in submitted if u not in outcomes) if cut_short else frozenset()
+    return Applied(outcomes, unsent, cut_short, running)

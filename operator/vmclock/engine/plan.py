@@ -306,17 +306,21 @@ def plan_restores(
     paused: bool,
     handed_over: set[str],
     elsewhere: Collection[str] = (),
+    rewrite: Collection[str] = (),
 ) -> list[RestorePlan]:
     """`targets` maps each VM to its recorded previousTrack; `elsewhere`: VMs the record says were changed
     through another management node or account than the one asked now. Such a VM that is not found here
-    is not restored (it may well exist there): it waits, and the record keeps it."""
+    is not restored (it may well exist there): it waits, and the record keeps it. `rewrite`: VMs whose
+    forward write may still be running in ZStack (its wait was cut at a deadline): a reading of the previous
+    track proves nothing there, so they are written back all the same (ZStack runs a VM's jobs in order)."""
     plans: list[RestorePlan] = []
     for uuid, track in sorted(targets.items()):
         reading = readings.get(uuid, VmReading())
         gone = reading.error.not_found if reading.error is not None else not reading.found
+        already = reading.error is None and reading.track == track and uuid not in rewrite
         if gone and uuid in elsewhere and uuid not in handed_over:
             step = RestoreStep.ELSEWHERE
-        elif uuid in handed_over or gone or (reading.error is None and reading.track == track):
+        elif uuid in handed_over or gone or already:
             step = RestoreStep.DONE
         elif reading.error is not None:
             step = RestoreStep.UNREADABLE

@@ -9,7 +9,7 @@ status with what is stored, so an unchanged reconcile writes nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -177,6 +177,7 @@ class ReconcileResult:
     drift_detected: int = 0
     unsent: int = 0  # writes left for the next reconcile (time bound reached, or superseded)
     cut_short: bool = False  # the reconcile's deadline ended the apply: carry on at once, nothing failed
+    running: frozenset[str] = frozenset()  # VMs whose write job was cut at the deadline: it may still run
     requeue_after_failure: bool = False  # could not reach ZStack at all: back off and try again
     selected: frozenset[str] | None = None  # a selector policy's VMs as just resolved (None: not resolved)
 
@@ -325,7 +326,13 @@ async def reconcile(
         )
         return _blocked(state, ready, synced, now, stored_conditions)
     try:
-        client = await connect(spec.connection_name)
+        async with asyncio.timeout_at(io.deadline):
+            client = await connect(spec.connection_name)
+    except TimeoutError:
+        message = "checking the connection did not finish within the reconcile's time bound"
+        ready = Condition(READY, "False", CONNECTION_NOT_READY, message)
+        synced = Condition(SYNCED, "False", CONNECTION_NOT_READY, message)
+        return _blocked(state, ready, synced, now, stored_conditions)
     except ConnectionUnavailable as problem:
         message = f"{problem.reason}: {problem}"
         ready = Condition(READY, "False", CONNECTION_NOT_READY, message)
@@ -377,9 +384,10 @@ async def reconcile(
         # Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored
         # (in the record, shown in status too) before the first SetVmClockTrack for it leaves.
         record, origins = record_before(record, plan.writes, scope.readings, origins, client.destination)
-        if record != stored:
-            await io.record.store(record, origins)
-            stored = record
+        # Stored before every apply, changed or not: the ConfigMap may have been deleted or edited since
+        # it was last read, and a write must never leave without its intent on record.
+        await io.record.store(record, origins)
+        stored = record
         await io.save(draft.status({}, unsent=dict.fromkeys((w.uuid for w in plan.writes), APPLYING)))
 
     async def progress(done: Mapping[str, WriteOutcome]) -> None:
@@ -417,6 +425,7 @@ async def reconcile(
         drift_detected=sum(1 for p in plan.vms if p.drift),
         unsent=len(applied.unsent),
         cut_short=applied.cut_short,
+        running=applied.running,
         selected=frozenset(scope.uuids) if scope.selection is not None else None,
     )
 
@@ -547,6 +556,7 @@ class RestoreResult:
     left: tuple[str, ...]  # VMs not restored yet; the deletion waits for them
     why: str = ""  # what stands in the way, for the condition and the Warning Event
     cut_short: bool = False  # only the reconcile's time bound stands in the way: carry on at once
+    running: frozenset[str] = frozenset()  # VMs whose restore job was cut at the deadline: it may still run
 
     @property
     def done(self) -> bool:
@@ -558,6 +568,8 @@ async def restore_all(
     client: ClockTrackClient,
     others: Sequence[PolicyClaim],
     io: ReconcileIO | None = None,
+    *,
+    running: Collection[str] = (),
 ) -> RestoreResult:
     """Deletion of a `Restore` policy: write each changed VM back to its previousTrack.
 
@@ -580,6 +592,7 @@ async def restore_all(
         paused=False,
         handed_over=selected_elsewhere(targets, state.ref, others),
         elsewhere=elsewhere,
+        rewrite=running,
     )
     writes = [p.write for p in plans if p.write is not None]
     applied = await apply_writes(
@@ -599,8 +612,16 @@ async def restore_all(
     if left:
         cause = problems[0] if problems else next(iter(applied.unsent.values()), "")
         why = f"{len(left)} of {len(targets)} VMs not restored yet ({cause}): {listing(left)}"
-    cut_short = not blocked and applied.cut_short
-    return RestoreResult(tuple(events), tuple(outcomes.values()), tuple(left), why, cut_short=cut_short)
+    # Only the slice's end or a newer generation stopped it (nothing failed): it goes on at once.
+    cut_short = not blocked and bool(applied.unsent)
+    return RestoreResult(
+        tuple(events),
+        tuple(outcomes.values()),
+        tuple(left),
+        why,
+        cut_short=cut_short,
+        running=applied.running,
+    )
 
 
 def _elsewhere(targets: Mapping[str, Track], origins: Mapping[str, str], here: str) -> set[str]:

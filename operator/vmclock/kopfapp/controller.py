@@ -43,6 +43,7 @@ from vmclock.engine import (
     restore_all,
 )
 from vmclock.engine.external import SharedObserver
+from vmclock.engine.plan import WriteOutcome
 from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, failed_status, restore_pending_status
 from vmclock.engine.report import READY, find_condition
 from vmclock.engine.spec import (
@@ -121,6 +122,7 @@ class StatusSink:
                 continue
             rt.resource_version = written.resource_version
             self.stored = dict(wanted)
+            rt.status = self.stored
             return
 
     async def _reread(self) -> None:
@@ -131,6 +133,7 @@ class StatusSink:
             raise Gone(404, "replaced", f"VmClockPolicy {self._runtime.ref}")
         self._runtime.resource_version = str(meta.get("resourceVersion") or "")
         self.stored = dict(body.get("status") or {})
+        self._runtime.status = self.stored
 
 
 class PolicyController:
@@ -220,6 +223,14 @@ class PolicyController:
         for ref in refs:
             self.queue.add(ref)
 
+    def deleted(self, ref: Ref, uid: str) -> None:
+        """kopf's DELETED event of incarnation `uid`: the object is gone, so its forward writes stop now (an
+        Orphan policy has no finalizer: this is the only word of its deletion); the worker forgets it."""
+        runtime = self.runtimes.get(ref)
+        if runtime is not None and runtime.uid == uid:
+            runtime.deleting = True
+        self.queue.add(ref)
+
     async def wait_restored(self, ref: Ref, uid: str, within: float) -> bool:
         """For the deletion handler of incarnation `uid`: True once its VMs are restored, or it needs that
         no more (it is gone). Marks the deletion at once, so a forward apply of it stops submitting, and
@@ -297,6 +308,7 @@ class PolicyController:
         runtime.confirmed = True
         runtime.saw_generation(int(meta.get("generation") or 0))
         runtime.resource_version = str(meta.get("resourceVersion") or "")
+        runtime.status = body.get("status") or {}
         runtime.connection = _connection_name(body)
         state = PolicyState.from_body(body)
         try:
@@ -330,9 +342,12 @@ class PolicyController:
         before = find_condition(state.status.get("conditions"), READY) or {}
         if before.get("reason") != STATUS_REJECTED:
             post_events(body, [EventSpec("Warning", STATUS_REJECTED, message)])
+        # From what is stored now (the intent and progress this reconcile wrote), not from what it read:
+        # the VMs it wrote and their previous tracks stay listed.
+        stored = runtime.status if runtime.status is not None else state.status
         try:
-            await StatusSink(self._kube, runtime, state.status).save(
-                failed_status(state, STATUS_REJECTED, message, self._now())
+            await StatusSink(self._kube, runtime, stored).save(
+                failed_status(replace(state, status=stored), STATUS_REJECTED, message, self._now())
             )
         except Rejected:
             log.exception("VmClockPolicy %s: even the condition saying so was refused", runtime.ref)
@@ -368,8 +383,11 @@ class PolicyController:
                 result = await reconcile(
                     state, connect, self._others(ref), self._now(), stored_conditions, io=io
                 )
-            finally:
-                self._written(ref, spec, self._uuids_of(runtime, state))
+            except BaseException:
+                self._written(ref, spec, self._uuids_of(runtime, state))  # what it wrote is not known
+                raise
+            self._written(ref, spec, _touched(result.outcomes, result.running))
+        runtime.running |= result.running
         self._remember_selection(runtime, spec, result.selected)
         await sink.save(result.status)
         post_events(body, result.events)
@@ -431,7 +449,9 @@ class PolicyController:
         ref = runtime.ref
         superseded = runtime.superseded(state.generation) is not None or runtime.deleting
         if result.unsent and not superseded:
-            self.queue.add(ref)  # the time bound cut it short: carry on right away, nothing failed
+            # the time bound cut it short: carry on right away, nothing failed; what was read for it still
+            # answers (a continuation is no new request)
+            self.queue.add(ref, continuing=True)
             return REQUEUE
         if result.retry_soon or result.requeue_after_failure:
             self.queue.add_rate_limited(ref)
@@ -480,22 +500,30 @@ class PolicyController:
             return ERROR
         # A connection that is being deleted is still a connection for restores: it waits for this policy.
         raw = await self._connection_spec(ref.namespace, spec.connection_name, for_restore=True)
+        io = self._io(runtime, state, sink, spec, record, forward=False)
         try:
-            async with self._connections.lease(
-                ref.namespace, spec.connection_name, raw, for_restore=True
-            ) as client:
-                io = self._io(runtime, state, sink, spec, record, forward=False)
+            async with contextlib.AsyncExitStack() as leases:
+                lease = self._connections.lease(ref.namespace, spec.connection_name, raw, for_restore=True)
+                async with asyncio.timeout_at(io.deadline):  # the connection's check is bounded too
+                    client = await leases.enter_async_context(lease)
                 try:
-                    result = await restore_all(state, client, self._others(ref), io)
-                finally:
-                    self._written(ref, spec, self._uuids_of(runtime, state))
+                    result = await restore_all(state, client, self._others(ref), io, running=runtime.running)
+                except BaseException:
+                    self._written(ref, spec, self._uuids_of(runtime, state))  # what it wrote is not known
+                    raise
+                self._written(ref, spec, _touched(result.outcomes, result.running))
         except ConnectionUnavailable as problem:
             await self._restore_blocked(runtime, body, state, sink, f"cannot reach ZStack: {problem}")
+            return ERROR
+        except TimeoutError:
+            await self._restore_blocked(
+                runtime, body, state, sink, "checking the connection did not finish within the time bound"
+            )
             return ERROR
         post_events(body, result.events)
         self._measure(ref, state.status, None, result.outcomes)
         if result.cut_short:
-            self.queue.add(ref)  # only the time slice ended: go on at once, nothing failed
+            self.queue.add(ref, continuing=True)  # only the slice ended (or a newer generation took over)
             return REQUEUE
         if not result.done:
             await self._restore_blocked(runtime, body, state, sink, result.why)
@@ -529,8 +557,9 @@ class PolicyController:
         return Ref(ref.namespace, runtime.connection if runtime is not None else "")
 
     def _written(self, ref: Ref, spec: PolicySpec | None, uuids: Iterable[str]) -> None:
-        """After a reconcile that may have written: what was read of its VMs before is stale now (the
-        cache is per connection and shared, so another round must not reuse a pre-write reading)."""
+        """After a reconcile wrote `uuids`: what was read of them before is stale now (the cache is per
+        connection and shared, so another round must not reuse a pre-write reading). Only what was written:
+        a slice cut while reading must leave the reading it paid for to the next slice."""
         if spec is not None:
             observer = self._observers.get(Ref(ref.namespace, spec.connection_name))
             if observer is not None:
@@ -639,6 +668,11 @@ class PolicyController:
             self._metrics.track_written(
                 outcome.write.purpose.value, "ok" if outcome.ok else outcome.error.code
             )
+
+
+def _touched(outcomes: Iterable[WriteOutcome], running: Iterable[str]) -> set[str]:
+    """The VMs a reconcile wrote, or may still be writing (a job cut at its deadline)."""
+    return {outcome.write.uuid for outcome in outcomes} | set(running)
 
 
 def _connection_name(body: Mapping[str, Any]) -> str:

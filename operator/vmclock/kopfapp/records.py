@@ -29,7 +29,7 @@ from typing import Any
 from vmclock.engine.records import Origins, decode_record_with_origins, encode_record
 from vmclock.engine.spec import GROUP, VERSION
 from vmclock.kopfapp.runtimes import PolicyRuntime, RecordCache
-from vmclock.kubeapi import KubeApi, ObjectConflict
+from vmclock.kubeapi import Gone, KubeApi, ObjectConflict
 from vmclock.refs import Ref
 from vmclock.zstack.models import Track
 
@@ -111,8 +111,14 @@ class ConfigMapRecord:
         if cache.version is None:
             written = await self._kube.create_config_map(self._policy.namespace, body)
         else:
-            body["metadata"]["resourceVersion"] = cache.version
-            written = await self._kube.replace_config_map(self._policy.namespace, self._name, body)
+            try:
+                written = await self._kube.replace_config_map(
+                    self._policy.namespace,
+                    self._name,
+                    {**body, "metadata": {**body["metadata"], "resourceVersion": cache.version}},
+                )
+            except Gone:  # deleted by someone since: what this incarnation knows is written again
+                written = await self._kube.create_config_map(self._policy.namespace, body)
         entries = {uuid: (track, origins.get(uuid, "")) for uuid, track in tracks.items()}
         self._runtime.record = RecordCache(entries, str(written["metadata"].get("resourceVersion") or ""))
 

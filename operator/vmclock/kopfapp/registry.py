@@ -108,7 +108,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def policy_deleted(*, body: kopf.Body, **kwargs: Any) -> None:
         bound(kwargs)
         ref = Ref.of(body)
-        controller.enqueue(ref)
+        controller.deleted(ref, str(body.metadata.get("uid") or ""))
         listed = {
             str(e.get("uuid")) for e in (body.get("status") or {}).get("vms") or () if isinstance(e, dict)
         }

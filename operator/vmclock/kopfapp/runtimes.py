@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from vmclock.refs import Ref
 from vmclock.zstack.models import Track
@@ -49,6 +50,8 @@ class PolicyRuntime:
     selection: frozenset[str] | None = None  # what a selector policy last resolved to
     record: RecordCache | None = None
     resource_version: str = ""  # of the object as last read or written: the next status write tests it
+    status: Mapping[str, Any] | None = None  # the status as last read or written
+    running: set[str] = field(default_factory=set)  # VMs whose write job may still run in ZStack
     connection: str = ""
     due: float | None = None  # next drift check (monotonic); None: not scheduled yet
     interval: float = 0.0
