@@ -138,14 +138,18 @@ class ControlPlane:
             return self
         raise ControlPlaneError(f"lost a port race {START_ATTEMPTS} times in a row; giving up")
 
-    def stop(self) -> None:
-        """Stop the daemons (SIGTERM, then SIGKILL after ``stop_timeout``) and delete the run directory."""
+    def stop(self) -> dict[str, int]:
+        """Stop the daemons (SIGTERM, then SIGKILL after ``stop_timeout``) and delete the run directory.
+
+        Returns the exit code of each daemon this object started (``-9`` for one that had to be killed).
+        """
         if self._rundir is not None:
             self._rundir.reap(self.stop_timeout)
-        for process in self._processes.values():
-            process.wait(timeout=self.stop_timeout)  # already dead: only collects the exit status
+        # Already dead: this only collects each exit status.
+        codes = {name: process.wait(timeout=self.stop_timeout) for name, process in self._processes.items()}
         self._rundir = None
         self._processes = {}
+        return codes
 
     def __enter__(self) -> ControlPlane:
         return self.start()
