@@ -44,7 +44,7 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy (strict) on the package
 	$(BIN)/mypy
 
-controlplane: ## build kube-apiserver, kubectl and etcd from Go modules into the cache (no-op when cached)
+controlplane: ## build kube-apiserver, kubectl, kube-controller-manager and etcd from Go modules into the cache (no-op when cached)
 	$(CONTROLPLANE) build
 
 unit: $(STAMP) ## fast tests that need no control plane
