@@ -11,10 +11,11 @@ Typical use (pytest fixture, sandbox)::
 
 kube-controller-manager runs only the controllers in :data:`CONTROLLERS`: a deleted namespace is emptied and
 removed by the namespace controller (finalizers hold it, as in a cluster), owner references cascade through
-the garbage collector, and ServiceAccount token Secrets get tokens signed with the apiserver's SA key.  Each
-controller acts as its own ServiceAccount in ``kube-system`` (``--use-service-account-credentials``), so it
-has exactly the permissions the built-in RBAC policy gives it in a real cluster.  There are no workload
-controllers and no default ServiceAccounts: nothing here runs pods.
+the garbage collector, and ServiceAccount token Secrets get tokens signed with the apiserver's SA key.  The
+namespace controller and the garbage collector act as their own ServiceAccounts in ``kube-system``
+(``--use-service-account-credentials``), with exactly the permissions the built-in RBAC policy gives them
+in a cluster; kube-controller-manager itself is ``system:kube-controller-manager``, never an admin.  There
+are no workload controllers and no default ServiceAccounts: nothing here runs pods.
 """
 
 from __future__ import annotations
