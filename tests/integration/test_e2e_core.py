@@ -215,9 +215,10 @@ def test_kill_during_a_long_apply_then_restore_puts_every_vm_back(e2e: E2E) -> N
 # --------------------------------------------------------------------------- §5.6 restore is a promise
 
 
-NAMESPACE_RESTORE_LATENCY = 1.0
-"""Seconds per ZStack request while a namespace is deleted: a restore makes several calls one after another,
-so it outlasts the namespace controller's first pass, which requests every deletion in the namespace."""
+NAMESPACE_RESTORE_LATENCY = 2.0
+"""Seconds per ZStack request while a namespace is deleted: a restore makes several calls one after another
+(read the VMs and their tracks, write, wait for the job), so it outlasts the namespace controller's first
+pass, which requests every deletion in the namespace (a few seconds on a loaded 2-core machine)."""
 
 FINALIZER = f"{GROUP}/finalizer"
 """The operator's finalizer, on Restore policies and on connections."""
