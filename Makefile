@@ -10,6 +10,7 @@ CONTROLPLANE := tests/controlplane/controlplane
 # The oldest Kubernetes the README claims; `make compat` proves the claim (README, "Compatibility").
 COMPAT_K8S_VERSION := v1.34.4
 COMPAT_TESTS := tests/controlplane/test_kubectl_wait.py tests/integration/test_controlplane.py tests/integration/test_crds.py \
+	tests/controlplane/test_controller_manager.py \
 	$(wildcard tests/integration/test_e2e_*.py)
 STAMP := $(VENV)/.installed
 
