@@ -10,6 +10,7 @@ CONTROLPLANE := tests/controlplane/controlplane
 # The oldest Kubernetes the README claims; `make compat` proves the claim (README, "Compatibility").
 COMPAT_K8S_VERSION := v1.34.4
 COMPAT_TESTS := tests/controlplane/test_kubectl_wait.py tests/integration/test_controlplane.py tests/integration/test_crds.py \
+	tests/controlplane/test_controller_manager.py \
 	$(wildcard tests/integration/test_e2e_*.py)
 STAMP := $(VENV)/.installed
 
@@ -44,7 +45,7 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy (strict) on the package
 	$(BIN)/mypy
 
-controlplane: ## build kube-apiserver, kubectl and etcd from Go modules into the cache (no-op when cached)
+controlplane: ## build kube-apiserver, kubectl, kube-controller-manager and etcd from Go modules into the cache (no-op when cached)
 	$(CONTROLPLANE) build
 
 helm: ## build helm from Go modules into the cache beside the control plane (no-op when cached)

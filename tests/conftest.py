@@ -44,7 +44,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def controlplane() -> Iterator[ControlPlane]:
-    """A running etcd + kube-apiserver shared by the whole session (admin kubeconfig: ``.kubeconfig``)."""
+    """A running etcd + kube-apiserver + kube-controller-manager shared by the whole session (admin
+    kubeconfig: ``.kubeconfig``)."""
     try:
         binaries = require_binaries()
     except MissingBinariesError as error:
@@ -82,14 +83,15 @@ def kubectl(controlplane: ControlPlane) -> Kubectl:
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     """A new namespace named after the test.
 
-    Deleted afterwards without waiting: with no namespace controller it stays Terminating, which is
-    harmless because no later test reuses the name.
+    Deleted afterwards without waiting (the namespace controller empties it in the background; a
+    finalizer nobody removes any more leaves it Terminating, harmless because no later test reuses the
+    name), unless the test deleted it itself.
     """
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{slug}-{secrets.token_hex(3)}"
     kubectl("create", "namespace", name)
     yield name
-    kubectl("delete", "namespace", name, "--wait=false")
+    kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
 @pytest.fixture(scope="session")

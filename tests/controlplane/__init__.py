@@ -1,4 +1,4 @@
-"""A real kube-apiserver + etcd (and a matching kubectl) for tests and the local sandbox.
+"""A real kube-apiserver + etcd + kube-controller-manager (and a matching kubectl) for tests and the sandbox.
 
 The binaries are built from Go modules by ``tests/controlplane/controlplane build`` into a cache outside
 the repository; this package finds them, starts them on loopback ports and tears them down without leaving

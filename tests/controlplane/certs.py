@@ -25,6 +25,7 @@ authorityKeyIdentifier = keyid
 extendedKeyUsage = {usage}
 """
 SERVING_SANS = "IP:127.0.0.1, DNS:localhost"
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 
 
 class CertificateError(RuntimeError):
@@ -63,6 +64,16 @@ class Pki:
         return self.directory / "admin.key"
 
     @property
+    def controller_manager_cert(self) -> Path:
+        """Client certificate of ``system:kube-controller-manager``, the user the built-in RBAC policy
+        binds kube-controller-manager's own role to (never ``system:masters``)."""
+        return self.directory / "kube-controller-manager.crt"
+
+    @property
+    def controller_manager_key(self) -> Path:
+        return self.directory / "kube-controller-manager.key"
+
+    @property
     def service_account_key(self) -> Path:
         """One EC private key: kube-apiserver signs SA tokens with it and derives the verifying key."""
         return self.directory / "sa.key"
@@ -98,7 +109,8 @@ def _sign(
 
 
 def issue(directory: Path) -> Pki:
-    """Create CA, serving cert (CN=localhost, SAN 127.0.0.1/localhost), admin client cert and SA key."""
+    """Create CA, serving cert (CN=localhost, SAN 127.0.0.1/localhost), the admin's and
+    kube-controller-manager's client certs and the SA key."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(directory)
     _new_key(pki.ca_key)
@@ -109,5 +121,8 @@ def issue(directory: Path) -> Pki:
     _new_key(pki.admin_key)
     client = _LEAF_EXTENSIONS.format(usage="clientAuth")
     _sign(pki, pki.admin_key, pki.admin_cert, "/O=system:masters/CN=admin", client)
+    _new_key(pki.controller_manager_key)
+    controller_manager = f"/CN={CONTROLLER_MANAGER_USER}"
+    _sign(pki, pki.controller_manager_key, pki.controller_manager_cert, controller_manager, client)
     _new_key(pki.service_account_key)
     return pki

@@ -148,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "build",
         parents=[versioned],
-        help="build kube-apiserver, kubectl and etcd into the cache (no-op when cached)",
+        help="build what the cache lacks of kube-apiserver, kubectl, kube-controller-manager and etcd",
     )
     commands.add_parser(
         "start", parents=[versioned], help="start a detached control plane and print its environment"

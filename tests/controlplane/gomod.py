@@ -13,8 +13,13 @@ _GO_LINE = re.compile(r"^go\s+(\S+)\s*$", re.MULTILINE)
 _GODEBUG_LINE = re.compile(r"^godebug\s+(\S+=\S+)\s*$", re.MULTILINE)
 _STAGING_LINE = re.compile(r"^\s*(?:replace\s+)?(\S+)\s+=>\s+\./staging/src/(\S+)\s*$", re.MULTILINE)
 
-APISERVER_PACKAGE = "k8s.io/kubernetes/cmd/kube-apiserver"
-KUBECTL_PACKAGE = "k8s.io/kubernetes/cmd/kubectl"
+K8S_PACKAGES = {
+    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+    "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+}
+"""Binaries built in the ``k8s.io/kubernetes`` wrapper, by file name (``go build -o DIR/`` names each after
+its package's last element)."""
 ETCD_PACKAGE = "go.etcd.io/etcd/server/v3"
 BUILD_DATE = "1970-01-01T00:00:00Z"  # fixed, so identical inputs give identical binaries
 GIT_COMMIT = "0" * 40
@@ -57,7 +62,7 @@ def k8s_ldflags(versions: Versions) -> str:
     """What ``hack/lib/version.sh`` stamps, so ``/version`` and ``kubectl version`` report the release.
 
     Set on both packages that carry version variables; ``-X`` on a symbol a binary does not link is
-    ignored, so one flag set serves kube-apiserver and kubectl.
+    ignored, so one flag set serves every binary in :data:`K8S_PACKAGES`.
     """
     major, minor, _ = versions.k8s_parts
     values = {

@@ -1,4 +1,5 @@
-"""One running control plane: etcd + kube-apiserver on free loopback ports, with an admin kubeconfig.
+"""One running control plane: etcd, kube-apiserver and kube-controller-manager on free loopback ports,
+with an admin kubeconfig.
 
 Typical use (pytest fixture, sandbox)::
 
@@ -8,8 +9,13 @@ Typical use (pytest fixture, sandbox)::
     finally:
         plane.stop()
 
-There is no kube-controller-manager: namespaces stay ``Terminating`` after deletion, owner references do
-not cascade and no default ServiceAccount exists.  Tests therefore use a fresh namespace each.
+kube-controller-manager runs only the controllers in :data:`CONTROLLERS`: a deleted namespace is emptied and
+removed by the namespace controller (finalizers hold it, as in a cluster), owner references cascade through
+the garbage collector, and ServiceAccount token Secrets get tokens signed with the apiserver's SA key.  The
+namespace controller and the garbage collector act as their own ServiceAccounts in ``kube-system``
+(``--use-service-account-credentials``), with exactly the permissions the built-in RBAC policy gives them
+in a cluster; kube-controller-manager itself is ``system:kube-controller-manager``, never an admin.  There
+are no workload controllers and no default ServiceAccounts: nothing here runs pods.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ START_ATTEMPTS = 3
 POLL_SECONDS = 0.1
 LOG_TAIL_LINES = 30
 PORT_RACE_MARKERS = ("address already in use", "bind: address")
+CONTROLLERS = ("namespace-controller", "garbage-collector-controller", "serviceaccount-token-controller")
+"""kube-controller-manager's controllers by canonical name, which is also the name of each one's health
+check (``[+]namespace-controller ok`` in ``/healthz?verbose`` once it started)."""
 
 
 class ControlPlaneError(RuntimeError):
@@ -80,7 +89,7 @@ def _tail(path: Path) -> str:
 
 
 class ControlPlane:
-    """etcd + kube-apiserver for one test session or one sandbox.
+    """etcd + kube-apiserver + kube-controller-manager for one test session or one sandbox.
 
     ``detached=False`` (default): the daemons die with this process (``PR_SET_PDEATHSIG``), so
     :meth:`start` must run on a thread that lives as long as the control plane (normally the main thread).
@@ -103,12 +112,14 @@ class ControlPlane:
         self.startup_seconds: float | None = None
         self._rundir: RunDir | None = None
         self._port = 0
+        self._controller_manager_port = 0
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> ControlPlane:
-        """Start both daemons and wait until the API answers (``/readyz``, then namespace ``default``)."""
+        """Start the daemons and wait until each is ready: the API answers (``/readyz``, then namespace
+        ``default``) and kube-controller-manager reports every controller started."""
         if not self.detached and threading.current_thread() is not threading.main_thread():
             raise ControlPlaneError(
                 "start an owned control plane from the main thread (PR_SET_PDEATHSIG is per thread)"
@@ -128,14 +139,18 @@ class ControlPlane:
             return self
         raise ControlPlaneError(f"lost a port race {START_ATTEMPTS} times in a row; giving up")
 
-    def stop(self) -> None:
-        """Stop the daemons (SIGTERM, then SIGKILL after ``stop_timeout``) and delete the run directory."""
+    def stop(self) -> dict[str, int]:
+        """Stop the daemons (SIGTERM, then SIGKILL after ``stop_timeout``) and delete the run directory.
+
+        Returns the exit code of each daemon this object started (``-9`` for one that had to be killed).
+        """
         if self._rundir is not None:
             self._rundir.reap(self.stop_timeout)
-        for process in self._processes.values():
-            process.wait(timeout=self.stop_timeout)  # already dead: only collects the exit status
+        # Already dead: this only collects each exit status.
+        codes = {name: process.wait(timeout=self.stop_timeout) for name, process in self._processes.items()}
         self._rundir = None
         self._processes = {}
+        return codes
 
     def __enter__(self) -> ControlPlane:
         return self.start()
@@ -179,13 +194,14 @@ class ControlPlane:
         """Variables for a client process: ``KUBECONFIG``, ``CONTROLPLANE_DIR``, assets and pids."""
         return describe(self._running(), self.binaries)
 
-    def get(self, path: str, *, authenticated: bool = True) -> tuple[int, bytes]:
-        """One HTTPS GET against the apiserver, as admin or (``authenticated=False``) anonymously."""
+    def get(self, path: str, *, authenticated: bool = True, port: int | None = None) -> tuple[int, bytes]:
+        """One HTTPS GET against the apiserver (or the daemon on ``port``), as admin or
+        (``authenticated=False``) anonymously."""
         pki = certs.Pki(self._running().pki)
         context = ssl.create_default_context(cafile=str(pki.ca_cert))
         if authenticated:
             context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
-        connection = http.client.HTTPSConnection("127.0.0.1", self._port, context=context, timeout=5)
+        connection = http.client.HTTPSConnection("127.0.0.1", port or self._port, context=context, timeout=5)
         try:
             connection.request("GET", path)
             response = connection.getresponse()
@@ -211,14 +227,23 @@ class ControlPlane:
     def _start_once(self) -> None:
         rundir = self._rundir = RunDir.create(detached=self.detached)
         pki = certs.issue(rundir.pki)
-        etcd_client, etcd_peer, self._port = free_ports(3)
+        etcd_client, etcd_peer, self._port, self._controller_manager_port = free_ports(4)
         self._launch("etcd", self._etcd_args(rundir, etcd_client, etcd_peer))
         self._wait("etcd", lambda: _etcd_healthy(etcd_client))
         self._launch("kube-apiserver", self._apiserver_args(pki, etcd_client))
-        kubeconfig.write(rundir.kubeconfig, self.server, pki)
+        kubeconfig.write(rundir.kubeconfig, self.server, pki.ca_cert, pki.admin_cert, pki.admin_key)
         (rundir.bin / "kubectl").symlink_to(self.binaries.kubectl)
-        self._wait("kube-apiserver", lambda: self._answers("/readyz"))
-        self._wait("kube-apiserver", lambda: self._answers("/api/v1/namespaces/default"))
+        self._wait("kube-apiserver", lambda: self._answer("/readyz") is not None)
+        self._wait("kube-apiserver", lambda: self._answer("/api/v1/namespaces/default") is not None)
+        kubeconfig.write(
+            rundir.controller_manager_kubeconfig,
+            self.server,
+            pki.ca_cert,
+            pki.controller_manager_cert,
+            pki.controller_manager_key,
+        )
+        self._launch("kube-controller-manager", self._controller_manager_args(rundir, pki))
+        self._wait("kube-controller-manager", self._controllers_started)
 
     def _etcd_args(self, rundir: RunDir, client: int, peer: int) -> list[str]:
         client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
@@ -253,9 +278,35 @@ class ControlPlane:
             f"--service-account-issuer={self.server}",
             f"--service-account-key-file={pki.service_account_key}",
             f"--service-account-signing-key-file={pki.service_account_key}",
-            "--disable-admission-plugins=ServiceAccount",  # no controller-manager, so no default SA
+            "--disable-admission-plugins=ServiceAccount",  # no serviceaccount controller, so no default SA
             "--allow-privileged=true",
             "--endpoint-reconciler-type=none",  # loopback may not be published in Endpoints
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _controller_manager_args(self, rundir: RunDir, pki: certs.Pki) -> list[str]:
+        own = rundir.controller_manager_kubeconfig
+        return [
+            str(self.binaries.kube_controller_manager),
+            f"--kubeconfig={own}",
+            # Requests to its own endpoints (/healthz, /metrics): client certificates are checked against the
+            # CA here, tokens and permissions by the apiserver, asked as this same user.  No lookup of the
+            # apiserver's front-proxy CA, which this control plane does not have (it would log an error
+            # every few seconds).
+            f"--client-ca-file={pki.ca_cert}",
+            "--authentication-skip-lookup=true",
+            f"--authentication-kubeconfig={own}",
+            f"--authorization-kubeconfig={own}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self._controller_manager_port}",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            f"--controllers={','.join(CONTROLLERS)}",
+            "--leader-elect=false",  # one instance; a lease would only delay the start
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki.service_account_key}",
+            f"--root-ca-file={pki.ca_cert}",
             "--profiling=false",
             "--v=1",
         ]
@@ -266,12 +317,18 @@ class ControlPlane:
         self._processes[name] = process
         rundir.write_pid(name, process.pid)
 
-    def _answers(self, path: str) -> bool:
+    def _answer(self, path: str, port: int | None = None) -> bytes | None:
+        """The body of a 200 answer; ``None`` while the daemon is not listening or not ready."""
         try:
-            status, _ = self.get(path)
+            status, body = self.get(path, port=port)
         except (OSError, http.client.HTTPException):
-            return False
-        return status == 200
+            return None
+        return body if status == 200 else None
+
+    def _controllers_started(self) -> bool:
+        """Its health checks list each controller once it started (before that ``/healthz`` is bare)."""
+        body = self._answer("/healthz?verbose", self._controller_manager_port)
+        return body is not None and all(f"[+]{name} ok".encode() in body for name in CONTROLLERS)
 
     def _wait(self, name: str, ready: Callable[[], bool]) -> None:
         """Poll ``ready`` until true; fail at once if any daemon died, or after ``start_timeout``."""

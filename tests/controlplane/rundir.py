@@ -1,4 +1,4 @@
-"""The per-run directory of one control plane: PKI, etcd data, logs, pid files, kubeconfig.
+"""The per-run directory of one control plane: PKI, etcd data, logs, pid files, kubeconfigs.
 
 All run directories live under one base (on /dev/shm when possible: etcd then never waits for a disk) and
 record who owns them, so a later run can find and reap the leftovers of a run whose owner was killed:
@@ -19,7 +19,9 @@ from .processes import cmdline, start_time, terminate_group
 
 BASE_NAME = "vmclock-controlplane"
 DETACHED = "detached"
-STOP_ORDER = ("kube-apiserver", "etcd")  # clients first, so the apiserver never outlives its storage
+# Clients first: the controller manager never works against a stopping apiserver, nor the apiserver
+# against stopped storage.
+STOP_ORDER = ("kube-controller-manager", "kube-apiserver", "etcd")
 UNCLAIMED_GRACE_SECONDS = 60.0
 
 
@@ -67,7 +69,12 @@ class RunDir:
 
     @property
     def kubeconfig(self) -> Path:
+        """The admin's, for clients."""
         return self.path / "kubeconfig"
+
+    @property
+    def controller_manager_kubeconfig(self) -> Path:
+        return self.path / "kube-controller-manager.kubeconfig"
 
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"

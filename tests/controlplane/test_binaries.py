@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from .binaries import NAMES, STAMP, MissingBinariesError, asset_variable, require_binaries, resolve_binaries
+from .binaries import (
+    NAMES,
+    STAMP,
+    MissingBinariesError,
+    asset_variable,
+    cache_missing,
+    require_binaries,
+    resolve_binaries,
+)
 from .versions import Versions, cache_dir
 
 RELEASE = Versions(k8s="v1.37.2", etcd="v3.7.3", go="go1.26.8")
@@ -31,6 +39,7 @@ def test_asset_variable_names_follow_envtest() -> None:
         "TEST_ASSET_KUBE_APISERVER",
         "TEST_ASSET_ETCD",
         "TEST_ASSET_KUBECTL",
+        "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
     ]
 
 
@@ -52,9 +61,24 @@ def test_test_asset_beats_kubebuilder_assets_beats_cache(cache: Path, tmp_path: 
     env = {"KUBEBUILDER_ASSETS": str(assets), "TEST_ASSET_KUBECTL": str(kubectl), "TEST_ASSET_ETCD": ""}
     found = resolve_binaries(RELEASE, env=env)
     assert found is not None
-    assert found.paths() == (assets / "kube-apiserver", assets / "etcd", kubectl)
+    assert found.paths() == (
+        assets / "kube-apiserver",
+        assets / "etcd",
+        kubectl,
+        cache / "kube-controller-manager",
+    )
     assert found.assets_dir is None
     assert found.env()["TEST_ASSET_KUBECTL"] == str(kubectl)
+
+
+def test_a_cache_stamped_before_the_controller_manager_lacks_only_it(cache: Path) -> None:
+    assert cache_missing(RELEASE) == list(NAMES), "nothing counts before the stamp"
+    _install(cache, ("kube-apiserver", "etcd", "kubectl"))
+    (cache / STAMP).write_text("{}")
+    assert cache_missing(RELEASE) == ["kube-controller-manager"]
+    assert resolve_binaries(RELEASE, env={}) is None
+    _install(cache, ("kube-controller-manager",))
+    assert cache_missing(RELEASE) == []
 
 
 def test_explicit_lookup_ignores_the_cache(cache: Path) -> None:
@@ -68,5 +92,7 @@ def test_missing_binaries_fail_with_the_build_command(cache: Path, monkeypatch: 
         monkeypatch.delenv(variable, raising=False)
     _install(cache, ("kube-apiserver", "etcd"))
     (cache / STAMP).write_text("{}")
-    with pytest.raises(MissingBinariesError, match=r"tests/controlplane/controlplane build"):
+    with pytest.raises(MissingBinariesError) as raised:
         require_binaries(RELEASE)
+    assert str(raised.value).startswith("kubectl, kube-controller-manager for k8s-v1.37.2_etcd-v3.7.3_go-")
+    assert "Run `tests/controlplane/controlplane build` (or `make controlplane`) first." in str(raised.value)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .processes import pids_mentioning, wait_until_gone
-from .rundir import RunDir, reap_orphans
+from .rundir import STOP_ORDER, RunDir, reap_orphans
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_daemons_die_with_a_sigkilled_owner_and_the_leftover_dir_is_reaped() -> 
     directory = ""
     try:
         directory = _first_line(owner, START_SECONDS)
-        assert len(pids_mentioning(directory)) == 2, "etcd and kube-apiserver should be running"
+        assert len(pids_mentioning(directory)) == len(STOP_ORDER), f"{STOP_ORDER} should be running"
         os.kill(owner.pid, signal.SIGKILL)
         assert wait_until_gone(directory, GONE_SECONDS) == []
         assert RunDir(Path(directory)).orphaned()
@@ -60,9 +60,12 @@ def test_stop_ends_a_detached_control_plane() -> None:
     env = dict(line.split("=", 1) for line in started.stdout.splitlines())
     directory = env["CONTROLPLANE_DIR"]
     try:
-        assert sorted(pids_mentioning(directory)) == sorted(
-            int(env[key]) for key in ("CONTROLPLANE_ETCD_PID", "CONTROLPLANE_KUBE_APISERVER_PID")
+        daemons = (
+            "CONTROLPLANE_ETCD_PID",
+            "CONTROLPLANE_KUBE_APISERVER_PID",
+            "CONTROLPLANE_KUBE_CONTROLLER_MANAGER_PID",
         )
+        assert sorted(pids_mentioning(directory)) == sorted(int(env[key]) for key in daemons)
     finally:
         stopped = subprocess.run(
             [str(CONTROLPLANE), "stop", "--dir", directory], capture_output=True, text=True, check=False

@@ -17,6 +17,7 @@ from .objects import (
     connection,
     phases,
     policy,
+    selector_policy,
     vm_entries,
 )
 from .operator import OperatorError, OperatorProcess
@@ -53,6 +54,7 @@ __all__ = [
     "holds_for",
     "phases",
     "policy",
+    "selector_policy",
     "vm_entries",
     "wait_for",
 ]

@@ -76,6 +76,15 @@ def policy(
     return {"apiVersion": API_VERSION, "kind": "VmClockPolicy", "metadata": metadata, "spec": spec}
 
 
+def selector_policy(name: str, track: str, selector: Mapping[str, Any], **options: Any) -> Obj:
+    """A VmClockPolicy that selects its VMs (``spec.selector``) instead of naming them; ``options`` as for
+    :func:`policy`."""
+    made = policy(name, track, (), **options)
+    del made["spec"]["vmUuids"]
+    made["spec"]["selector"] = dict(selector)
+    return made
+
+
 # --------------------------------------------------------------------------- status readers
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from controlplane import Kubectl
 from harness import (
+    GROUP,
     POLICY,
     SimulatorProcess,
     access_key_secret,
@@ -214,38 +215,71 @@ def test_kill_during_a_long_apply_then_restore_puts_every_vm_back(e2e: E2E) -> N
 # --------------------------------------------------------------------------- §5.6 restore is a promise
 
 
+NAMESPACE_RESTORE_LATENCY = 2.0
+"""Seconds per ZStack request while a namespace is deleted: a restore makes several calls one after another
+(read the VMs and their tracks, write, wait for the job), so it outlasts the namespace controller's first
+pass, which requests every deletion in the namespace (a few seconds on a loaded 2-core machine)."""
+
+FINALIZER = f"{GROUP}/finalizer"
+"""The operator's finalizer, on Restore policies and on connections."""
+
+
+def namespace_held_by(e2e: E2E) -> str:
+    """What the namespace controller says it waits for (condition NamespaceFinalizersRemaining), or ""."""
+    found = e2e.tenant.find("namespace", e2e.namespace)
+    conditions = (found or {}).get("status", {}).get("conditions", [])
+    return next(
+        (
+            c["message"]
+            for c in conditions
+            if c["type"] == "NamespaceFinalizersRemaining" and c["status"] == "True"
+        ),
+        "",
+    )
+
+
 def test_namespace_deletion_restores_the_vms_and_the_connection_goes_last(e2e: E2E) -> None:
-    """Emulates the namespace controller's collection deletes: this control plane has no
-    kube-controller-manager, so one kubectl command deletes every policy, connection and Secret of the
-    namespace without waiting, as the namespace controller would before removing the namespace."""
+    """``kubectl delete namespace``: Kubernetes' namespace controller deletes the policy, the connection and
+    the Secret in one pass. The Restore policy's finalizer holds the namespace until its VMs are back, the
+    connection waits for it, and then the namespace goes. (A Terminating namespace takes no new Events, so
+    the operator's log shows why the connection waited.)"""
     e2e.connect()
     uuids = e2e.vms.take(10, track="host")
     e2e.tenant.apply(policy("in-doomed-ns", "guest", uuids, deletion="Restore"))
     e2e.tenant.wait_ready("in-doomed-ns", timeout=READY_TIMEOUT)
-    e2e.simulator.admin.set_faults(latency=SLOW_CALL)  # the restore takes a few seconds: the rest must wait
+    e2e.simulator.admin.set_faults(latency=NAMESPACE_RESTORE_LATENCY)
+    log_before = len(e2e.operator.log_text())
 
-    kinds = "vmclockpolicy,zstackconnection,secret"
-    e2e.kubectl("delete", kinds, "--all", "--wait=false", namespace=e2e.namespace)
+    e2e.kubectl("delete", "namespace", e2e.namespace, "--wait=false")
 
-    seen: list[tuple[bool, bool]] = []
+    seen: list[tuple[bool, bool, str]] = []
 
-    def present() -> tuple[bool, bool]:
+    def present() -> tuple[bool, bool, str]:
         seen.append(
             (
                 e2e.tenant.find(POLICY, "in-doomed-ns") is not None,
                 e2e.tenant.find("zstackconnection", CONNECTION_NAME) is not None,
+                namespace_held_by(e2e),
             )
         )
         return seen[-1]
 
     wait_for(
-        present, lambda now: now == (False, False), timeout=RESTORE_TIMEOUT, interval=0.2, what="all gone"
+        present, lambda now: now[:2] == (False, False), timeout=RESTORE_TIMEOUT, interval=0.2, what="all gone"
     )
-    assert (True, False) not in seen, f"the connection went before the policy it had to restore: {seen}"
+    moments = [(policy_there, connection_there) for policy_there, connection_there, _ in seen]
+    assert (True, False) not in moments, f"the connection went before the policy it had to restore: {moments}"
+    held = [message for policy_there, _, message in seen if policy_there and FINALIZER in message]
+    assert held, f"never saw the namespace controller wait on {FINALIZER} while the policy restored: {seen}"
     assert e2e.tenant.find("secret", SECRET_NAME) is None
     assert e2e.simulator.admin.tracks(uuids) == original_tracks(e2e, uuids)
-    e2e.tenant.wait_event(CONNECTION_NAME, "DeletionWaiting", timeout=READY_TIMEOUT)
-    e2e.tenant.wait_event("in-doomed-ns", "Restored", timeout=READY_TIMEOUT)
+    assert "deletion waits for 1 VmClockPolicies" in e2e.operator.log_text()[log_before:]
+    wait_for(
+        lambda: e2e.tenant.find("namespace", e2e.namespace),
+        lambda found: found is None,
+        timeout=READY_TIMEOUT,
+        what=f"the namespace controller to remove namespace {e2e.namespace}",
+    )
 
 
 def test_restore_waits_while_zstack_fails_says_why_and_finishes_when_it_is_back(e2e: E2E) -> None:

@@ -1,10 +1,11 @@
 """``make dev``: a complete local vmclock installation in one foreground command.
 
-Starts a real kube-apiserver + etcd, the ZStack simulator with a seeded fleet, installs the CRDs, runs the
-operator as a process, applies ``examples/`` (pointed at the simulator), waits until the policies are
-Ready and prints what to type next.  It then stays in the foreground; Ctrl-C (or SIGTERM/SIGHUP) tears
-everything down in reverse order and leaves nothing running.  Every child also carries
-``PR_SET_PDEATHSIG``, so even a SIGKILL of this process takes them along.
+Starts a real kube-apiserver + etcd + kube-controller-manager (a deleted namespace is emptied and removed,
+and what a deleted policy owned is garbage-collected, as in a cluster), the ZStack simulator with a seeded
+fleet, installs the CRDs, runs the operator as a process, applies ``examples/`` (pointed at the
+simulator), waits until the policies are Ready and prints what to type next.  It then stays in the
+foreground; Ctrl-C (or SIGTERM/SIGHUP) tears everything down in reverse order and leaves nothing running.
+Every child also carries ``PR_SET_PDEATHSIG``, so even a SIGKILL of this process takes them along.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class Sandbox:
         return _watch(simulator, operator)
 
     def start_control_plane(self) -> ControlPlane:
-        _say("starting kube-apiserver + etcd ...")
+        _say("starting kube-apiserver + etcd + kube-controller-manager ...")
         try:
             plane = ControlPlane(require_binaries()).start()
         except MissingBinariesError as error:

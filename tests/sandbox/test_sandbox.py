@@ -61,7 +61,7 @@ def test_sandbox_serves_ready_examples_and_a_stop_signal_leaves_nothing_running(
 
     children = {pid: cmdline(pid) for pid in descendants(proc.pid)}
     commands = " | ".join(children.values())
-    for expected in ("etcd", "kube-apiserver", "vmclock.simulator", "vmclock run"):
+    for expected in ("etcd", "kube-apiserver", "kube-controller-manager", "vmclock.simulator", "vmclock run"):
         assert expected in commands, f"{expected!r} not among the sandbox's children: {commands}"
 
     kubectl = Kubectl(state / "bin" / "kubectl", kubeconfig)
