@@ -69,10 +69,10 @@ def render_chart(helm: Path) -> HelmRender:
 
 @pytest.fixture(scope="session")
 def installed_deploy(controlplane: ControlPlane, render: Render) -> list[Obj]:
-    """``deploy/`` applied for real once per session (no pods run: there is no controller manager).
+    """``deploy/`` applied for real once per session (no pods run: the test control plane has no
+    scheduler or kubelet, only the namespace, garbage-collection and token controllers).
 
-    Nothing is deleted afterwards: without a namespace controller ``vmclock-system`` would stay
-    Terminating and block any later install in the same session.
+    Nothing is deleted afterwards: other tests of the session install into ``vmclock-system`` too.
     """
     objects = render(REPO / "deploy")
     kubectl = controlplane.kubectl()

@@ -196,7 +196,7 @@ def test_a_uuid_policy_beats_the_selector_policy_without_a_conflict(e2e: E2E) ->
     assert summary(e2e.tenant.policy("exact"))["conflicted"] == 0
     reasons = e2e.tenant.event_reasons("broad") + e2e.tenant.event_reasons("exact")
     assert "Conflict" not in reasons
-    # Without a namespace controller a deleted namespace keeps its policies: make way for the next test.
+    # The namespace is deleted without waiting: make way for the next test's policies on these VMs now.
     e2e.tenant.delete(POLICY, "exact", timeout=READY_TIMEOUT)
     delete_policy(e2e, "broad", timeout=READY_TIMEOUT)
 
