@@ -7,7 +7,6 @@ final namespace, so a wrapper kustomization around the overlay would not be the 
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,12 +56,7 @@ def user_copy(destination: Path, overlay: str, *, namespace: str, components: tu
 TENANTS = "deploy/overlays/tenants"
 SHIPPED_TENANTS = ("tenant-a", "tenant-b")
 TENANT_BINDINGS = 2  # RoleBindings per tenant namespace in tenants.yaml
-SERVED_ARGUMENT = re.compile(
-    r"^(?P<indent> *)- op: add\n"
-    r" +path: (?P<args>\S+/args/)(?P<index>\d+)\n"
-    r" +value: --namespace=(?P<tenant>\S+)\n",
-    re.MULTILINE,
-)
+SERVED = "--namespace="
 
 
 def tenants_copy(
@@ -95,19 +89,24 @@ def list_bindings(path: Path, tenants: tuple[str, ...]) -> None:
 
 def list_arguments(path: Path, tenants: tuple[str, ...]) -> None:
     """One ``--namespace`` argument per tenant in the Deployment patch, where the shipped ones were."""
-    text = path.read_text()
-    found = list(SERVED_ARGUMENT.finditer(text))
-    listed = tuple(match["tenant"] for match in found)
-    if listed != SHIPPED_TENANTS:
-        raise AssertionError(f"{TENANTS}/operator/kustomization.yaml lists {listed}, not {SHIPPED_TENANTS}")
-    first = found[0]
-    indent, start = first["indent"], int(first["index"])
-    ops = "".join(
-        f"{indent}- op: add\n{indent}  path: {first['args']}{start + position}\n"
-        f"{indent}  value: --namespace={tenant}\n"
+    document = yaml.safe_load(path.read_text())
+    (patch,) = [patch for patch in document["patches"] if patch["target"]["kind"] == "Deployment"]
+    ops = yaml.safe_load(patch["patch"])
+    served = [index for index, op in enumerate(ops) if str(op.get("value", "")).startswith(SERVED)]
+    listed = tuple(ops[index]["value"].removeprefix(SERVED) for index in served)
+    if listed != SHIPPED_TENANTS or served != list(range(served[0], served[0] + len(served))):
+        raise AssertionError(
+            f"{TENANTS}/operator/kustomization.yaml lists {listed} (patch ops {served}), "
+            f"not {SHIPPED_TENANTS} in a row"
+        )
+    first = ops[served[0]]
+    args, _, start = first["path"].rpartition("/")
+    added = [
+        {"op": "add", "path": f"{args}/{int(start) + position}", "value": f"{SERVED}{tenant}"}
         for position, tenant in enumerate(tenants)
-    )
-    path.write_text(text[: first.start()] + ops + text[found[-1].end() :])
+    ]
+    patch["patch"] = yaml.safe_dump([*ops[: served[0]], *added, *ops[served[-1] + 1 :]], sort_keys=False)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def of_kind(objects: list[Obj], kind: str) -> list[Obj]:
