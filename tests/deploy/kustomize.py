@@ -55,30 +55,58 @@ def user_copy(destination: Path, overlay: str, *, namespace: str, components: tu
 
 TENANTS = "deploy/overlays/tenants"
 SHIPPED_TENANTS = ("tenant-a", "tenant-b")
+TENANT_BINDINGS = 2  # RoleBindings per tenant namespace in tenants.yaml
+SERVED = "--namespace="
 
 
 def tenants_copy(
-    destination: Path, *, namespace: str, tenants: tuple[str, str], components: tuple[str, ...] = ()
+    destination: Path, *, namespace: str, tenants: tuple[str, ...], components: tuple[str, ...] = ()
 ) -> Path:
-    """The tenants overlay as a user adapts it: the operator's namespace set in ``operator/``, the shipped
-    tenant namespaces renamed in both lists (RoleBindings and ``--namespace`` arguments), components added
-    where the operator is placed. Returns the overlay directory to render."""
+    """The tenants overlay as a user adapts it: the operator's namespace set in ``operator/``, the tenant
+    list replaced by ``tenants`` in both places (tenants.yaml: the shipped first tenant's two RoleBindings
+    copied once per tenant with its ``namespace:``; operator/: one ``--namespace`` argument per tenant),
+    components added where the operator is placed. Returns the overlay directory to render."""
     user_copy(destination, f"{TENANTS}/operator", namespace=namespace, components=components)
     overlay = destination / TENANTS
-    lists = {  # where a tenant is listed, and how often: two RoleBindings, one argument
-        overlay / "tenants.yaml": ("namespace: {}", 2),
-        overlay / "operator" / "kustomization.yaml": ("--namespace={}", 1),
-    }
-    for path, (entry, times) in lists.items():
-        text = path.read_text()
-        for shipped, tenant in zip(SHIPPED_TENANTS, tenants, strict=True):
-            if text.count(entry.format(shipped)) != times:
-                raise AssertionError(
-                    f"{path.relative_to(destination)} does not list tenant {shipped} {times}x"
-                )
-            text = text.replace(entry.format(shipped), entry.format(tenant))
-        path.write_text(text)
+    list_bindings(overlay / "tenants.yaml", tenants)
+    list_arguments(overlay / "operator" / "kustomization.yaml", tenants)
     return overlay
+
+
+def list_bindings(path: Path, tenants: tuple[str, ...]) -> None:
+    """Rewrite tenants.yaml to hold the shipped tenant's RoleBindings once for each of ``tenants``."""
+    documents = path.read_text().split("\n---\n")
+    for shipped in SHIPPED_TENANTS:
+        if sum(f"namespace: {shipped}\n" in document for document in documents) != TENANT_BINDINGS:
+            raise AssertionError(f"{TENANTS}/tenants.yaml does not bind tenant {shipped} {TENANT_BINDINGS}x")
+    first = f"namespace: {SHIPPED_TENANTS[0]}\n"
+    template = [document for document in documents if first in document]
+    copies = [
+        document.replace(first, f"namespace: {tenant}\n") for tenant in tenants for document in template
+    ]
+    path.write_text("\n---\n".join(copies) + "\n")
+
+
+def list_arguments(path: Path, tenants: tuple[str, ...]) -> None:
+    """One ``--namespace`` argument per tenant in the Deployment patch, where the shipped ones were."""
+    document = yaml.safe_load(path.read_text())
+    (patch,) = [patch for patch in document["patches"] if patch["target"]["kind"] == "Deployment"]
+    ops = yaml.safe_load(patch["patch"])
+    served = [index for index, op in enumerate(ops) if str(op.get("value", "")).startswith(SERVED)]
+    listed = tuple(ops[index]["value"].removeprefix(SERVED) for index in served)
+    if listed != SHIPPED_TENANTS or served != list(range(served[0], served[0] + len(served))):
+        raise AssertionError(
+            f"{TENANTS}/operator/kustomization.yaml lists {listed} (patch ops {served}), "
+            f"not {SHIPPED_TENANTS} in a row"
+        )
+    first = ops[served[0]]
+    args, _, start = first["path"].rpartition("/")
+    added = [
+        {"op": "add", "path": f"{args}/{int(start) + position}", "value": f"{SERVED}{tenant}"}
+        for position, tenant in enumerate(tenants)
+    ]
+    patch["patch"] = yaml.safe_dump([*ops[: served[0]], *added, *ops[served[-1] + 1 :]], sort_keys=False)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def of_kind(objects: list[Obj], kind: str) -> list[Obj]:

@@ -9,6 +9,7 @@ the venv built by ``dockerfile_replay``.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,15 @@ from harness import OperatorError, OperatorProcess
 TOKEN_DURATION = "1h"
 POD_NAME = f"{OPERATOR}-sa-{secrets.token_hex(3)}"
 TENANT_ROLE = "vmclock-tenant"
+
+# A refused request as the API server, kopf or the operator's own client report it.  The 403 must stand
+# alone, so fractions of seconds (".403") and ports (":40312") in timestamps and URLs do not count.
+PERMISSION_DENIED = re.compile(r"forbidden|not enough permissions|(?<![\w.:])403(?!\w)", re.IGNORECASE)
+
+
+def refusals(log: str) -> list[str]:
+    """The operator log's lines reporting a refused request: a permission its RBAC lacks."""
+    return [line for line in log.splitlines() if PERMISSION_DENIED.search(line)]
 
 
 def identity(account: Obj) -> str:
@@ -99,20 +109,22 @@ def write_token_kubeconfig(admin_kubeconfig: Path, token: str, path: Path) -> Pa
 
 
 @dataclass(kw_only=True)
-class DeployedOperatorProcess(OperatorProcess):
-    """The image's ``ENTRYPOINT`` with the Deployment container's ``args`` and ``env``, in the image's env.
+class RenderedOperatorProcess(OperatorProcess):
+    """``python -m vmclock`` from the test's venv with a rendered Deployment container's ``args`` and ``env``.
 
     The liveness and metrics listeners are moved from the pod's fixed ports to free loopback ports (several
     operators may share this machine) and `--allow-insecure-endpoints` is added for the plain-http simulator;
-    every other argument is passed exactly as rendered.  Downward-API
+    every other argument (the namespaces it serves included) is passed exactly as rendered.  Downward-API
     variables (``fieldRef``) get the values the kubelet would give a pod named :attr:`pod_name` in
     :attr:`pod_namespace` running as :attr:`service_account`.
     """
 
-    image: ReplayedImage
     container: Obj
     pod_namespace: str
     service_account: str
+
+    def entrypoint(self) -> list[str]:
+        return [self.python, "-m", "vmclock", "run"]  # the image's ENTRYPOINT, from this venv
 
     def argv(self) -> list[str]:
         listeners = {"--liveness": self.liveness_url, "--metrics-port": str(self.metrics_port)}
@@ -123,7 +135,7 @@ class DeployedOperatorProcess(OperatorProcess):
         rebound = {flags[flag]: f"{flag}={value}" for flag, value in listeners.items()}
         # The one added flag: the simulator serves plain http:// on loopback, which production refuses.
         insecure = "--allow-insecure-endpoints"
-        return [*self.image.entrypoint, *(rebound.get(arg, arg) for arg in args), insecure]
+        return [*self.entrypoint(), *(rebound.get(arg, arg) for arg in args), insecure]
 
     def container_env(self) -> dict[str, str]:
         downward = {
@@ -138,6 +150,20 @@ class DeployedOperatorProcess(OperatorProcess):
             else:
                 env[variable["name"]] = downward[variable["valueFrom"]["fieldRef"]["fieldPath"]]
         return env
+
+    def environment(self) -> dict[str, str]:
+        """The test's environment (for its venv) with the container's env and only the token kubeconfig."""
+        return {**super().environment(), **self.container_env(), "KUBECONFIG": str(self.kubeconfig)}
+
+
+@dataclass(kw_only=True)
+class DeployedOperatorProcess(RenderedOperatorProcess):
+    """The image's ``ENTRYPOINT`` with the Deployment container's ``args`` and ``env``, in the image's env."""
+
+    image: ReplayedImage
+
+    def entrypoint(self) -> list[str]:
+        return self.image.entrypoint
 
     def environment(self) -> dict[str, str]:
         """The image's env plus the container's, never the test's own environment."""

@@ -10,12 +10,11 @@ ClusterRole lacks would surface as a 403 in the operator's log or as a step that
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 
 from controlplane import Kubectl
-from deploy.serviceaccount import POD_NAME, OperatorLogin, enable_namespace
+from deploy.serviceaccount import POD_NAME, OperatorLogin, enable_namespace, refusals
 from harness import (
     GROUP,
     PAUSED,
@@ -34,13 +33,6 @@ from harness.e2e import CONNECTION_NAME, E2E, READY_TIMEOUT, SECRET_NAME
 
 NAME = "as-operator"
 RESYNC_SECONDS = 10  # the smallest resyncIntervalSeconds the CRD accepts
-# A refused request as the API server, kopf or the operator's own client report it.  The 403 must stand
-# alone, so fractions of seconds (".403") and ports (":40312") in timestamps and URLs do not count.
-PERMISSION_DENIED = re.compile(r"forbidden|not enough permissions|(?<![\w.:])403(?!\w)", re.IGNORECASE)
-
-
-def refusals(log: str) -> list[str]:
-    return [line for line in log.splitlines() if PERMISSION_DENIED.search(line)]
 
 
 def operator_events(e2e: E2E) -> list[str]:

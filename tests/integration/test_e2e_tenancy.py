@@ -9,8 +9,12 @@ judge only by what the API server, the simulator, the hostile server and ``/proc
 - one tenant's hostile endpoint neither slows another's 1,000-VM policy by more than half nor takes down
   liveness or the memory limit.
 
-Most tenants here sign with an AccessKey, so the module's leak scan of the operator log (conftest) also covers
-real AccessKey traffic, including a server that hands the signature back in its error replies.
+The operator runs as deploy/overlays/tenants installs it (issue 15): the overlay rendered for the namespaces
+the tests use, applied whole, and the operator process holding only a token of the rendered ServiceAccount,
+serving exactly the rendered ``--namespace`` list. Any permission the overlay lacks fails a test here.
+
+Most tenants here sign with an AccessKey, so the module's leak scan of the operator log also covers real
+AccessKey traffic, including a server that hands the signature back in its error replies.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controlplane import Kubectl
+from controlplane import ControlPlane, Kubectl
+from deploy.serviceaccount import refusals
 from harness import (
     CONNECTION,
     POLICY,
@@ -44,11 +49,17 @@ from harness.credentials import RunCredentials
 from harness.e2e import CONNECTION_NAME, E2E, READY_TIMEOUT, SECRET_NAME, module_simulator
 from harness.hostile import HostileProcess
 from harness.objects import ALLOWED_ENDPOINTS, Obj
+from harness.operator import OperatorProcess
+from harness.tenants_overlay import TenantsInstall, install_tenants
 from harness.vitals import MIB, Vitals, cpu_seconds, quantity_bytes
 
 SIMULATED_VMS = 4_200
 """About 80 % are seeded on track host: enough for three disjoint 1,000-VM policies that each write every
 VM, plus the small policies of the other tests."""
+
+SERVED_NAMESPACES = 11
+"""Tenant namespaces the overlay is rendered for: each test's own (4 tests, one parametrized twice), one more
+for B in each ownership test (3) and three Bs in the hostile test."""
 
 FLEET = 1_000
 CONVERGE_TIMEOUT = 110.0  # below the kubectl wrapper's own 120 s
@@ -98,16 +109,54 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileProcess
         yield server
 
 
+@pytest.fixture(scope="module")
+def installed(controlplane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> TenantsInstall:
+    run = secrets.token_hex(3)
+    return install_tenants(
+        controlplane.kubectl(),
+        tmp_path_factory.mktemp("tenants-overlay"),
+        namespace=f"tenancy-{run}-operator",
+        tenants=tuple(f"tenancy-{run}-{index:02d}" for index in range(SERVED_NAMESPACES)),
+    )
+
+
+@pytest.fixture(scope="module")
+def operator(
+    installed: TenantsInstall, tmp_path_factory: pytest.TempPathFactory, credentials: RunCredentials
+) -> Iterator[OperatorProcess]:
+    """Replaces the conftest's admin-kubeconfig operator; the same checks at module teardown, and also: the
+    ServiceAccount's token is never logged, and no request was refused (kopf only warns when it may not
+    watch Namespaces, so a missing permission would not always fail a test by itself)."""
+    process = installed.operator(
+        log_path=tmp_path_factory.mktemp("operator") / "operator.log", pod_name="vmclock-tenancy"
+    )
+    with process:
+        yield process
+        crashed = not process.alive()
+    assert not crashed, f"the operator died during the module; log {process.log_path}:\n{process.log_tail()}"
+    log = process.log_text()
+    leaks = credentials.leaks_in(log)
+    assert not leaks, f"operator log {process.log_path} contains: {', '.join(leaks)}"
+    assert installed.login.token not in log, f"operator log {process.log_path} contains its token"
+    assert refusals(log) == [], f"the overlay's RBAC refused the operator; log {process.log_path}"
+
+
 @pytest.fixture
-def tenants(kubectl: Kubectl) -> Iterator[Callable[[str], Tenant]]:
-    """More tenants besides ``e2e.tenant``: ``tenants("b")`` is a Tenant in a new namespace ``b-<random>``."""
+def namespace(installed: TenantsInstall, kubectl: Kubectl) -> Iterator[str]:
+    """The test's own tenant namespace: one the overlay serves."""
+    name = installed.take()
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture
+def tenants(installed: TenantsInstall, kubectl: Kubectl) -> Iterator[Callable[[], Tenant]]:
+    """More tenants besides ``e2e.tenant``, each in another namespace the overlay serves."""
     made: list[str] = []
 
-    def make(prefix: str) -> Tenant:
-        name = f"{prefix}-{secrets.token_hex(3)}"
-        kubectl("create", "namespace", name)
-        made.append(name)
-        return Tenant(kubectl, name)
+    def make() -> Tenant:
+        made.append(installed.take())
+        return Tenant(kubectl, made[-1])
 
     yield make
     for name in made:
@@ -253,11 +302,11 @@ def test_credentials_go_only_to_endpoints_their_secret_allows(e2e: E2E, hostile:
 
 
 def older_policy_elsewhere(
-    e2e: E2E, tenants: Callable[[str], Tenant], uuids: list[str], *, management: str, allow: str
+    e2e: E2E, tenants: Callable[[], Tenant], uuids: list[str], *, management: str, allow: str
 ) -> tuple[Tenant, str]:
     """Tenant B: a Secret allowing ``allow``, a connection to the simulator and a policy (older than any
     A creates next) listing ``uuids`` with track host. Returns B and the policy's name."""
-    b = tenants("tenant-b")
+    b = tenants()
     name = f"older-{secrets.token_hex(4)}"
     b.apply(keys_secret(e2e, allow=allow), connection(CONNECTION_NAME, e2e.simulator.endpoint, KEYS_SECRET))
     b.apply(policy(name, "host", uuids, management=management))
@@ -276,7 +325,7 @@ def older_policy_elsewhere(
     ],
 )
 def test_a_policy_that_cannot_act_on_the_vms_does_not_block_their_tenant(
-    e2e: E2E, tenants: Callable[[str], Tenant], management: str, reachable: bool
+    e2e: E2E, tenants: Callable[[], Tenant], management: str, reachable: bool
 ) -> None:
     uuids = e2e.vms.take(3, track="host")
     b, b_policy = older_policy_elsewhere(
@@ -299,9 +348,7 @@ def test_a_policy_that_cannot_act_on_the_vms_does_not_block_their_tenant(
     assert b_policy not in seen
 
 
-def test_a_real_owner_in_another_namespace_stays_anonymous(
-    e2e: E2E, tenants: Callable[[str], Tenant]
-) -> None:
+def test_a_real_owner_in_another_namespace_stays_anonymous(e2e: E2E, tenants: Callable[[], Tenant]) -> None:
     uuids = e2e.vms.take(3, track="host")
     b, b_policy = older_policy_elsewhere(
         e2e, tenants, uuids, management="Enforce", allow=e2e.simulator.endpoint
@@ -345,7 +392,7 @@ def hostile_tenant(e2e: E2E, tenant: Tenant, hostile: HostileProcess) -> None:
 
 
 def test_a_hostile_endpoint_harms_only_its_own_tenant(
-    e2e: E2E, tenants: Callable[[str], Tenant], hostile: HostileProcess
+    e2e: E2E, tenants: Callable[[], Tenant], hostile: HostileProcess
 ) -> None:
     """B's time with A hostile is compared with B alone measured just before and just after (A's objects
     deleted), so that load from outside this test shifts the baseline as much as the measurement."""
@@ -357,10 +404,10 @@ def test_a_hostile_endpoint_harms_only_its_own_tenant(
     fleets = [e2e.vms.take(FLEET, track="host") for _ in range(3)]
 
     with Vitals(watched["operator"], operator.liveness_status) as vitals:
-        before = converge_fleet(e2e, tenants("b-before"), fleets[0], watched=watched)
+        before = converge_fleet(e2e, tenants(), fleets[0], watched=watched)
         shared = converge_fleet(
             e2e,
-            tenants("b-shared"),
+            tenants(),
             fleets[1],
             watched=watched,
             meanwhile=lambda: hostile_tenant(e2e, a, hostile),
@@ -368,7 +415,7 @@ def test_a_hostile_endpoint_harms_only_its_own_tenant(
         attacked = hostile.requests()
         seen_by_a = a.kubectl("get", f"{POLICY},{CONNECTION},events", "-o", "json", namespace=a.namespace)
         a.kubectl("delete", f"{POLICY},{CONNECTION}", "--all", "--timeout=60s", namespace=a.namespace)
-        after = converge_fleet(e2e, tenants("b-after"), fleets[2], watched=watched)
+        after = converge_fleet(e2e, tenants(), fleets[2], watched=watched)
 
     alone = (before.seconds + after.seconds) / 2
     peak = vitals.peak_bytes()
