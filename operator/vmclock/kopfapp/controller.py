@@ -366,13 +366,9 @@ class PolicyController:
         spec = _spec_or_none(state)
         raw = await self._connection_spec(ref.namespace, spec.connection_name) if spec else None
         connection_spec = parse_connection_spec(raw) if raw is not None else None
+        # The record is read once ZStack is reachable (the engine loads it after connecting): a namespace
+        # whose connection cannot be used is told so first.
         record = ConfigMapRecord(self._kube, runtime)
-        if spec is not None:
-            try:
-                await record.load()
-            except RecordNotOurs as problem:
-                await self._blocked(runtime, body, state, sink, reason=RECORD_CONFLICT, message=str(problem))
-                return ERROR
         async with contextlib.AsyncExitStack() as leases:
 
             async def connect(name: str) -> ClockTrackClient:
@@ -383,6 +379,9 @@ class PolicyController:
                 result = await reconcile(
                     state, connect, self._others(ref), self._now(), stored_conditions, io=io
                 )
+            except RecordNotOurs as problem:
+                await self._blocked(runtime, body, state, sink, reason=RECORD_CONFLICT, message=str(problem))
+                return ERROR
             except BaseException:
                 self._written(ref, spec, self._uuids_of(runtime, state))  # what it wrote is not known
                 raise
@@ -620,10 +619,9 @@ class PolicyController:
         node = self._connections.node(*connection) if mine is not None else None
         if node is None or mine is None:
             return []
-        interest: set[str] | None = None
-        if mine.claim is not None and not mine.claim.by_selector:
-            recorded = runtime.record.tracks if runtime is not None and runtime.record is not None else {}
-            interest = set(mine.claim.vm_uuids) | set(recorded)
+        interest: set[str] | None = None  # None: every claim (the record, with its VMs, is not read yet)
+        if mine.claim is not None and not mine.claim.by_selector and runtime is not None and runtime.record:
+            interest = set(mine.claim.vm_uuids) | set(runtime.record.tracks)
         nodes: dict[Ref, str | None] = {connection: node}
         claims = []
         for entry in self._entries():
