@@ -180,7 +180,7 @@ def test_a_plan_is_refused_where_the_operator_is_refused(
 
     assert result.code == EXIT_ERROR
     assert "EndpointNotAllowed" in result.stderr
-    assert "kubectl annotate secret zstack-credentials" in result.stderr
+    assert "vmclock.zstack.io/allowed-endpoints" in result.stderr, "says how the Secret's owner allows it"
     assert e2e.credentials.leaks_in(result.output) == []
 
 
