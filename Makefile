@@ -15,8 +15,8 @@ STAMP := $(VENV)/.installed
 # Builds `make test` runs one after another while lint, mypy and the unit tests run; each is a no-op once
 # cached.  A new build (another binary the tests need) adds its target here.
 BUILDS := controlplane compat-controlplane
-# pytest-xdist workers; each starts its own control plane, and a test module stays on one worker (loadfile)
-# with its simulator and operator.  The tests mostly wait, so the two runs share 2 cores with 3 + 2 workers.
+# pytest-xdist workers; each starts its own control plane, and a test module stays on one worker (loadfile,
+# tests/harness/workers.py).  The tests mostly wait, so the two runs share 2 cores with 3 + 2 workers.
 TEST_WORKERS ?= 3
 COMPAT_WORKERS ?= 2
 PARALLEL := --dist loadfile --durations=15
