@@ -35,4 +35,3 @@ def test_a_module_using_a_shared_fixture_without_being_listed_is_named() -> None
         "tests/integration/test_crds.py": {"controlplane"},
     }
     assert unlisted_users(fixtures, SHARED) == ["tests/deploy/test_new.py uses replayed_image"]
-
