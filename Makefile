@@ -13,11 +13,20 @@ COMPAT_TESTS := tests/controlplane/test_kubectl_wait.py tests/integration/test_c
 	tests/controlplane/test_controller_manager.py \
 	$(wildcard tests/integration/test_e2e_*.py)
 STAMP := $(VENV)/.installed
+# Builds `make test` runs one after another while lint, mypy and the unit tests run; each is a no-op once
+# cached.  A new build (another binary the tests need) adds its target here.
+BUILDS := prometheus helm controlplane compat-controlplane
+# pytest-xdist workers; each starts its own control plane, and a test module stays on one worker (loadfile,
+# tests/harness/workers.py).  The tests mostly wait, so the two runs share 2 cores with 3 + 2 workers.
+TEST_WORKERS ?= 3
+COMPAT_WORKERS ?= 2
+PARALLEL := --dist loadfile --durations=15
 
-.PHONY: help venv lock lint typecheck controlplane helm prometheus unit test compat dev bench hadolint clean
+.PHONY: help venv lock lint typecheck controlplane compat-controlplane helm prometheus builds unit integration \
+	test compat dev bench hadolint clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,16 +63,24 @@ helm: ## build helm from Go modules into the cache beside the control plane (no-
 prometheus: ## install the pinned Prometheus + promtool (Debian's package) into the cache (no-op when there)
 	$(PYTHON) tests/promtools/install.py
 
-unit: $(STAMP) ## fast tests that need no control plane
-	$(BIN)/pytest -m 'not integration' -q
-
-test: $(STAMP) lint typecheck controlplane helm prometheus ## everything CI runs: lint, types, builds, all tests, compat
-	$(BIN)/pytest -q -ra
-	$(MAKE) --no-print-directory compat
-
-compat: $(STAMP) prometheus ## build the oldest claimed Kubernetes (no-op when cached), run the CRD + e2e suites on it
+compat-controlplane: ## the same for the oldest claimed Kubernetes
 	$(CONTROLPLANE) build --kubernetes $(COMPAT_K8S_VERSION)
-	K8S_VERSION=$(COMPAT_K8S_VERSION) $(BIN)/pytest -q -ra $(COMPAT_TESTS)
+
+builds: ## every build in BUILDS, one after another
+	for build in $(BUILDS); do $(MAKE) --no-print-directory $$build; done
+
+unit: $(STAMP) ## fast tests that need no control plane
+	$(BIN)/pytest -m 'not integration' -q -ra
+
+integration: $(STAMP) controlplane helm prometheus ## the tests that need the control plane, on TEST_WORKERS workers
+	$(BIN)/pytest -m integration -q -ra -n $(TEST_WORKERS) $(PARALLEL)
+
+test: $(STAMP) ## everything CI runs: builds beside lint, types and unit tests, then integration beside compat
+	$(MAKE) --no-print-directory -j4 --output-sync=target builds lint typecheck unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target integration compat
+
+compat: $(STAMP) compat-controlplane prometheus ## the CRD + e2e suites on the oldest claimed Kubernetes, on COMPAT_WORKERS
+	K8S_VERSION=$(COMPAT_K8S_VERSION) $(BIN)/pytest -q -ra -n $(COMPAT_WORKERS) $(PARALLEL) $(COMPAT_TESTS)
 
 dev: $(STAMP) controlplane ## local sandbox: control plane + ZStack simulator + operator + examples
 	$(BIN)/python -m tests.sandbox $(SANDBOX_ARGS)

@@ -3,7 +3,8 @@
 Tests under ``tests/integration/`` and ``tests/deploy/``, and any test that uses the ``controlplane``
 fixture, are marked ``integration`` automatically; ``pytest -m 'not integration'`` runs the rest without
 starting anything.  Missing binaries fail the session with the command that builds them: a silent skip
-would let CI pass without running a single integration test.
+would let CI pass without running a single integration test.  Under ``-n N --dist loadfile`` a module stays
+on one worker, shared with other modules only as ``harness/workers.py`` says.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from xdist.remote import Producer
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -23,6 +25,7 @@ sys.path.insert(0, str(TESTS))  # the controlplane package is plain stdlib code 
 
 from controlplane import ControlPlane, Kubectl, MissingBinariesError, require_binaries  # noqa: E402
 from controlplane.versions import requested_releases  # noqa: E402
+from harness.workers import ModuleGroupScheduling, unlisted_users  # noqa: E402
 
 INTEGRATION_DIRS = ("integration", "deploy")
 CRD_ESTABLISHED_TIMEOUT = "60s"
@@ -35,11 +38,24 @@ def pytest_report_header() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    fixtures_by_module: dict[str, set[str]] = {}
     for item in items:
         path = item.path.resolve()
         top = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else ""
-        if top in INTEGRATION_DIRS or "controlplane" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if top in INTEGRATION_DIRS or "controlplane" in fixtures:
             item.add_marker(pytest.mark.integration)
+        fixtures_by_module.setdefault(item.nodeid.split("::", 1)[0], set()).update(fixtures)
+    unlisted = unlisted_users(fixtures_by_module)
+    if unlisted:
+        raise pytest.UsageError(
+            f"list in tests/harness/workers.py WORKER_SHARED_FIXTURES: {'; '.join(unlisted)}"
+        )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> ModuleGroupScheduling | None:
+    """``--dist loadfile`` with the modules sharing a costly session fixture on one worker."""
+    return ModuleGroupScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .processes import pids_mentioning, wait_until_gone
-from .rundir import STOP_ORDER, RunDir, reap_orphans
+from .rundir import BASE_VARIABLE, STOP_ORDER, RunDir, reap_orphans
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,12 @@ def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
     return line.strip()
 
 
-def test_daemons_die_with_a_sigkilled_owner_and_the_leftover_dir_is_reaped() -> None:
+def test_daemons_die_with_a_sigkilled_owner_and_the_leftover_dir_is_reaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A base of its own: any control plane starting meanwhile (another xdist worker, the concurrent compat
+    # run) reaps every orphan under the shared base and could take this one before the assertion does.
+    monkeypatch.setenv(BASE_VARIABLE, str(tmp_path / "runs"))
     script = 'echo "$CONTROLPLANE_DIR"; exec sleep 600'
     owner = subprocess.Popen(
         [str(CONTROLPLANE), "run", "--", "sh", "-c", script],
