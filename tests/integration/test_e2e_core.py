@@ -12,6 +12,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import pytest
 
@@ -45,7 +46,7 @@ SLOW_CALL = 0.2
 """Seconds the simulator adds to every ZStack request while a test needs to act in the middle of an apply
 (a 1,000-VM apply then takes tens of seconds instead of about two)."""
 
-MAX_WRITES_IN_FLIGHT = 64
+EFFECT_SLACK = 3.0  # a job's run and the simulator's scheduling under load, after its submit left
 """The operator's bound on SetVmClockTrack jobs in flight per reconcile (16 request slots x 4)."""
 
 RESTORE_TIMEOUT = 180.0
@@ -398,11 +399,28 @@ def test_flipping_the_track_during_a_long_apply_never_writes_a_vm_twice_for_the_
     twice = {uuid: n for uuid, n in stale.items() if n > 1}
     assert not twice, f"{len(twice)} VMs written more than once for the stale track"
     late = sum(1 for w in writes if w.track == "guest" and w.at >= flipped_at)
-    bound = 2 * MAX_WRITES_IN_FLIGHT  # in flight at the flip, plus as many sent before the operator saw it
-    assert late <= bound, f"{late} stale writes completed after the flip (at most {bound} were in flight)"
+    # Once the operator has seen generation 2, no submit of the stale track leaves: the ones already sent
+    # then take effect within one call and one job (plus slack), none later. How many were sent between the
+    # patch and the operator seeing it depends on how fast the watch delivers it, so that is only printed.
+    seen_at = generation_seen_at(e2e, "flipped", 2)
+    after_seen = [w for w in writes if w.track == "guest" and w.at > seen_at + SLOW_CALL + EFFECT_SLACK]
+    assert not after_seen, f"{len(after_seen)} stale writes took effect well after the operator saw the flip"
     assert e2e.simulator.admin.tracks(uuids) == dict.fromkeys(uuids, "host")
-    print(f"flip after {at_flip} writes: {late} stale writes completed after it, {len(writes)} writes in all")
+    print(
+        f"flip after {at_flip} writes, seen {seen_at - flipped_at:.2f}s later: {late} stale writes took "
+        f"effect after the flip, {len(writes)} writes in all"
+    )
     clean_up(e2e, "flipped")
+
+
+def generation_seen_at(e2e: E2E, name: str, generation: int) -> float:
+    """When the operator logged that it saw `generation` of policy `name` (epoch seconds)."""
+    wanted = f"{e2e.namespace}/{name}: generation {generation} seen"
+    for line in e2e.operator.log_text().splitlines():
+        if wanted in line:
+            stamp = str(json.loads(line)["timestamp"])
+            return datetime.fromisoformat(stamp).timestamp()
+    raise AssertionError(f"the operator never logged {wanted!r}")
 
 
 # --------------------------------------------------------------------------- §5.7 no stale writes

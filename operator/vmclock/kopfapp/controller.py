@@ -190,6 +190,13 @@ class PolicyController:
         if uid:
             runtime = self.runtimes.bind(ref, uid)
             if generation is not None:
+                if generation > runtime.generation > 0:
+                    log.info(
+                        "VmClockPolicy %s: generation %d seen; unsent writes of generation %d are dropped",
+                        ref,
+                        generation,
+                        runtime.generation,
+                    )
                 runtime.saw_generation(generation)
             if connection is not None:
                 runtime.connection = connection
