@@ -55,7 +55,7 @@ def user_copy(destination: Path, overlay: str, *, namespace: str, components: tu
 
 TENANTS = "deploy/overlays/tenants"
 SHIPPED_TENANTS = ("tenant-a", "tenant-b")
-TENANT_BINDINGS = 2  # RoleBindings per tenant namespace in tenants.yaml
+TENANT_BINDINGS = 1  # RoleBindings per tenant namespace in tenants.yaml
 SERVED = "--namespace="
 
 
@@ -63,7 +63,7 @@ def tenants_copy(
     destination: Path, *, namespace: str, tenants: tuple[str, ...], components: tuple[str, ...] = ()
 ) -> Path:
     """The tenants overlay as a user adapts it: the operator's namespace set in ``operator/``, the tenant
-    list replaced by ``tenants`` in both places (tenants.yaml: the shipped first tenant's two RoleBindings
+    list replaced by ``tenants`` in both places (tenants.yaml: the shipped first tenant's RoleBinding
     copied once per tenant with its ``namespace:``; operator/: one ``--namespace`` argument per tenant),
     components added where the operator is placed. Returns the overlay directory to render."""
     user_copy(destination, f"{TENANTS}/operator", namespace=namespace, components=components)

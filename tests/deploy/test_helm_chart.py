@@ -89,11 +89,13 @@ def test_tenant_namespaces_are_one_list_value(render_chart: HelmRender) -> None:
     bound = sorted(
         (obj["metadata"]["namespace"], obj["roleRef"]["name"]) for obj in of_kind(objects, "RoleBinding")
     )
-    assert bound == sorted(
-        (tenant, role) for tenant in tenants for role in ("vmclock-operator", "vmclock-tenant")
-    )
+    assert bound == sorted((tenant, "vmclock-tenant") for tenant in tenants)
     cluster_wide = {obj["roleRef"]["name"] for obj in of_kind(objects, "ClusterRoleBinding")}
-    assert cluster_wide == {"vmclock-operator-crd-watch", "vmclock-operator-namespace-watch"}
+    assert cluster_wide == {
+        "vmclock-operator",
+        "vmclock-operator-crd-watch",
+        "vmclock-operator-namespace-watch",
+    }
 
 
 @pytest.mark.parametrize(

@@ -178,23 +178,25 @@ def test_tenants_install_reads_secrets_only_in_its_tenant_namespaces(
     kubectl: Kubectl, render: Render, namespace: str, tmp_path: Path
 ) -> None:
     """The operator runs in ``namespace`` and serves two other namespaces: it may read a Secret by name in
-    those two and nowhere else, not even where it runs."""
+    those two and nowhere else, not even where it runs. Its own kinds it may use everywhere: a tenant
+    namespace's deletion removes the RoleBindings in it while the operator still removes its finalizers."""
     tenants = (f"{namespace}-a", f"{namespace}-b")
     try:
         objects = install(kubectl, render, tenants_copy(tmp_path, namespace=namespace, tenants=tenants))
         account = service_account(objects)
         assert account["metadata"]["namespace"] == namespace
-        denied = [
-            *NEVER,
-            *OUTSIDE,
-            Access("get", "secrets", OPERATOR_HOME),
-            Access("get", POLICIES, OPERATOR_HOME),
+        denied = [*NEVER, *OUTSIDE_TENANT_ACCESS, Access("get", "secrets", OPERATOR_HOME)]
+        own_kinds_everywhere = [
+            Access("get", POLICIES, ELSEWHERE),
+            Access("patch", CONNECTIONS, ELSEWHERE),
+            Access("list", POLICIES, EVERYWHERE),
+            Access("watch", CONNECTIONS, EVERYWHERE),
         ]
         answers = {
             tenant: wrong_answers(
                 kubectl,
                 account,
-                [*OWN_KINDS_AT_HOME, *WATCH_NAMESPACES],
+                [*OWN_KINDS_AT_HOME, *WATCH_NAMESPACES, *own_kinds_everywhere],
                 denied,
                 {HOME: tenant, ELSEWHERE: "default", OPERATOR_HOME: namespace},
             )
