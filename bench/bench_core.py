@@ -166,7 +166,8 @@ class Lab:
     def start(self) -> None:
         say("starting kube-apiserver + etcd ...")
         self.plane = self.stack.enter_context(ControlPlane(require_binaries()))
-        self.kubectl: Kubectl = self.plane.kubectl()
+        # Applying or deleting 1,000 policies under load can take longer than kubectl's default bound.
+        self.kubectl = Kubectl(self.plane.kubectl().binary, self.plane.kubeconfig, timeout=TIMEOUT + 60)
         crds = self.kubectl("apply", "--server-side", "-f", str(REPO / "crds"), "-o", "name").stdout.split()
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds)
         say(
@@ -196,8 +197,10 @@ class Lab:
 
     @contextlib.contextmanager
     def session(self, tree: Tree, part: str) -> Iterator[Session]:
-        """A namespace with the fast connection, and a fresh operator of `tree`; the namespace is deleted
-        (with the operator still running, so finalizers are handled) before the operator stops."""
+        """A namespace with the fast connection, and a fresh operator of `tree`. What the part created is
+        deleted with the operator still running, so finalizers are handled, and later operators (which
+        watch every namespace) find nothing left. The namespace itself stays: the bench's control plane
+        has no namespace controller to empty it."""
         namespace = f"{tree.name}-{part}"
         self.kubectl("create", "namespace", namespace)
         tenant = Tenant(self.kubectl, namespace)
@@ -220,9 +223,13 @@ class Lab:
         try:
             wait_connection(tenant, FAST)
             yield Session(self, namespace, tenant, operator, PolicyWatch(self.plane.kubeconfig, namespace))
-            self.kubectl("delete", "namespace", namespace, "--wait=true", f"--timeout={TIMEOUT:.0f}s")
+            for kind in ("vmclockpolicies", "zstackconnections", "secrets"):
+                self.delete_all(kind, namespace)
         finally:
             operator.stop()
+
+    def delete_all(self, kind: str, namespace: str) -> None:
+        self.kubectl("delete", kind, "--all", "--wait=true", f"--timeout={TIMEOUT:.0f}s", namespace=namespace)
 
 
 def wait_connection(tenant: Tenant, name: str) -> None:
@@ -293,15 +300,8 @@ class Session:
             k: costs[k] for k in ("rounds", "readsPerRound", "zstackWritesPerRound", "statusPatchesPerRound")
         }
 
-    def delete_all(self) -> None:
-        self.lab.kubectl(
-            "delete",
-            "vmclockpolicies",
-            "--all",
-            "--wait=true",
-            f"--timeout={TIMEOUT:.0f}s",
-            namespace=self.namespace,
-        )
+    def delete_policies(self) -> None:
+        self.lab.delete_all("vmclockpolicies", self.namespace)
 
     def peak_rss_mib(self) -> float:
         return round(sample(self.pid).peak_rss_kib / 1024, 1)
@@ -364,7 +364,7 @@ def part_many(lab: Lab, tree: Tree, profile: Path | None) -> dict[str, Any]:
             }
             say(f"  {tree.name}: {len(objs)} policies: {lab.scale.rounds} in-sync rounds ...")
             shape["round"] = s.rounds(objs, lab.scale.rounds)
-            s.delete_all()
+            s.delete_policies()
             result[key] = shape
         result["peakRssMiB"] = s.peak_rss_mib()
     one, many = result["one"], result["many"]
@@ -390,7 +390,7 @@ def part_beside(lab: Lab, tree: Tree, _: Path | None) -> dict[str, Any]:
         wait_connection(s.tenant, SLOW)
         set_tracks(lab.sim.admin, every(uuids, "host"))
         alone = s.measured_apply(fast_policy)
-        s.delete_all()
+        s.delete_policies()
         set_tracks(lab.sim.admin, every(uuids, "host"))
         lab.slow.admin.reset_stats()
         s.lab.kubectl.apply(
@@ -491,7 +491,7 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     scale = QUICK if args.quick else FULL
     results: dict[str, Any] = {
         "scale": asdict(scale),
-        "trees": {t.name: str(t.source) for t in args.trees},
+        "trees": [[t.name, str(t.source)] for t in args.trees],  # a list: the columns keep their order
         "cpus": os.cpu_count(),
         "goals": GOALS,
         "uptime": {"start": uptime()},

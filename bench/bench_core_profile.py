@@ -51,31 +51,51 @@ class Profile:
 
 
 def short(frame: str) -> str:
-    """``name (path/to/module.py:12)`` -> ``name (to/module.py)``: one entry per function, not per line."""
+    """``name (package/module.py:12)`` -> ``name (package/module.py)``: one entry per function, not per line
+    (py-spy already shows each file relative to its ``sys.path`` entry)."""
     match = _FRAME.match(frame)
-    if match is None:
-        return frame
-    return f"{match['function']} ({'/'.join(Path(match['file']).parts[-2:])})"
+    return frame if match is None else f"{match['function']} ({match['file']})"
+
+
+_ENTRY = frozenset({"vmclock/__main__.py", "vmclock/cli.py"})  # under every sample: they start the loop
+
+
+def ours(frame: str) -> bool:
+    """A frame of the operator's own package (either tree's), not asyncio, kopf or aiohttp, nor the
+    start-up frames every sample has."""
+    match = _FRAME.match(frame)
+    return match is not None and match["file"].startswith("vmclock/") and match["file"] not in _ENTRY
 
 
 def summarize(raw: Path, top: int = 15) -> dict[str, Any]:
-    """Shares of the samples by function: `self` (the sample's innermost frame) and `total` (anywhere on
-    the stack, counted once per sample), the `top` of each, in percent."""
+    """Shares of the samples by function, in percent, the `top` of each: `self` (the sample's innermost
+    frame), `total` (anywhere on the stack, counted once per sample) and `ours` (`total` of the operator's
+    own functions only: the event loop and kopf's frames sit under every sample and would fill `total`)."""
     own: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
+    operator: Counter[str] = Counter()
     samples = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = [short(f) for f in stack.split(";")]
+        raw_frames = stack.split(";")
+        frames = [short(f) for f in raw_frames]
         n = int(count)
         samples += n
         own[frames[-1]] += n
         for function in set(frames):
             anywhere[function] += n
+        for function in {short(f) for f in raw_frames if ours(f)}:
+            operator[function] += n
 
     def shares(counter: Counter[str]) -> list[tuple[str, float]]:
         return [(name, round(100 * n / samples, 1)) for name, n in counter.most_common(top)]
 
-    return {"samples": samples, "rate": RATE, "self": shares(own), "total": shares(anywhere)}
+    return {
+        "samples": samples,
+        "rate": RATE,
+        "self": shares(own),
+        "total": shares(anywhere),
+        "ours": shares(operator),
+    }

@@ -112,6 +112,11 @@ ROWS: list[tuple[str, str, Value, str]] = [
 ]
 
 
+def load(part: dict[str, Any]) -> str:
+    """The three load averages of `uptime`'s line (the full line is in the JSON)."""
+    return str(part["uptime"]).rpartition("load average:")[2].strip()
+
+
 def cell(part: dict[str, Any] | None, value: Value) -> str:
     if part is None:
         return "-"
@@ -123,7 +128,7 @@ def cell(part: dict[str, Any] | None, value: Value) -> str:
 
 
 def grid(results: dict[str, Any]) -> list[list[str]]:
-    trees = list(results["trees"])
+    trees = [name for name, _ in results["trees"]]
     scale = dict(results["scale"])
     scale["many_vms"] = scale["small_policies"] * scale["small_size"]
     rows = [["figure", *trees, "goal"]]
@@ -142,14 +147,14 @@ def grid(results: dict[str, Any]) -> list[list[str]]:
 
 def profile_lines(results: dict[str, Any]) -> list[str]:
     lines = []
-    for tree in results["trees"]:
+    for tree, _ in results["trees"]:
         profile = results.get(tree, {}).get("many", {}).get("profile")
         if profile is None:
             continue
         lines.append(
             f"py-spy, tree {tree}, many-policies apply: {profile['samples']} samples at {profile['rate']}/s"
         )
-        for kind in ("self", "total"):
+        for kind in ("self", "ours"):  # "total" (in the JSON) is the event loop's frames first
             lines.append(f"  top by {kind} share:")
             lines += [f"    {share:5.1f}%  {name}" for name, share in profile[kind]]
     return lines
