@@ -140,7 +140,7 @@ def grid(results: dict[str, Any]) -> list[list[str]]:
     for part in ("restore", "many", "beside", "restart"):
         if any(part in results.get(tree, {}) for tree in trees):
             rows.append(
-                [f"uptime after {part}", *(cell(results[t].get(part), at("uptime")) for t in trees), ""]
+                [f"load average after {part}", *(cell(results[t].get(part), load) for t in trees), ""]
             )
     return rows
 
