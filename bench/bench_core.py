@@ -319,7 +319,7 @@ def part_restore(lab: Lab, tree: Tree, _: Path | None) -> dict[str, Any]:
     set_tracks(lab.sim.admin, every(uuids, "host"))
     with lab.session(tree, "restore") as s:
         objs = [policy("fleet", "guest", uuids, deletion="Restore")]
-        result = {"apply": s.measured_apply(objs), "round": s.rounds(objs, lab.scale.rounds)}
+        result: dict[str, Any] = {"apply": s.measured_apply(objs), "round": s.rounds(objs, lab.scale.rounds)}
         lab.sim.admin.reset_stats()
         since = time.time()
         lab.kubectl("delete", "vmclockpolicy", "fleet", "--wait=false", namespace=s.namespace)
