@@ -44,12 +44,15 @@ def apply_until_ready(
     *,
     generation: int = 1,
     timeout: float = CONVERGE_TIMEOUT,
+    server_side: bool = False,
 ) -> tuple[dict[str, Obj], float, dict[str, float]]:
     """One ``kubectl apply`` of ``objs``, watched until every one is Ready for its current generation,
     which must be at least `generation` (so objects that were Ready before the apply do not count).
 
     kubectl runs on a side thread while the watch is already open, so a policy that turns Ready before
-    kubectl has created the last object is timed when it does, not when kubectl returns. Returns the
+    kubectl has created the last object is timed when it does, not when kubectl returns. `server_side`
+    applies without kubectl's last-applied annotation, which cannot hold a spec over 256 KiB (a policy of
+    10,000 VM UUIDs). Returns the
     objects as last seen, the seconds kubectl took, and the seconds from the start to each Ready.
     """
     names = {obj["metadata"]["name"] for obj in objs}
@@ -58,7 +61,7 @@ def apply_until_ready(
         started = time.monotonic()
 
         def apply() -> float:
-            kubectl.apply(objs, namespace=namespace)
+            kubectl.apply(objs, namespace=namespace, server_side=server_side)
             return time.monotonic() - started
 
         applying = side.submit(apply)

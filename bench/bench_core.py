@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
@@ -256,7 +258,13 @@ class Session:
 
     def apply(self, objs: list[Obj], *, generation: int = 1) -> tuple[dict[str, Obj], dict[str, float]]:
         seen, _, ready_at = apply_until_ready(
-            self.lab.kubectl, self.watch, self.namespace, objs, generation=generation, timeout=TIMEOUT
+            self.lab.kubectl,
+            self.watch,
+            self.namespace,
+            objs,
+            generation=generation,
+            timeout=TIMEOUT,
+            server_side=True,
         )
         return seen, ready_at
 
@@ -512,13 +520,20 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
                 measured["uptime"] = uptime()
                 results.setdefault(tree.name, {})[key] = measured
                 results["partSeconds"][f"{key}/{tree.name}"] = round(time.monotonic() - started, 1)
+                if args.json:  # what was measured so far survives a run cut short
+                    args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
         say("tearing down ...")
     results["uptime"]["end"] = uptime()
     return results
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)  # unwind, so every child is stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     logs = args.logs or Path(tempfile.mkdtemp(prefix="vmclock-bench-core-"))
     keep = args.logs is not None
     started = time.monotonic()
