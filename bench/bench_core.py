@@ -386,7 +386,7 @@ def part_many(lab: Lab, tree: Tree, profile: Path | None) -> dict[str, Any]:
     with lab.session(tree, "many") as s:
         result: dict[str, Any] = {"idleLiveness": asdict(idle_stalls(s.operator.liveness_url))}
         for key, objs in shapes:
-            say(f"  {tree.name}: {len(objs)} x {len(objs[0]['spec']['vmUuids']):,} VMs: apply -> Ready ...")
+            say(f"  {tree.name}: {len(objs)} x {len(uuids) // len(objs):,} VMs: apply -> Ready ...")
             shape = {
                 "policies": len(objs),
                 "apply": s.measured_apply(objs, profile if key == "many" else None),
