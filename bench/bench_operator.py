@@ -38,7 +38,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
@@ -47,9 +46,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the control-plane tooling and the e2e harness live there
 
+from bench_cluster import STATUS_PATCH, Snapshot, api_server_writes, apply_until_ready, snapshot  # noqa: E402
 from bench_operator_probes import (  # noqa: E402
     ReconcileLog,
-    api_writes,
     changed_paths,
     cpu_seconds,
     sample,
@@ -79,9 +78,7 @@ JOB_LATENCY = 0.05
 CONNECTION_RESYNC = 3600
 POLICY_RESYNC = 10  # the CRD's minimum, so rounds come quickly
 OPPOSITE = {"guest": "host", "host": "guest"}
-CONVERGE_TIMEOUT = 300.0
 STATUS_BUDGET = 256 * 1024
-STATUS_PATCH = "PATCH vmclockpolicies/status"
 
 
 @dataclass(frozen=True)
@@ -112,16 +109,6 @@ FULL = Scale(vms=2100, one=Shape("onePolicy", 1, 1000), many=Shape("manyPolicies
 QUICK = Scale(vms=500, one=Shape("onePolicy", 1, 200), many=Shape("manyPolicies", 20, 10), resync_rounds=2)
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """Write requests the API server has served (by verb and resource), each policy's status, and the
-    operator's CPU seconds so far."""
-
-    writes: Counter[str]
-    statuses: dict[str, Obj]
-    operator_cpu: float
-
-
 class Stop(BaseException):
     """SIGTERM/SIGHUP: unwind like Ctrl-C (not an error, so no log tail is shown) and stop every child."""
 
@@ -129,12 +116,6 @@ class Stop(BaseException):
 def compact_size(value: Any) -> int:
     """Bytes of the value as compact JSON, the way the API server stores a custom resource in etcd."""
     return len(json.dumps(value, separators=(",", ":")).encode())
-
-
-def ready_now(obj: Obj) -> bool:
-    status = obj.get("status") or {}
-    generation = obj["metadata"].get("generation")
-    return status.get("observedGeneration") == generation and condition_is(obj, "Ready", "True")
 
 
 def spread(seconds: Iterable[float]) -> dict[str, float]:
@@ -199,37 +180,7 @@ class Bench:
     def apply_until_ready(
         self, objs: list[Obj], generation: int = 1
     ) -> tuple[dict[str, Obj], float, dict[str, float]]:
-        """One ``kubectl apply`` of ``objs``, watched until every one is Ready for its current generation,
-        which must be at least `generation` (so objects that were Ready before the apply do not count).
-
-        kubectl runs on a side thread while the watch is already open, so a policy that turns Ready before
-        kubectl has created the last object is timed when it does, not when kubectl returns. Returns the
-        objects as last seen, the seconds kubectl took, and the seconds from the start to each Ready.
-        """
-        names = {obj["metadata"]["name"] for obj in objs}
-        ready_at: dict[str, float] = {}
-        with ThreadPoolExecutor(max_workers=1) as side:
-            started = time.monotonic()
-
-            def apply() -> float:
-                self.kubectl.apply(objs, namespace=NAMESPACE)
-                return time.monotonic() - started
-
-            applying = side.submit(apply)
-
-            def all_ready(seen: dict[str, Obj]) -> bool:
-                if applying.done() and applying.exception() is not None:
-                    applying.result()  # raises kubectl's error instead of waiting for the timeout
-                elapsed = round(time.monotonic() - started, 2)
-                for name in names - ready_at.keys():
-                    obj = seen.get(name)
-                    if obj is not None and obj["metadata"]["generation"] >= generation and ready_now(obj):
-                        ready_at[name] = elapsed
-                return len(ready_at) == len(names)
-
-            only = next(iter(names)) if len(names) == 1 else None
-            seen = self.watch.until(all_ready, timeout=CONVERGE_TIMEOUT, name=only)
-            return seen, round(applying.result(), 2), ready_at
+        return apply_until_ready(self.kubectl, self.watch, NAMESPACE, objs, generation=generation)
 
     def pids(self) -> dict[str, int]:
         pids = {"operator": self.operator.pid, "simulator": self.sim.pid, **self.plane.pids}
@@ -246,16 +197,10 @@ class Bench:
         return Counter(self.sim.admin.stats().calls)
 
     def api_server_writes(self) -> Counter[str]:
-        status, body = self.plane.get("/metrics")
-        if status != 200:
-            raise RuntimeError(f"kube-apiserver /metrics answered {status}")
-        return api_writes(body.decode())
+        return api_server_writes(self.plane)
 
     def snapshot(self) -> Snapshot:
-        writes = self.api_server_writes()
-        items = self.kubectl.json("get", "vmclockpolicies", namespace=NAMESPACE)["items"]
-        statuses = {item["metadata"]["name"]: item.get("status", {}) for item in items}
-        return Snapshot(writes, statuses, cpu_seconds(self.operator.pid or 0))
+        return snapshot(self.plane, self.kubectl, NAMESPACE, self.operator.pid or 0)
 
     @contextlib.contextmanager
     def measured(self, into: dict[str, Any]) -> Iterator[None]:

@@ -17,6 +17,7 @@ from kubernetes import client, config, watch
 
 Obj = dict[str, Any]
 GROUP, VERSION, PLURAL = "vmclock.zstack.io", "v1alpha1", "vmclockpolicies"
+RECHECK_SECONDS = 60
 
 
 class PolicyWatch:
@@ -31,7 +32,10 @@ class PolicyWatch:
         """Watch the namespace's policies (or only ``name``) until ``done(latest objects by name)`` holds.
 
         A (re)started watch first replays every existing object as ADDED, so nothing that happened before
-        the watch began is missed, and a watch the server ends early is simply started again.
+        the watch began is missed, and a watch the server ends early is simply started again. Each watch
+        lasts at most ``RECHECK_SECONDS`` and ``done`` is asked again when it ends, so a condition that
+        does not depend on the objects (e.g. "the kubectl that should create them failed") is seen even
+        when no object changes.
         """
         deadline = time.monotonic() + timeout
         seen: dict[str, Obj] = {}
@@ -44,7 +48,7 @@ class PolicyWatch:
                 VERSION,
                 self._namespace,
                 PLURAL,
-                timeout_seconds=max(1, int(remaining)),
+                timeout_seconds=max(1, int(min(remaining, RECHECK_SECONDS))),
                 **selector,
             )
             for event in events:
@@ -56,4 +60,6 @@ class PolicyWatch:
                 if done(seen):
                     stream.stop()  # type: ignore[no-untyped-call]
                     return seen
+            if done(seen):
+                return seen
         raise TimeoutError(f"timed out after {timeout:.0f}s watching {PLURAL} in {self._namespace}")
