@@ -15,7 +15,11 @@ from collections.abc import Collection, Mapping
 from xdist.scheduler import LoadScopeScheduling
 
 WORKER_SHARED_FIXTURES: Mapping[str, Collection[str]] = {
-    "replayed_image": ("tests/deploy/test_image_steps.py", "tests/deploy/test_operator_as_serviceaccount.py"),
+    "replayed_image": (
+        "tests/deploy/test_image_steps.py",
+        "tests/deploy/test_namespace_opt_in.py",
+        "tests/deploy/test_operator_as_serviceaccount.py",
+    ),
 }
 
 
