@@ -26,7 +26,7 @@ from vmclock.kopfapp.controller import PolicyController
 from vmclock.kopfapp.liveness import Heartbeats
 from vmclock.kopfapp.metrics import Metrics
 from vmclock.kopfapp.records import record_name
-from vmclock.kubeapi import Rejected, Written
+from vmclock.kubeapi import Forbidden, Rejected, Written
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
 
@@ -493,3 +493,21 @@ async def test_a_record_configmap_the_policy_does_not_own_is_never_overwritten(p
     await parts.settle(lambda: "RecordConflict" in repr(parts.status(ref).get("conditions")))
     assert not parts.sim.stats.writes
     assert parts.kube.config_maps[(NS, record_name("p"))] == before
+
+
+async def test_a_restore_finishes_when_the_namespace_withdrew_configmap_access(parts: Parts) -> None:
+    """A namespace deletion removes the operator's RoleBinding before the policy's finalizer goes: the restore
+    (its record cached in memory) still puts every VM back, and tidying the record, now forbidden, is left
+    to the garbage collector instead of holding the deletion (and the namespace) forever."""
+    vms = parts.host_vms(3)
+    ref = parts.policy("p", vms, deletionPolicy="Restore")
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: set(phases(parts.status(ref)).values()) == {"Applied"})
+
+    async def forbidden(*_: Any, **__: Any) -> Any:
+        raise Forbidden(403, "Forbidden", "ConfigMap")
+
+    parts.kube.get_config_map = forbidden  # type: ignore[method-assign]
+    parts.kube.delete_config_map = forbidden  # type: ignore[method-assign]
+    assert await parts.deleted(ref, 10.0), "the deletion was held by a record it may no longer tidy"
+    assert all(parts.sim.state.track_of(u) == "host" for u in vms)

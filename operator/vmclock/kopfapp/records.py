@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from vmclock.engine.records import Origins, decode_record_with_origins, encode_record
 from vmclock.engine.spec import GROUP, VERSION
 from vmclock.kopfapp.runtimes import PolicyRuntime, RecordCache
-from vmclock.kubeapi import Gone, KubeApi, ObjectConflict
+from vmclock.kubeapi import Forbidden, Gone, KubeApi, ObjectConflict
 from vmclock.refs import Ref
 from vmclock.zstack.models import Track
+
+log = logging.getLogger(__name__)
 
 PREFIX = "vmclock-tracks-"
 KEY = "previousTracks"
@@ -146,9 +149,14 @@ async def delete_record(kube: KubeApi, policy: Ref, *, owner_uid: str) -> None:
     """Delete the policy's record, exactly as read, and only if it belongs to `owner_uid`: a namesake
     created since keeps its own, a ConfigMap of someone else's is never touched, a concurrent change is
     left alone."""
-    body = await kube.get_config_map(policy.namespace, record_name(policy.name))
-    if body is not None and _owner_uid(body) == owner_uid:
-        await _delete_exactly(kube, policy.namespace, body)
+    try:
+        body = await kube.get_config_map(policy.namespace, record_name(policy.name))
+        if body is not None and _owner_uid(body) == owner_uid:
+            await _delete_exactly(kube, policy.namespace, body)
+    except Forbidden:
+        # The namespace no longer lets the operator in (a namespace deletion removes its RoleBinding first,
+        # or it opted out): the record is owned by the policy, so the garbage collector removes it.
+        log.info("record of VmClockPolicy %s left to the garbage collector (access withdrawn)", policy)
 
 
 async def _delete_exactly(kube: KubeApi, namespace: str, body: Mapping[str, Any]) -> None:
