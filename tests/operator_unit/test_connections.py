@@ -411,3 +411,20 @@ async def test_status_tells_a_connection_editor_nothing_about_the_secrets_of_the
     assert "zstack-prod" not in existing.message
     assert "10.20.30.40" not in existing.message
     assert "https://attacker.example:443/zstack" in existing.message
+
+
+async def test_a_call_after_the_lease_ended_keeps_no_client_for_it(
+    sim: Simulator, manager: tuple[ConnectionManager, Objects]
+) -> None:
+    """A shared read a reconcile started may outlive its lease: its calls use a client for themselves only,
+    so a client retired later is still closed once its last call ends."""
+    connections, objects = manager
+    objects.put_secret("creds", "1", accountName="admin", password=SECRET_VALUE)
+    async with connections.lease("ns", "zs", spec(sim)) as lease:
+        first = lease.current
+    assert first is not None
+    await lease.get_vm_inventories(sim.state.vm_uuids()[:1])  # the shared batch, after the lease
+    assert lease.current is None
+    objects.put_secret("creds", "2", accountName="admin", password=SECRET_VALUE)
+    assert (await connections.check("ns", "zs", spec(sim))).ready
+    assert first._closed, "the retired client is closed: nothing holds it any more"

@@ -45,6 +45,7 @@ class LeasedClient:
         self.current: ZStackClient | None = None
         self.problem: str | None = None  # why the connection is no longer usable, as of the last look
         self._watcher: asyncio.Task[None] | None = None
+        self._released = False
 
     async def start(self) -> None:
         await self._use(await self._fetch())
@@ -66,6 +67,7 @@ class LeasedClient:
                 await self._use(client)
 
     async def release(self) -> None:
+        self._released = True
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -87,7 +89,9 @@ class LeasedClient:
 
     async def _fresh(self) -> ZStackClient:
         client = await self._fetch()
-        if client is not self.current:
+        # After the lease ended (a shared read it started still running) a call holds its client only for
+        # itself: the lease no longer keeps one, or a retired client would never be closed.
+        if client is not self.current and not self._released:
             await self._use(client)
         return client
 
