@@ -13,17 +13,21 @@ COMPAT_TESTS := tests/controlplane/test_kubectl_wait.py tests/integration/test_c
 	tests/controlplane/test_controller_manager.py \
 	$(wildcard tests/integration/test_e2e_*.py)
 STAMP := $(VENV)/.installed
-# Builds `make test` runs one after another while lint, mypy and the unit tests run; each is a no-op once
-# cached.  A new build (another binary the tests need) adds its target here.
-BUILDS := prometheus helm controlplane compat-controlplane
+# A cold `make test` is bound by CPU (three Go builds on 2 cores) more than by waiting, so it overlaps the
+# builds with the tests that mostly wait: step 1 builds what the integration tests need beside lint, mypy and
+# the unit tests; step 2 builds the oldest Kubernetes and helm beside the integration tests, and runs the
+# compat and chart tests as each build lands.  Every build is a no-op once cached.
+STEP1 := prometheus controlplane lint typecheck unit
+STEP2 := integration compat
 # pytest-xdist workers; each starts its own control plane, and a test module stays on one worker (loadfile,
 # tests/harness/workers.py).  The tests mostly wait, so the two runs share 2 cores with 3 + 2 workers.
 TEST_WORKERS ?= 3
+UNIT_WORKERS ?= 2
 COMPAT_WORKERS ?= 2
 PARALLEL := --dist loadfile --durations=15
 
-.PHONY: help venv lock lint typecheck controlplane compat-controlplane helm prometheus builds unit integration \
-	test compat dev bench hadolint clean
+.PHONY: help venv lock lint typecheck controlplane compat-controlplane helm prometheus unit integration \
+	cluster-tests chart-tests test compat dev bench hadolint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -66,18 +70,20 @@ prometheus: ## install the pinned Prometheus + promtool (Debian's package) into 
 compat-controlplane: ## the same for the oldest claimed Kubernetes
 	$(CONTROLPLANE) build --kubernetes $(COMPAT_K8S_VERSION)
 
-builds: ## every build in BUILDS, one after another
-	for build in $(BUILDS); do $(MAKE) --no-print-directory $$build; done
+unit: $(STAMP) ## fast tests that need no control plane, on UNIT_WORKERS workers
+	$(BIN)/pytest -m 'not integration' -q -ra -n $(UNIT_WORKERS)
 
-unit: $(STAMP) ## fast tests that need no control plane
-	$(BIN)/pytest -m 'not integration' -q -ra
+integration: cluster-tests chart-tests ## every test that needs the control plane
 
-integration: $(STAMP) controlplane helm prometheus ## the tests that need the control plane, on TEST_WORKERS workers
-	$(BIN)/pytest -m integration -q -ra -n $(TEST_WORKERS) $(PARALLEL)
+cluster-tests: $(STAMP) controlplane prometheus ## the integration tests but the chart's, on TEST_WORKERS workers
+	$(BIN)/pytest -m 'integration and not helm' -q -ra -n $(TEST_WORKERS) $(PARALLEL)
 
-test: $(STAMP) ## everything CI runs: builds beside lint, types and unit tests, then integration beside compat
-	$(MAKE) --no-print-directory -j4 --output-sync=target builds lint typecheck unit
-	$(MAKE) --no-print-directory -j2 --output-sync=target integration compat
+chart-tests: $(STAMP) controlplane helm ## the Helm chart's tests (marked `helm`: they use helm)
+	$(BIN)/pytest -m helm -q -ra
+
+test: $(STAMP) ## everything CI runs, in the two steps described at STEP1
+	$(MAKE) --no-print-directory -j5 --output-sync=target $(STEP1)
+	$(MAKE) --no-print-directory -j4 --output-sync=target $(STEP2)
 
 compat: $(STAMP) compat-controlplane prometheus ## the CRD + e2e suites on the oldest claimed Kubernetes, on COMPAT_WORKERS
 	K8S_VERSION=$(COMPAT_K8S_VERSION) $(BIN)/pytest -q -ra -n $(COMPAT_WORKERS) $(PARALLEL) $(COMPAT_TESTS)

@@ -2,9 +2,11 @@
 
 Tests under ``tests/integration/`` and ``tests/deploy/``, and any test that uses the ``controlplane``
 fixture, are marked ``integration`` automatically; ``pytest -m 'not integration'`` runs the rest without
-starting anything.  Missing binaries fail the session with the command that builds them: a silent skip
-would let CI pass without running a single integration test.  Under ``-n N --dist loadfile`` a module stays
-on one worker, shared with other modules only as ``harness/workers.py`` says.
+starting anything.  Tests that use helm are marked ``helm`` too, so ``make test`` runs them once helm is
+built while the control-plane tests already run.  Missing binaries fail the session with the command that
+builds them: a silent skip would let CI pass without running a single integration test.  Under
+``-n N --dist loadfile`` a module stays on one worker, shared with other modules only as
+``harness/workers.py`` says.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = getattr(item, "fixturenames", ())
         if top in INTEGRATION_DIRS or "controlplane" in fixtures:
             item.add_marker(pytest.mark.integration)
+        if "helm" in fixtures:
+            item.add_marker(pytest.mark.helm)
         fixtures_by_module.setdefault(item.nodeid.split("::", 1)[0], set()).update(fixtures)
     unlisted = unlisted_users(fixtures_by_module)
     if unlisted:

@@ -21,6 +21,10 @@ K8S_PACKAGES = {
 """Binaries built in the ``k8s.io/kubernetes`` wrapper, by file name (``go build -o DIR/`` names each after
 its package's last element)."""
 ETCD_PACKAGE = "go.etcd.io/etcd/server/v3"
+NO_DWARF = "-gcflags=all=-dwarf=false"
+"""The binaries are linked with ``-s -w`` (no symbol table, no DWARF), so the compiler need not generate
+DWARF either: about 12% less compile CPU (user time of a cold etcd build, 54.8 s -> 48.2 s), which is what
+a cold ``make test`` on 2 cores is bound by."""
 BUILD_DATE = "1970-01-01T00:00:00Z"  # fixed, so identical inputs give identical binaries
 GIT_COMMIT = "0" * 40
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from controlplane.binaries import STAMP
 from controlplane.build import BuildError, _exclusive_lock
+from controlplane.gomod import NO_DWARF
 from controlplane.versions import GO_ENV, cache_root, go_binary, go_version
 
 HELM_VERSION = "v3.21.4"
@@ -110,6 +111,7 @@ def build(version: str = HELM_VERSION) -> Path:
                 go_binary(),
                 "install",
                 "-trimpath",
+                NO_DWARF,
                 "-ldflags",
                 ldflags(version, gomod),
                 f"{PACKAGE}@{version}",
