@@ -57,10 +57,12 @@ async def test_an_orphan_policy_deleted_mid_apply_sends_no_more_of_its_writes(pa
     del parts.kube.objects[(POLICY_PLURAL, *ref)]  # kubectl delete: no finalizer, the object is gone
     parts.index.sync(parts.kube)
     parts.controller.deleted(ref, "uid-p")  # the DELETED event handler
-    at_delete = len(sim.stats.writes)
+    # Submissions, not job completions: a job accepted before the deletion may finish after it (more so on a
+    # loaded machine), while the one request holding the slot is all that may still leave.
+    at_delete = sim.stats.calls["SetVmClockTrack"]
     await parts.settle(lambda: not parts.controller.queue.is_processing(ref), within=30)
-    late = [w for w in sim.stats.writes[at_delete:] if w.track == "guest"]
-    assert len(late) <= 1, f"{len(late)} writes of the deleted policy's track went out after its deletion"
+    late = sim.stats.calls["SetVmClockTrack"] - at_delete
+    assert late <= 1, f"{late} of the deleted policy's writes were submitted after its deletion"
 
 
 class RejectsTheVerdict(FakeKube):
