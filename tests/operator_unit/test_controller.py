@@ -481,9 +481,7 @@ async def test_reconciles_are_counted_by_result_and_report_the_observation(parts
     assert 'controller_runtime_active_workers{controller="vmclockpolicy"} 0.0' in text
     parts.kube.failing = KubeApiError(503, "unavailable", "a test outage")
     parts.controller.enqueue(ref)
-    await parts.settle(
-        lambda: (
-            'controller_runtime_reconcile_errors_total{controller="vmclockpolicy"} 1.0'
-            in generate_latest(parts.metrics.registry).decode()
-        )
-    )
+    # At least one: the failed reconcile is retried with backoff (a few ms at first), so a loaded machine may
+    # count the retry too before this looks.
+    errors = ("controller_runtime_reconcile_errors_total", {"controller": "vmclockpolicy"})
+    await parts.settle(lambda: (parts.metrics.registry.get_sample_value(*errors) or 0.0) >= 1.0)
