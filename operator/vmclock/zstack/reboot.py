@@ -10,6 +10,8 @@ worse than a reboot left for the next reconcile. Only an expired session is logg
 
 from __future__ import annotations
 
+from typing import Any
+
 from vmclock.zstack.calls import Api
 from vmclock.zstack.errors import MaySend
 from vmclock.zstack.inventory import parse_inventory
@@ -22,7 +24,7 @@ async def reboot_vm(api: Api, uuid: str, *, may_send: MaySend | None = None) -> 
     """Reboot and wait for the job; the VM's inventory as ZStack reloaded it after the reboot."""
     if not VM_UUID_RE.match(uuid):
         raise ValueError(f"VM uuid {uuid!r} is not 32 lowercase hex characters")
-    body = {"rebootVmInstance": {}, "systemTags": [], "userTags": []}
+    body: dict[str, Any] = {"rebootVmInstance": {}, "systemTags": [], "userTags": []}
     result = await api.job(
         REBOOT_API, "PUT", f"/v1/vm-instances/{uuid}/actions", body, may_send=may_send, retry=False
     )
