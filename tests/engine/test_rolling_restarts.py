@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from vmclock.engine import PolicyState
 from vmclock.engine.reconcile import ReconcileResult
 from vmclock.engine.restarts import COME_BACK_SECONDS, Outcome, RolloutRecord, Sent
 from vmclock.engine.rollout import MemoryRolloutStore, RolloutIO, RolloutResult, roll
@@ -127,7 +128,8 @@ async def test_every_waiting_vm_is_rebooted_at_most_max_concurrent_at_a_time() -
     assert sorted(zstack.rebooted) == [uuid(n) for n in range(1, 6)]
     assert zstack.peak == 2
     assert [e.reason for e in result.events] == ["RebootBatch"] * 3 + ["RolloutFinished"]
-    assert result.condition is not None and (result.condition.status, result.condition.reason) == (
+    assert result.condition is not None
+    assert (result.condition.status, result.condition.reason) == (
         "True",
         "Complete",
     )
@@ -149,7 +151,8 @@ async def test_only_running_windows_vms_this_policy_owns_and_that_wait_are_reboo
     )
     result = await run(spec(max_concurrent=10), current, zstack, store, Clock(OPEN))
     assert sorted(zstack.rebooted) == [uuid(1), uuid(6)]
-    assert result.condition is not None and "4 left: not Running, not Windows" in result.condition.message
+    assert result.condition is not None
+    assert "4 left: not Running, not Windows" in result.condition.message
 
 
 @pytest.mark.parametrize(
@@ -166,7 +169,8 @@ async def test_a_blocked_policy_reboots_nothing(why: str) -> None:
     assert zstack.rebooted == []
     assert result.condition is not None
     assert (result.condition.status, result.condition.reason) == ("False", "Blocked")
-    assert why in result.condition.message and "2 VMs wait for a restart" in result.condition.message
+    assert why in result.condition.message
+    assert "2 VMs wait for a restart" in result.condition.message
 
 
 def _result(connection: str = "Connected", *, failed: bool = False) -> ReconcileResult:
@@ -185,8 +189,6 @@ def _result(connection: str = "Connected", *, failed: bool = False) -> Reconcile
 def test_blocked_by_paused_observe_or_a_connection_not_ready(
     paused: bool, management: str, result: ReconcileResult, says: str | None
 ) -> None:
-    from vmclock.engine import PolicyState
-
     body = {"metadata": {"annotations": {"vmclock.zstack.io/paused": "true"} if paused else {}}}
     state = PolicyState.from_body({**body, "spec": spec()})
     why = blocked_by(state, parse_policy_spec({**spec(), "managementPolicy": management}), result)
@@ -197,7 +199,8 @@ async def test_a_closed_window_reboots_nothing_and_looks_again_when_it_opens() -
     zstack, store = FakeZStack(), MemoryRolloutStore()
     result = await run(spec(), status(vm(1)), zstack, store, Clock(CLOSED))
     assert zstack.rebooted == []
-    assert result.condition is not None and result.condition.reason == "WindowClosed"
+    assert result.condition is not None
+    assert result.condition.reason == "WindowClosed"
     assert "opens next at 2026-12-12T02:00:00Z" in result.condition.message
     assert (
         result.requeue_after == (datetime.fromisoformat("2026-12-12T02:00:00+00:00") - CLOSED).total_seconds()
@@ -217,7 +220,8 @@ async def test_a_bad_window_is_a_condition_and_one_warning() -> None:
     bad = spec(maintenanceWindow={"schedule": "0 2 * * 6", "duration": "4h", "timeZone": "Nowhere/Land"})
     zstack, store = FakeZStack(), MemoryRolloutStore()
     first = await run(bad, status(vm(1)), zstack, store, Clock(OPEN))
-    assert first.condition is not None and (first.condition.status, first.condition.reason) == (
+    assert first.condition is not None
+    assert (first.condition.status, first.condition.reason) == (
         "False",
         "InvalidSpec",
     )
@@ -253,7 +257,8 @@ async def test_after_a_crash_a_recorded_vm_is_waited_for_never_rebooted_again() 
         spec(max_concurrent=2), status(vm(1), vm(2)), zstack, MemoryRolloutStore(recorded), clock
     )
     assert zstack.rebooted == [uuid(2)]  # the other slot is the recorded VM's, which is only waited for
-    assert waiting.condition is not None and waiting.condition.reason == "Rolling"
+    assert waiting.condition is not None
+    assert waiting.condition.reason == "Rolling"
     assert waiting.requeue_after == 1.0
     zstack.rebooted.clear()
     full = await run(spec(), status(vm(1), vm(2)), zstack, MemoryRolloutStore(recorded), clock)
@@ -269,11 +274,13 @@ async def test_after_a_crash_a_recorded_vm_is_waited_for_never_rebooted_again() 
     clock.now = OPEN + timedelta(seconds=COME_BACK_SECONDS + 1)
     halted = await run(spec(), status(vm(1), vm(3)), zstack, never_back, clock)
     assert zstack.rebooted == [uuid(2)]
-    assert halted.condition is not None and (halted.condition.status, halted.condition.reason) == (
+    assert halted.condition is not None
+    assert (halted.condition.status, halted.condition.reason) == (
         "False",
         "Halted",
     )
-    assert uuid(1) in halted.condition.message and "10 minutes" in halted.condition.message
+    assert uuid(1) in halted.condition.message
+    assert "10 minutes" in halted.condition.message
 
 
 async def test_a_vm_that_does_not_come_back_halts_until_a_new_generation_or_request() -> None:
@@ -281,8 +288,10 @@ async def test_a_vm_that_does_not_come_back_halts_until_a_new_generation_or_requ
     current = status(vm(1), vm(2), vm(3))
     first = await run(spec(), current, zstack, store, clock, requested_at="a")
     assert zstack.rebooted == [uuid(1)]
-    assert first.condition is not None and first.condition.reason == "Halted"
-    assert "VM.1003" in first.condition.message and "reconcile-requested-at" in first.condition.message
+    assert first.condition is not None
+    assert first.condition.reason == "Halted"
+    assert "VM.1003" in first.condition.message
+    assert "reconcile-requested-at" in first.condition.message
     assert [(e.type, e.reason) for e in first.events] == [
         ("Normal", "RebootBatch"),
         ("Warning", "RolloutHalted"),
@@ -298,7 +307,8 @@ async def test_a_vm_that_does_not_come_back_halts_until_a_new_generation_or_requ
         uuid(2),
         uuid(3),
     ]  # the failed VM is not rebooted again in this window
-    assert resumed.condition is not None and resumed.condition.reason == "Complete"
+    assert resumed.condition is not None
+    assert resumed.condition.reason == "Complete"
 
 
 async def test_a_new_window_may_reboot_a_vm_again() -> None:
@@ -315,7 +325,8 @@ async def test_a_reboot_withdrawn_before_it_left_is_not_recorded_as_sent() -> No
     result = await run(spec(), status(vm(1)), zstack, store, Clock(OPEN), stop=lambda: "not sent: superseded")
     assert zstack.rebooted == []
     assert uuid(1) not in store.record.sent
-    assert result.condition is not None and result.condition.reason == "Rolling"
+    assert result.condition is not None
+    assert result.condition.reason == "Rolling"
 
 
 def test_the_record_round_trips_and_a_garbled_one_is_empty() -> None:
