@@ -88,6 +88,22 @@ def test_a_window_is_open_from_its_fire_time_for_its_duration() -> None:
     assert window.open_since(saturday + timedelta(hours=4)) is None
 
 
+def test_overlapping_windows_are_one_period_from_its_first_fire_time() -> None:
+    window = window_of(rolling(schedule="0 1,2 * * *", duration="90m"))
+    assert window.open_since(at("2026-12-07T03:29")) == at("2026-12-07T01:00")
+    assert window.open_since(at("2026-12-07T03:30")) is None
+    touching = window_of(rolling(schedule="0 1,2 * * *", duration="1h"))
+    assert touching.open_since(at("2026-12-07T02:30")) == at("2026-12-07T01:00")
+
+
+def test_an_always_open_schedule_keeps_one_start_for_a_week() -> None:
+    window = window_of(rolling(schedule="* * * * *", duration="1h"))
+    monday = at("2026-12-07T00:00")
+    assert window.open_since(at("2026-12-07T10:17")) == monday
+    assert window.open_since(at("2026-12-13T23:59")) == monday
+    assert window.open_since(at("2026-12-14T00:00")) == at("2026-12-14T00:00")
+
+
 def test_the_next_opening_is_the_next_fire_time() -> None:
     window = window_of(rolling())
     assert window.next_opening(at("2026-12-05T02:00")) == at("2026-12-12T02:00")

@@ -17,6 +17,9 @@ from zoneinfo import ZoneInfo
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+WEEK = timedelta(days=7)
+CHAIN_LIMIT = timedelta(days=8)  # longer than the longest window (168h), so a real gap is always found
+EPOCH = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday: week-long periods start on Mondays 00:00 UTC
 SEARCH_YEARS = 5  # "29 February" fires once in four years; anything rarer is refused as never opening
 
 
@@ -130,14 +133,19 @@ class MaintenanceWindow:
     zone: ZoneInfo
 
     def open_since(self, now: datetime) -> datetime | None:
-        """The start (UTC) of the window open at `now`, the latest one if several overlap; None if closed."""
-        moment = _floor_minute(now)
-        earliest = now - self.duration
-        while moment > earliest:
+        """The start (UTC) of the window open at `now`, None if closed. Windows that overlap or touch are
+        one open period starting at its first fire time, so a rollout never restarts in the middle of it.
+        A period open longer than CHAIN_LIMIT (e.g. `* * * * *`) starts at its week (from the epoch)."""
+        moment, oldest = _floor_minute(now), now - CHAIN_LIMIT
+        reach = now - self.duration  # a fire after this keeps the window open at `now`
+        start = None
+        while moment > reach or (start is not None and moment >= reach):
+            if moment <= oldest:
+                return EPOCH + (now - EPOCH) // WEEK * WEEK
             if self.schedule.matches(moment.astimezone(self.zone)):
-                return moment
+                start, reach = moment, moment - self.duration  # an earlier fire reaching here extends it
             moment -= MINUTE
-        return None
+        return start
 
     def next_opening(self, now: datetime) -> datetime | None:
         """The first fire time (UTC) after `now`; None if none within SEARCH_YEARS (e.g. 31 February)."""
