@@ -97,6 +97,18 @@ def peak(intervals: list[SimReboot]) -> int:
     return most
 
 
+def wait_rolled_out(e2e: E2E, name: str) -> Obj:
+    return e2e.tenant.wait_policy(
+        name,
+        lambda p: (
+            condition_is(p, "Rollout", "True", "Complete")
+            and not any(e.get("pendingRestart") for e in vm_entries(p).values())
+        ),
+        timeout=ROLLOUT_TIMEOUT,
+        what="the rollout to finish and every pendingRestart to clear",
+    )
+
+
 def rollout(obj: Obj) -> Obj:
     return condition(obj, "Rollout")
 
@@ -106,15 +118,7 @@ def test_a_rolling_policy_reboots_its_waiting_vms_inside_the_window_within_max_c
     uuids = e2e.vms.take(5, track="host", where=running_windows)
 
     e2e.tenant.apply(rolling("roll", uuids, max_concurrent=2))
-    got = e2e.tenant.wait_policy(
-        "roll",
-        lambda p: (
-            condition_is(p, "Rollout", "True", "Complete")
-            and not any(e.get("pendingRestart") for e in vm_entries(p).values())
-        ),
-        timeout=ROLLOUT_TIMEOUT,
-        what="the rollout to finish and every pendingRestart to clear",
-    )
+    got = wait_rolled_out(e2e, "roll")
 
     done = reboots(e2e, uuids)
     assert sorted(r.uuid for r in done) == sorted(uuids)  # each exactly once
@@ -199,15 +203,7 @@ def test_a_kill_9_mid_rollout_never_reboots_a_vm_twice(e2e: E2E) -> None:
     assert e2e.simulator.admin.stats().rebooting == []  # ZStack has not started it yet
     e2e.operator.start()
 
-    e2e.tenant.wait_policy(
-        "crash",
-        lambda p: (
-            condition_is(p, "Rollout", "True", "Complete")
-            and not any(e.get("pendingRestart") for e in vm_entries(p).values())
-        ),
-        timeout=ROLLOUT_TIMEOUT,
-        what="the rollout to finish after the restart",
-    )
+    wait_rolled_out(e2e, "crash")
     done = reboots(e2e, uuids)
     assert sorted(r.uuid for r in done) == sorted(uuids), done  # every VM once, none twice
     assert peak(done) <= 2

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vmclock.engine.cron import Cron, CronError, MaintenanceWindow
-from vmclock.engine.spec import InvalidSpec
+from vmclock.engine.spec import InvalidSpec, object_of
 
 NEVER, ROLLING = "Never", "Rolling"
 RESTART_POLICIES = (NEVER, ROLLING)
@@ -70,13 +70,9 @@ def _zone(name: Any) -> ZoneInfo:
 
 def _window(raw: Any) -> MaintenanceWindow:
     field = "spec.restart.maintenanceWindow"
-    if not isinstance(raw, Mapping):
+    if raw is None:
         raise InvalidSpec(field, "is required with policy Rolling: an object with schedule and duration")
-    unknown = sorted(set(raw) - set(_WINDOW_FIELDS))
-    if unknown:
-        raise InvalidSpec(
-            f"{field}.{unknown[0]}", f"unknown field; allowed fields: {', '.join(_WINDOW_FIELDS)}"
-        )
+    raw = object_of(raw, field, _WINDOW_FIELDS)
     schedule = raw.get("schedule")
     if not isinstance(schedule, str):
         raise InvalidSpec(f"{field}.schedule", "is required: a 5-field cron expression such as '0 2 * * 6'")
@@ -94,13 +90,7 @@ def parse_restart(spec: Mapping[str, Any]) -> RestartSpec:
     raw = spec.get("restart")
     if raw is None:
         return RestartSpec()
-    if not isinstance(raw, Mapping):
-        raise InvalidSpec("spec.restart", f"must be an object with some of: {', '.join(_FIELDS)}")
-    unknown = sorted(set(raw) - set(_FIELDS))
-    if unknown:
-        raise InvalidSpec(
-            f"spec.restart.{unknown[0]}", f"unknown field; allowed fields: {', '.join(_FIELDS)}"
-        )
+    raw = object_of(raw, "spec.restart", _FIELDS)
     policy = raw.get("policy", NEVER)
     if policy not in RESTART_POLICIES:
         raise InvalidSpec(

@@ -131,18 +131,23 @@ class ConfigMapRecord:
         self._runtime.record = RecordCache(entries, str(written["metadata"].get("resourceVersion") or ""))
 
     def _body(self, tracks: Mapping[str, Track], origins: Origins) -> dict[str, Any]:
-        owner = owner_reference(self._policy, self._uid)
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": self._name,
-                "namespace": self._policy.namespace,
-                "labels": dict(MANAGED_BY),
-                "ownerReferences": [owner],
-            },
-            "data": {KEY: encode_record(tracks, origins)},
-        }
+        return record_body(self._policy, self._uid, self._name, {KEY: encode_record(tracks, origins)})
+
+
+def record_body(policy: Ref, uid: str, name: str, data: Mapping[str, str]) -> dict[str, Any]:
+    """A ConfigMap a policy keeps beside it: labelled as ours and owned by the policy's uid, so Kubernetes'
+    garbage collector removes it with the policy."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": policy.namespace,
+            "labels": dict(MANAGED_BY),
+            "ownerReferences": [owner_reference(policy, uid)],
+        },
+        "data": dict(data),
+    }
 
 
 async def delete_record(kube: KubeApi, policy: Ref, *, owner_uid: str) -> None:

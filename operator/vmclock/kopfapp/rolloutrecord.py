@@ -16,12 +16,11 @@ from typing import Any
 
 from vmclock.engine.restarts import RolloutRecord
 from vmclock.kopfapp.records import (
-    MANAGED_BY,
     RecordNotOurs,
     delete_exactly,
-    owner_reference,
     owning_name,
     owning_uid,
+    record_body,
     record_name,
 )
 from vmclock.kubeapi import Gone, KubeApi
@@ -69,14 +68,4 @@ class ConfigMapRolloutStore:
         self._version = str(written["metadata"].get("resourceVersion") or "")
 
     def _body(self, record: RolloutRecord) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": self._name,
-                "namespace": self._policy.namespace,
-                "labels": dict(MANAGED_BY),
-                "ownerReferences": [owner_reference(self._policy, self._uid)],
-            },
-            "data": {KEY: record.encode()},
-        }
+        return record_body(self._policy, self._uid, self._name, {KEY: record.encode()})
