@@ -136,27 +136,44 @@ class MaintenanceWindow:
         """The start (UTC) of the window open at `now`, None if closed. Windows that overlap or touch are
         one open period starting at its first fire time, so a rollout never restarts in the middle of it.
         A period open longer than CHAIN_LIMIT (e.g. `* * * * *`) starts at its week (from the epoch)."""
-        moment, oldest = _floor_minute(now), now - CHAIN_LIMIT
-        reach = now - self.duration  # a fire after this keeps the window open at `now`
-        start = None
-        while moment > reach or (start is not None and moment >= reach):
-            if moment <= oldest:
+        start = self._last_fire(now - self.duration, now)
+        while start is not None:
+            if start <= now - CHAIN_LIMIT:
                 return EPOCH + (now - EPOCH) // WEEK * WEEK
-            if self.schedule.matches(moment.astimezone(self.zone)):
-                start, reach = moment, moment - self.duration  # an earlier fire reaching here extends it
-            moment -= MINUTE
-        return start
+            earlier = self._first_fire(start - self.duration, start)  # a window reaching `start`
+            if earlier is None:
+                return start
+            start = earlier
+        return None
 
     def next_opening(self, now: datetime) -> datetime | None:
         """The first fire time (UTC) after `now`; None if none within SEARCH_YEARS (e.g. 31 February)."""
-        moment = _floor_minute(now) + MINUTE
-        end = now + timedelta(days=366 * SEARCH_YEARS)
+        return self._first_fire(_floor_minute(now) + MINUTE, now + timedelta(days=366 * SEARCH_YEARS))
+
+    def _first_fire(self, start: datetime, end: datetime) -> datetime | None:
+        """The first fire time in [start, end), stepping over whole local hours that cannot fire (time zone
+        offsets move by whole hours or half hours, so local hours start on UTC minutes)."""
+        moment = _floor_minute(start)
+        moment += MINUTE if moment < start else timedelta(0)
         while moment < end:
             local = moment.astimezone(self.zone)
             if not self.schedule.hour_matches(local):
-                moment += timedelta(minutes=60 - local.minute)  # the next local hour (offsets move by hours)
-                continue
-            if local.minute in self.schedule.minutes:
+                moment += timedelta(minutes=60 - local.minute)
+            elif local.minute in self.schedule.minutes:
                 return moment
-            moment += MINUTE
+            else:
+                moment += MINUTE
+        return None
+
+    def _last_fire(self, start: datetime, end: datetime) -> datetime | None:
+        """The last fire time in (start, end], stepping back over local hours that cannot fire."""
+        moment = _floor_minute(end)
+        while moment > start:
+            local = moment.astimezone(self.zone)
+            if not self.schedule.hour_matches(local):
+                moment -= timedelta(minutes=local.minute + 1)
+            elif local.minute in self.schedule.minutes:
+                return moment
+            else:
+                moment -= MINUTE
         return None
