@@ -207,3 +207,28 @@ def test_a_kill_9_mid_rollout_never_reboots_a_vm_twice(e2e: E2E) -> None:
     done = reboots(e2e, uuids)
     assert sorted(r.uuid for r in done) == sorted(uuids), done  # every VM once, none twice
     assert peak(done) <= 2
+
+
+def test_the_reboot_intents_live_in_a_configmap_the_policy_owns_and_never_in_someone_elses(e2e: E2E) -> None:
+    e2e.connect()
+    first, second = e2e.vms.take(2, track="host", where=running_windows)
+    e2e.tenant.apply(rolling("owned", [first]))
+    got = wait_rolled_out(e2e, "owned")
+    record = e2e.tenant.find("configmap", "vmclock-reboots-owned")
+    assert record is not None, "the rollout records its reboots in a ConfigMap"
+    assert [o["uid"] for o in record["metadata"]["ownerReferences"]] == [got["metadata"]["uid"]]
+    assert first in record["data"]["rollout"]
+
+    someone_elses = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "vmclock-reboots-taken"}}
+    e2e.tenant.apply({**someone_elses, "data": {"note": "not the operator's"}})
+    e2e.tenant.apply(rolling("taken", [second]))
+    got = e2e.tenant.wait_policy(
+        "taken",
+        lambda p: condition_is(p, "Rollout", "False", "RecordConflict"),
+        timeout=READY_TIMEOUT,
+        what="the rollout to refuse a record it does not own",
+    )
+    assert "vmclock-reboots-taken" in rollout(got)["message"]
+    e2e.tenant.wait_event("taken", "RecordConflict", timeout=READY_TIMEOUT)
+    assert reboots(e2e, [second]) == []
+    assert e2e.tenant.get("configmap", "vmclock-reboots-taken")["data"] == {"note": "not the operator's"}
