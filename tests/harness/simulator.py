@@ -37,6 +37,7 @@ class SimVm:
     zone_uuid: str = ""
     cluster_uuid: str = ""
     user_tags: tuple[str, ...] = ()
+    domain_track: str = ""  # the track the running domain was built with (the stored one applies at boot)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> SimVm:
@@ -49,6 +50,7 @@ class SimVm:
             zone_uuid=raw["zoneUuid"],
             cluster_uuid=raw["clusterUuid"],
             user_tags=tuple(raw["userTags"]),
+            domain_track=raw.get("domainTrack") or "",
         )
 
 
@@ -62,12 +64,29 @@ class SimWrite:
 
 
 @dataclass(frozen=True)
+class SimReboot:
+    """One RebootVmInstance that reached the hypervisor: from Rebooting to its end (``ok``: Running again)."""
+
+    uuid: str
+    start: float
+    end: float
+    ok: bool
+
+
+@dataclass(frozen=True)
 class SimStats:
-    """``GET /_sim/stats``: API calls by name, completed writes in order, peak concurrency."""
+    """``GET /_sim/stats``: API calls by name, completed writes in order, peak concurrency, reboots."""
 
     calls: dict[str, int]
     writes: list[SimWrite]
     max_in_flight: int
+    reboots: list[SimReboot] = field(default_factory=list)
+    max_concurrent_reboots: int = 0
+    rebooting: list[str] = field(default_factory=list)  # VMs in a reboot right now
+
+    def reboots_of(self, uuids: Iterable[str]) -> list[SimReboot]:
+        wanted = set(uuids)
+        return [reboot for reboot in self.reboots if reboot.uuid in wanted]
 
     def count(self, api: str) -> int:
         return self.calls.get(api, 0)
@@ -102,6 +121,9 @@ class SimulatorAdmin:
             calls=dict(raw["calls"]),
             writes=[SimWrite(at=w["at"], uuid=w["uuid"], track=w["track"]) for w in raw["writes"]],
             max_in_flight=raw["maxInFlight"],
+            reboots=[SimReboot(r["uuid"], r["start"], r["end"], r["ok"]) for r in raw["reboots"]],
+            max_concurrent_reboots=raw["maxConcurrentReboots"],
+            rebooting=list(raw["rebooting"]),
         )
 
     def reset_stats(self) -> None:
@@ -177,8 +199,10 @@ class SimulatorAdmin:
         html502_rate: float = 0.0,
         lost_accept_rate: float = 0.0,
         ready: bool = True,
+        reboot_failures: dict[str, str] | None = None,
     ) -> None:
-        """Replace every fault setting at once (unset ones return to "no fault")."""
+        """Replace every fault setting at once (unset ones return to "no fault"). ``reboot_failures``: VMs
+        that do not come back from a reboot, and the state each is left in (Stopped or Unknown)."""
         rates = {api: {"rate": rate, "code": code} for api, rate in (error_rates or {}).items()}
         self._call(
             "PUT",
@@ -190,6 +214,7 @@ class SimulatorAdmin:
                 "html502Rate": html502_rate,
                 "lostAcceptRate": lost_accept_rate,
                 "ready": ready,
+                "rebootFailures": reboot_failures or {},
             },
         )
 
@@ -213,6 +238,7 @@ class SimulatorProcess(ManagedProcess):
     port: int = 0
     zstack_version: str | None = None
     job_latency: float | None = None
+    reboot_seconds: float | None = None
     session_timeout: float | None = None
     accounts: Sequence[tuple[str, str]] = ()
     access_keys: Sequence[tuple[str, str]] = ()
@@ -225,6 +251,7 @@ class SimulatorProcess(ManagedProcess):
         optional = {
             "--zstack-version": self.zstack_version,
             "--job-latency": self.job_latency,
+            "--reboot-seconds": self.reboot_seconds,
             "--session-timeout": self.session_timeout,
         }
         for flag, value in optional.items():

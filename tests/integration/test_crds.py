@@ -239,6 +239,9 @@ def test_crd_is_established_and_structural(installed_crds: list[str], kubectl: K
         ("vmclockpolicy.spec.selector.platforms", ["Windows", "WindowsVirtio", "Paravirtualization"]),
         ("vmclockpolicy.status.selector.omitted", ["left out of status.vms"]),
         ("vmclockpolicy.status.connection.reason", ["Ready condition", "NotFound"]),
+        ("vmclockpolicy.spec.restart", ["maintenanceWindow", "maxConcurrent", "pendingRestart", "Halted"]),
+        ("vmclockpolicy.spec.restart.maintenanceWindow.schedule", ["5-field cron", "0 2 * * 6"]),
+        ("vmclockpolicy.spec.restart.maintenanceWindow.duration", ["Go duration", "168h"]),
         ("zstackconnection.spec.credentialsSecretRef", ["accessKeyId", "no namespace field"]),
         ("zstackconnection.status.clockTrackStorage", ["ResourceConfig", "SystemTag"]),
     ],
@@ -322,6 +325,17 @@ def test_boundary_values_are_accepted(published: None, kubectl: Kubectl, namespa
     highest["spec"].update(endpoint="http://10.0.0.5:8080/custom/zstack", contextPath="/")
     kubectl.apply([policy, lowest, highest], namespace=namespace)
     assert len(_get(kubectl, "vmclockpolicy", "policy", namespace)["spec"]["vmUuids"]) == 1000
+
+
+def test_a_rolling_restart_gets_its_defaults(published: None, kubectl: Kubectl, namespace: str) -> None:
+    window = {"schedule": "*/30 1-3 1,15 * 0-6", "duration": "1h30m"}
+    kubectl.apply([_policy(restart={"policy": "Rolling", "maintenanceWindow": window})], namespace=namespace)
+    assert _get(kubectl, "vmclockpolicy", "policy", namespace)["spec"]["restart"] == {
+        "policy": "Rolling",
+        "maintenanceWindow": {**window, "timeZone": "UTC"},
+        "maxConcurrent": 1,
+        "onlyRunning": True,
+    }
 
 
 GOOD_SELECTORS = [
@@ -464,6 +478,36 @@ INVALID = [
     ),
     ("connection-ref-bad-name", _policy(connectionRef={"name": "Bad_Name"}), "spec.connectionRef.name"),
     ("policy-resync-too-short", _policy(resyncIntervalSeconds=9), "spec.resyncIntervalSeconds"),
+    ("restart-policy-unknown", _policy(restart={"policy": "Always"}), "spec.restart.policy"),
+    (
+        "restart-rolling-without-window",
+        _policy(restart={"policy": "Rolling"}),
+        "spec.restart.maintenanceWindow",
+    ),
+    (
+        "restart-schedule-four-fields",
+        _policy(
+            restart={"policy": "Rolling", "maintenanceWindow": {"schedule": "0 2 * *", "duration": "4h"}}
+        ),
+        "spec.restart.maintenanceWindow.schedule",
+    ),
+    (
+        "restart-duration-words",
+        _policy(
+            restart={
+                "policy": "Rolling",
+                "maintenanceWindow": {"schedule": "0 2 * * 6", "duration": "4 hours"},
+            }
+        ),
+        "spec.restart.maintenanceWindow.duration",
+    ),
+    (
+        "restart-window-without-duration",
+        _policy(restart={"policy": "Rolling", "maintenanceWindow": {"schedule": "0 2 * * 6"}}),
+        "spec.restart.maintenanceWindow.duration",
+    ),
+    ("restart-max-concurrent-zero", _policy(restart={"maxConcurrent": 0}), "spec.restart.maxConcurrent"),
+    ("restart-only-running-false", _policy(restart={"onlyRunning": False}), "spec.restart.onlyRunning"),
     ("policy-resync-string", _policy(resyncIntervalSeconds="300"), "spec.resyncIntervalSeconds"),
     ("endpoint-missing", _without(_connection(), "spec.endpoint"), "spec.endpoint"),
     ("endpoint-no-scheme", _connection(endpoint="zstack.example:8080"), "spec.endpoint"),

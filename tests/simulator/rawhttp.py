@@ -74,6 +74,10 @@ class ZS:
             "PUT", f"/v1/vm-instances/{uuid}/actions", json=body, headers={**self.auth(), **(headers or {})}
         )
 
+    async def reboot(self, uuid: str) -> Resp:
+        body = {"rebootVmInstance": {}, "systemTags": [], "userTags": []}
+        return await self.call("PUT", f"/v1/vm-instances/{uuid}/actions", json=body, headers=self.auth())
+
     def job_url(self, accepted: Resp) -> str:
         """The 202's location with the advertised host rewritten to ours, as the SDKs do."""
         location = accepted.json()["location"]

@@ -20,7 +20,18 @@ async def test_vms_lists_the_fleet_with_tracks(zs: ZS) -> None:
     status, vms = await admin(zs, "GET", "/vms")
     assert status == 200
     assert [vm["uuid"] for vm in vms] == zs.sim.state.vm_uuids()
-    keys = ("clusterUuid", "name", "platform", "state", "track", "userTags", "uuid", "zoneUuid")
+    keys = (
+        "clusterUuid",
+        "domainTrack",
+        "lastOpDate",
+        "name",
+        "platform",
+        "state",
+        "track",
+        "userTags",
+        "uuid",
+        "zoneUuid",
+    )
     assert {tuple(sorted(vm)) for vm in vms} == {keys}
     assert {vm["track"] for vm in vms} == {"guest", "host"}
 
@@ -71,6 +82,7 @@ async def test_put_faults_replaces_everything(zs: ZS) -> None:
         "html502Rate": 0,
         "lostAcceptRate": 0,
         "ready": True,
+        "rebootFailures": {},
     }
     status, faults = await admin(zs, "PUT", "/faults", body)
     assert (status, faults) == (200, body)

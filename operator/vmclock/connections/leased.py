@@ -126,11 +126,17 @@ class LeasedClient:
     async def set_clock_track(
         self, uuid: str, track: Track, *, may_send: MaySend | None = None
     ) -> VmInventory:
+        return await self._submit(lambda c: c.set_clock_track(uuid, track, may_send=self._guard(c, may_send)))
+
+    async def reboot_vm(self, uuid: str, *, may_send: MaySend | None = None) -> VmInventory:
+        return await self._submit(lambda c: c.reboot_vm(uuid, may_send=self._guard(c, may_send)))
+
+    async def _submit(self, call: Callable[[ZStackClient], Awaitable[VmInventory]]) -> VmInventory:
+        """A write that goes through the newest client: one withdrawn because the client was swapped
+        under it (nothing was sent) goes again through the new one."""
         while True:
             try:
-                return await self._call(
-                    lambda c: c.set_clock_track(uuid, track, may_send=self._guard(c, may_send))
-                )
+                return await self._call(call)
             except ConnectionUnavailable as problem:
                 raise NotSent(f"not sent: {problem}") from None
             except NotSent as withdrawn:

@@ -157,14 +157,18 @@ _SELECTOR_LISTS: dict[str, tuple[int, Check]] = {
 }
 
 
-def _selector(raw: Any) -> Selector:
+def object_of(raw: Any, field: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    """`raw` as an object of only `allowed` fields (a schema-less CRD would keep a typo silently)."""
     if not isinstance(raw, Mapping):
-        raise InvalidSpec("spec.selector", f"must be an object with some of: {', '.join(_SELECTOR_FIELDS)}")
-    unknown = sorted(set(raw) - set(_SELECTOR_FIELDS))
+        raise InvalidSpec(field, f"must be an object with some of: {', '.join(allowed)}")
+    unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise InvalidSpec(
-            f"spec.selector.{unknown[0]}", f"unknown field; allowed fields: {', '.join(_SELECTOR_FIELDS)}"
-        )
+        raise InvalidSpec(f"{field}.{unknown[0]}", f"unknown field; allowed fields: {', '.join(allowed)}")
+    return raw
+
+
+def _selector(raw: Any) -> Selector:
+    raw = object_of(raw, "spec.selector", _SELECTOR_FIELDS)
     lists = {
         key: _string_set(raw[key], f"spec.selector.{key}", limit, check) if key in raw else ()
         for key, (limit, check) in _SELECTOR_LISTS.items()

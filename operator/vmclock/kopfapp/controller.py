@@ -57,6 +57,7 @@ from vmclock.engine.spec import (
 from vmclock.kopfapp.claims import IndexedPolicy, PolicyIndex, all_entries, of_connection
 from vmclock.kopfapp.metrics import Metrics
 from vmclock.kopfapp.records import ConfigMapRecord, RecordNotOurs, delete_record
+from vmclock.kopfapp.rolling import RolloutContext, roll_slice, with_rollout
 from vmclock.kopfapp.runtimes import PolicyRuntime, Runtimes
 from vmclock.kopfapp.statuswrite import status_patch
 from vmclock.kubeapi import Gone, KubeApi, Rejected, Stale
@@ -397,11 +398,19 @@ class PolicyController:
         self._remember_selection(runtime, spec, result.selected)
         await sink.save(result.status)
         post_events(body, result.events)
+        context = RolloutContext(self._kube, self._connections, runtime.uid, raw, self._now)
+        rollout = await roll_slice(context, state, spec, result, io)
+        await sink.save(
+            with_rollout(sink.stored, rollout.condition, generation=state.generation, now=self._now())
+        )
+        post_events(body, rollout.events)
         interval = resync_interval(spec.resync_interval_seconds if spec else None, connection_spec)
         observed = None if result.requeue_after_failure else observed_at
         self._measure(ref, result.status, result, interval=interval, observed_at=observed)
         self.runtimes.schedule(runtime, interval)
         outcome = self._requeue(runtime, state, result)
+        if rollout.requeue_after is not None:
+            self.queue.add_after(ref, rollout.requeue_after)  # the window's opening, or reboots still out
         if new_generation:
             self.kick_sharing(self._uuids_of(runtime, state), ref)
         summary = result.status.get("summary") or {}

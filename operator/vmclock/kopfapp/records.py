@@ -42,13 +42,18 @@ MAX_NAME = 253
 MANAGED_BY = {"app.kubernetes.io/managed-by": "vmclock"}
 
 
-def record_name(policy: str) -> str:
+def record_name(policy: str, prefix: str = PREFIX) -> str:
     """`vmclock-tracks-<policy>`; a name too long for that keeps a prefix of it and a hash of the whole."""
-    name = PREFIX + policy
+    name = prefix + policy
     if len(name) <= MAX_NAME:
         return name
     digest = hashlib.sha256(policy.encode()).hexdigest()[:10]
     return f"{name[: MAX_NAME - 11]}-{digest}"
+
+
+def owner_reference(policy: Ref, uid: str) -> dict[str, str]:
+    """The ownerReference that lets Kubernetes' garbage collector remove a record with its policy."""
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VmClockPolicy", "name": policy.name, "uid": uid}
 
 
 def _owner(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -56,12 +61,12 @@ def _owner(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return next((o for o in owners if o.get("kind") == "VmClockPolicy"), {})
 
 
-def _owner_uid(body: Mapping[str, Any]) -> str | None:
+def owning_uid(body: Mapping[str, Any]) -> str | None:
     uid = _owner(body).get("uid")
     return str(uid) if uid else None
 
 
-def _owner_name(body: Mapping[str, Any]) -> str | None:
+def owning_name(body: Mapping[str, Any]) -> str | None:
     name = _owner(body).get("name")
     return str(name) if name else None
 
@@ -91,14 +96,14 @@ class ConfigMapRecord:
 
     async def _read(self) -> RecordCache:
         body = await self._kube.get_config_map(self._policy.namespace, self._name)
-        if body is not None and _owner_name(body) == self._policy.name and _owner_uid(body) != self._uid:
+        if body is not None and owning_name(body) == self._policy.name and owning_uid(body) != self._uid:
             if not self._tidy:
                 return RecordCache({}, None)
-            await _delete_exactly(self._kube, self._policy.namespace, body)
+            await delete_exactly(self._kube, self._policy.namespace, body)
             body = await self._kube.get_config_map(self._policy.namespace, self._name)
         if body is None:
             return RecordCache({}, None)
-        if _owner_uid(body) != self._uid:
+        if owning_uid(body) != self._uid:
             raise RecordNotOurs(
                 f"ConfigMap {self._policy.namespace}/{self._name} exists and is not owned by this policy: "
                 "it keeps the VMs' previous tracks and must be this policy's own; delete or rename it"
@@ -126,23 +131,23 @@ class ConfigMapRecord:
         self._runtime.record = RecordCache(entries, str(written["metadata"].get("resourceVersion") or ""))
 
     def _body(self, tracks: Mapping[str, Track], origins: Origins) -> dict[str, Any]:
-        owner = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VmClockPolicy",
-            "name": self._policy.name,
-            "uid": self._uid,
-        }
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": self._name,
-                "namespace": self._policy.namespace,
-                "labels": dict(MANAGED_BY),
-                "ownerReferences": [owner],
-            },
-            "data": {KEY: encode_record(tracks, origins)},
-        }
+        return record_body(self._policy, self._uid, self._name, {KEY: encode_record(tracks, origins)})
+
+
+def record_body(policy: Ref, uid: str, name: str, data: Mapping[str, str]) -> dict[str, Any]:
+    """A ConfigMap a policy keeps beside it: labelled as ours and owned by the policy's uid, so Kubernetes'
+    garbage collector removes it with the policy."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": policy.namespace,
+            "labels": dict(MANAGED_BY),
+            "ownerReferences": [owner_reference(policy, uid)],
+        },
+        "data": dict(data),
+    }
 
 
 async def delete_record(kube: KubeApi, policy: Ref, *, owner_uid: str) -> None:
@@ -151,15 +156,15 @@ async def delete_record(kube: KubeApi, policy: Ref, *, owner_uid: str) -> None:
     left alone."""
     try:
         body = await kube.get_config_map(policy.namespace, record_name(policy.name))
-        if body is not None and _owner_uid(body) == owner_uid:
-            await _delete_exactly(kube, policy.namespace, body)
+        if body is not None and owning_uid(body) == owner_uid:
+            await delete_exactly(kube, policy.namespace, body)
     except Forbidden:
         # The namespace no longer lets the operator in (a namespace deletion removes its RoleBinding first,
         # or it opted out): the record is owned by the policy, so the garbage collector removes it.
         log.info("record of VmClockPolicy %s left to the garbage collector (access withdrawn)", policy)
 
 
-async def _delete_exactly(kube: KubeApi, namespace: str, body: Mapping[str, Any]) -> None:
+async def delete_exactly(kube: KubeApi, namespace: str, body: Mapping[str, Any]) -> None:
     meta = body["metadata"]
     with contextlib.suppress(ObjectConflict):
         await kube.delete_config_map(

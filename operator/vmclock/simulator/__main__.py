@@ -36,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
     parser.add_argument("--vms", type=int, default=50)
     parser.add_argument("--zstack-version", default="5.3.0")
     parser.add_argument("--job-latency", type=float, default=0.05, help="seconds each async job takes")
+    parser.add_argument(
+        "--reboot-seconds", type=float, default=0.5, help="seconds a RebootVmInstance keeps a VM Rebooting"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--session-timeout", type=float, default=7200.0, help="sliding session lifetime, seconds"
@@ -58,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
             vms=args.vms,
             zstack_version=args.zstack_version,
             job_latency=args.job_latency,
+            reboot_seconds=args.reboot_seconds,
             seed=args.seed,
             session_timeout=args.session_timeout,
             job_retention=args.job_retention,

@@ -103,6 +103,8 @@ class AdminRoutes:
             "platform": vm.platform,
             "state": vm.state,
             "track": self._state.track_of(uuid),
+            "domainTrack": self._state.domain_tracks.get(uuid),
+            "lastOpDate": vm.inventory()["lastOpDate"],
             "zoneUuid": vm.fields["zoneUuid"],
             "clusterUuid": vm.fields["clusterUuid"],
             "userTags": self._state.user_tags.tags_of(uuid),

@@ -38,6 +38,19 @@ def _set_vm_clock_track(apis: ZStackApis, features: Features) -> ApiSpec:
     )
 
 
+def _reboot_vm_instance(apis: ZStackApis) -> ApiSpec:
+    return ApiSpec(
+        "RebootVmInstance",
+        "org.zstack.header.vm.APIRebootVmInstanceMsg",
+        "PUT",
+        "/v1/vm-instances/{uuid}/actions",
+        apis.reboot_vm_instance,
+        action="rebootVmInstance",
+        params=(Param("uuid", mandatory=True, resource_type="VmInstanceVO"),),
+        is_async=True,
+    )
+
+
 def _queries(apis: ZStackApis) -> list[ApiSpec]:
     def query(name: str, message_class: str, path: str, handler: Handler) -> ApiSpec:
         return ApiSpec(name, message_class, "GET", path, handler, is_query=True)
@@ -173,7 +186,12 @@ def build_catalog(apis: ZStackApis, features: Features) -> tuple[list[ApiSpec], 
     """The APIs of this version, and the action URLs that many real APIs share: there RestServer picks the
     API by the body's action key and answers 400 "no action mapping" without one, even where none of the
     simulated APIs exist (a pre-4.1.0 SetVmClockTrack gets that 400, not "no api mapping")."""
-    catalog = [*_identity_and_node(apis), *_queries(apis), *_resource_configs(apis)]
+    catalog = [
+        *_identity_and_node(apis),
+        *_queries(apis),
+        *_resource_configs(apis),
+        _reboot_vm_instance(apis),
+    ]
     if features.has_set_vm_clock_track:
         catalog.append(_set_vm_clock_track(apis, features))
     return catalog, ["/v1/vm-instances/{uuid}/actions", "/v1/management-nodes/actions"]

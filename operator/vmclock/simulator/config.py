@@ -78,6 +78,8 @@ class SimulatorConfig:
     advertised_url: str | None = DEFAULT_ADVERTISED_URL
     context_path: str = "/zstack"
     api_timeout: float = 1800.0
+    reboot_seconds: float = 0.5
+    """How long a RebootVmInstance keeps a VM in Rebooting (stop and start on the hypervisor)."""
 
     def __post_init__(self) -> None:
         Features.of(self.zstack_version)  # fail at construction, not at the first request
@@ -85,6 +87,8 @@ class SimulatorConfig:
             raise ValueError("vms must be >= 0")
         if self.job_latency < 0 or self.session_timeout <= 0 or self.job_retention < 0:
             raise ValueError("job_latency and job_retention must be >= 0, session_timeout > 0")
+        if self.reboot_seconds < 0:
+            raise ValueError("reboot_seconds must be >= 0")
         if not self.context_path.startswith("/") or self.context_path.endswith("/"):
             raise ValueError("context_path must start with '/' and not end with it, e.g. '/zstack'")
 

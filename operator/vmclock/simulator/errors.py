@@ -22,7 +22,9 @@ DESCRIPTIONS = {
     "ID.1000": "Unable to authenticate a user",
     "ID.1001": "The session is invalid, either wrong session id or the session has been expired",
     "ID.1002": "Permission denied",
-    "VM.1010": "The operation is not allowed because the VM instance is not in a correct state",
+    "VM.1003": "Unable to reboot a vm",
+    "VM.1010": "VM is not in state that allows required operation",
+    "HOST.1005": "Failed to start a vm on the hypervisor",
 }
 
 

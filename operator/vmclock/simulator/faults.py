@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from vmclock.simulator.reboots import STUCK_STATES
 from vmclock.simulator.sessions import SessionStore
 
 ALL_APIS = "*"
@@ -28,6 +29,12 @@ def _rate(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{what} must be a number between 0 and 1, not {value!r}")
     return float(value)
+
+
+def _reboot_failures(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(v in STUCK_STATES for v in raw.values()):
+        raise ValueError(f"rebootFailures must map VM uuids to one of {', '.join(STUCK_STATES)}")
+    return {str(uuid): str(state) for uuid, state in raw.items()}
 
 
 def _error_rate(api: str, rate: Any, code: Any) -> ErrorRate:
@@ -47,6 +54,8 @@ class Faults:
     lost_accept_rate: float
     ready: bool
     error_rates: dict[str, ErrorRate]
+    reboot_failures: dict[str, str]
+    """VMs that do not come back from a reboot: the state each is left in (the reboot job fails)."""
 
     def __init__(self, sessions: SessionStore, seed: int = 0) -> None:
         self._sessions = sessions
@@ -60,6 +69,7 @@ class Faults:
         self.lost_accept_rate = 0.0
         self.ready = True
         self.error_rates = {}
+        self.reboot_failures = {}
 
     def set_error_rate(self, api: str, rate: float, code: str = "SYS.1001") -> None:
         """Fail `rate` of the calls to `api` (an API name such as "SetVmClockTrack", or "*" for every API)
@@ -103,9 +113,11 @@ class Faults:
         ready = data.get("ready", True)
         if not isinstance(ready, bool):
             raise TypeError(f"ready must be a boolean, not {ready!r}")
+        reboot_failures = _reboot_failures(data.get("rebootFailures", {}))
         self.latency, self.drop_rate, self.html502_rate = float(latency), drop, html502
         self.lost_accept_rate, self.ready = lost_accept, ready
         self.error_rates = {api: r for api, r in error_rates.items() if r.rate > 0.0}
+        self.reboot_failures = reboot_failures
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,4 +127,5 @@ class Faults:
             "html502Rate": self.html502_rate,
             "lostAcceptRate": self.lost_accept_rate,
             "ready": self.ready,
+            "rebootFailures": dict(self.reboot_failures),
         }

@@ -10,9 +10,11 @@ import asyncio
 
 from vmclock.simulator.config import SimulatorConfig
 from vmclock.simulator.errors import ApiError, argerr
+from vmclock.simulator.faults import Faults
 from vmclock.simulator.jobs import ChainQueues
 from vmclock.simulator.model import Call, Reply
 from vmclock.simulator.queries import QuerySpec, Table, run_query
+from vmclock.simulator.reboots import reboot
 from vmclock.simulator.state import SimState
 from vmclock.simulator.stats import Stats
 from vmclock.simulator.tracks import CATEGORY, SYNC_AFTER_RESUME, SYNC_INTERVAL, ResourceConfig
@@ -92,11 +94,19 @@ def _query(table: Table, spec: QuerySpec | None) -> Reply:
 class ZStackApis:
     """The handlers, bound to the simulator's state; `catalog.build_catalog` wires them to routes."""
 
-    def __init__(self, config: SimulatorConfig, state: SimState, stats: Stats, chains: ChainQueues) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        state: SimState,
+        stats: Stats,
+        chains: ChainQueues,
+        faults: Faults,
+    ) -> None:
         self._config = config
         self._state = state
         self._stats = stats
         self._chains = chains
+        self._faults = faults
 
     # --- identity and management node -------------------------------------------------------------
 
@@ -152,6 +162,17 @@ class ZStackApis:
             self._state.tracks.set(uuid, track)
             self._stats.record_write(uuid, track)
             return Reply({"inventory": vm.inventory()}, {"inventory": VM_CLASS})
+
+    async def reboot_vm_instance(self, call: Call) -> Reply:
+        """Stop and start on the hypervisor, in the VM's own chain: the domain is rebuilt with the stored
+        track (see reboots.py for what ZStack does and answers)."""
+        uuid = call.params["uuid"]
+        async with self._chains.chain(f"vm-{uuid}"):
+            await asyncio.sleep(self._config.job_latency)
+            stuck = self._faults.reboot_failures.get(uuid)
+            seconds = self._config.reboot_seconds
+            await reboot(self._state, self._stats.reboots, uuid, seconds=seconds, stuck=stuck)
+            return Reply({"inventory": self._state.vm(uuid).inventory()}, {"inventory": VM_CLASS})
 
     # --- resource configurations (>= 4.3.12 for vm.clock.track) ----------------------------------
 

@@ -36,7 +36,7 @@ class Simulator:
         self.faults = Faults(self.state.sessions, self.config.seed)
         jobs = JobStore(self.config.job_retention)
         self._mediator = Mediator(self.state, self.faults, jobs)
-        apis = ZStackApis(self.config, self.state, self.stats, ChainQueues())
+        apis = ZStackApis(self.config, self.state, self.stats, ChainQueues(), self.faults)
         catalog, shared_paths = build_catalog(apis, self.config.features)
         rest = RestServer(
             config=self.config,

@@ -25,7 +25,7 @@ from vmclock.simulator.tracks import (
 )
 from vmclock.simulator.usertags import UserTags
 
-VM_STATES = ("Running", "Stopped", "Paused", "Starting", "Stopping", "Unknown", "Destroyed")
+VM_STATES = ("Running", "Stopped", "Paused", "Starting", "Stopping", "Rebooting", "Unknown", "Destroyed")
 INHERIT = "inherit"  # a VM without a per-VM track row (or tag): it follows the global value
 
 
@@ -83,6 +83,8 @@ class SimState:
         row_uuids = random.Random(f"tracks-{config.seed}")
         for vm in self.vms.values():
             self._seed_track(vm, random_uuid(row_uuids))
+        self.domain_tracks: dict[str, str] = {uuid: self.tracks.effective(uuid) for uuid in self.vms}
+        """The track each VM's domain XML was built with: the stored one only takes effect at a (re)start."""
 
     def _seed_track(self, vm: Vm, row_uuid: str) -> None:
         if vm.initial_track == INHERIT:
@@ -122,7 +124,15 @@ class SimState:
     def set_vm_state(self, uuid: str, state: str) -> None:
         if state not in VM_STATES:
             raise ValueError(f"state must be one of {VM_STATES}, not {state!r}")
-        self.vm(uuid).change_state(state, time.time())
+        if state == "Running" and self.vm(uuid).state != "Running":
+            self.boot(uuid)
+        else:
+            self.vm(uuid).change_state(state, time.time())
+
+    def boot(self, uuid: str) -> None:
+        """The VM (re)starts on its host: a new domain XML, built with the track stored now."""
+        self.vm(uuid).change_state("Running", time.time())
+        self.domain_tracks[uuid] = self.tracks.effective(uuid)
 
     def set_platform(self, uuid: str, platform: str) -> None:
         """UpdateVmInstance(platform=...), e.g. a VM reinstalled with another OS."""
@@ -165,12 +175,14 @@ class SimState:
             self.user_tags.add(vm.uuid, tag)
         if spec.track != INHERIT:
             self.tracks.set(vm.uuid, spec.track)
+        self.domain_tracks[vm.uuid] = self.tracks.effective(vm.uuid)
         return vm
 
     def delete_vm(self, uuid: str) -> None:
         """Destroy and expunge: the VM, its resource config rows and its tags are gone (KeyError if
         unknown)."""
         del self.vms[uuid]
+        self.domain_tracks.pop(uuid, None)
         for config in {self.resource_configs, *self.configs.values()}:
             config.delete(uuid)
         self.system_tags.delete(uuid)

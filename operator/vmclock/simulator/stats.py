@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from vmclock.simulator.reboots import RebootLog
+
 
 @dataclass(frozen=True)
 class Write:
@@ -27,6 +29,7 @@ class Stats:
     writes: list[Write] = field(default_factory=list)
     max_in_flight: int = 0
     in_flight: int = 0
+    reboots: RebootLog = field(default_factory=RebootLog)
 
     def enter(self) -> None:
         self.in_flight += 1
@@ -43,10 +46,12 @@ class Stats:
         self.calls.clear()
         self.writes.clear()
         self.max_in_flight = self.in_flight
+        self.reboots.reset()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "calls": dict(self.calls),
             "writes": [{"at": w.at, "uuid": w.uuid, "track": w.track} for w in self.writes],
             "maxInFlight": self.max_in_flight,
+            **self.reboots.to_json(),
         }

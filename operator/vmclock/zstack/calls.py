@@ -84,9 +84,11 @@ class Api:
         body: Mapping[str, Any],
         *,
         may_send: MaySend | None = None,
+        retry: bool = True,
     ) -> dict[str, Any]:
         """An async API: submit, poll to the end, return the job's 200 body. `may_send` is asked before
-        every submit (a retry's too), once a request slot is held: see Transport.send."""
+        every submit (a retry's too), once a request slot is held: see Transport.send. `retry=False` for an
+        API that must not run twice (a reboot): one submit, only an expired session is logged in again."""
 
         async def attempt(grant: str | None) -> dict[str, Any]:
             def headers(verb: str, path: str) -> dict[str, str]:
@@ -94,7 +96,9 @@ class Api:
 
             return await self._jobs.run(api, method, api_path, body, headers, may_send=may_send)
 
-        return await self._call(api, attempt, authorized=True, policy=self._retry)
+        return await self._call(
+            api, attempt, authorized=True, policy=self._retry if retry else SINGLE_ATTEMPT
+        )
 
     async def _call(
         self,

@@ -22,6 +22,7 @@ from vmclock.zstack.models import Track, VmInventory, ZStackVersion
 from vmclock.zstack.observe import OnCall
 from vmclock.zstack.options import ClientOptions, Endpoint
 from vmclock.zstack.query import Page, encode_query
+from vmclock.zstack.reboot import reboot_vm
 from vmclock.zstack.redact import Redactor
 from vmclock.zstack.retry import RetryPolicy
 from vmclock.zstack.selection import Selector, selected_vms
@@ -178,3 +179,10 @@ class ZStackClient:
             interval_in_seconds=interval_in_seconds,
             may_send=may_send,
         )
+
+    async def reboot_vm(self, uuid: str, *, may_send: MaySend | None = None) -> VmInventory:
+        """RebootVmInstance (async job, sent once, never retried); returns the VM inventory after the reboot.
+
+        Raises ValueError for a malformed uuid, ZStackError for what ZStack said (VM.1003 for a VM that is
+        not Running or did not come back), NotSent when `may_send` withdrew it."""
+        return await reboot_vm(self._api, uuid, may_send=may_send)

@@ -1,0 +1,102 @@
+"""The controller's hook for rolling restarts: one rollout slice after a policy's reconcile.
+
+It runs after the reconcile's status is saved (the writes it reports must not wait for reboots), under the
+same deadline and stop gate, through its own lease of the connection, and saves the `Rollout` condition.
+It tells the controller when to look again: at the window's next opening, soon while reboots are out, or
+not at all (nothing to do, halted, blocked). A policy without `spec.restart.policy: Rolling` costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from vmclock.connections import ConnectionManager
+from vmclock.engine import PolicyState
+from vmclock.engine.reconcile import CONNECTED, ReconcileIO, ReconcileResult
+from vmclock.engine.report import Condition, EventSpec, find_condition, merge_conditions
+from vmclock.engine.rollout import ROLLOUT, Rebooter, RolloutIO, RolloutResult, roll
+from vmclock.engine.spec import RECONCILE_REQUESTED_ANNOTATION, PolicySpec, format_timestamp
+from vmclock.kopfapp.records import RecordNotOurs
+from vmclock.kopfapp.rolloutrecord import ConfigMapRolloutStore
+from vmclock.kubeapi import KubeApi
+from vmclock.refs import Ref
+
+RECORD_CONFLICT = "RecordConflict"
+
+
+@dataclass(frozen=True)
+class RolloutContext:
+    """What the controller lends one slice."""
+
+    kube: KubeApi
+    connections: ConnectionManager
+    uid: str
+    raw_connection: Mapping[str, Any] | None
+    clock: Callable[[], datetime]
+
+
+def blocked_by(state: PolicyState, spec: PolicySpec | None, result: ReconcileResult) -> str | None:
+    """Why this reconcile may reboot nothing, or None."""
+    if spec is None:
+        return "the spec is invalid"
+    if state.paused:
+        return "the policy is paused (annotation vmclock.zstack.io/paused)"
+    if not spec.enforce:
+        return "spec.managementPolicy is Observe"
+    reason = (result.status.get("connection") or {}).get("reason")
+    if result.requeue_after_failure or reason != CONNECTED:
+        return f"the connection is not Ready ({reason or 'unknown'})"
+    return None
+
+
+async def roll_slice(
+    context: RolloutContext,
+    state: PolicyState,
+    spec: PolicySpec | None,
+    result: ReconcileResult,
+    io: ReconcileIO,
+) -> RolloutResult:
+    """One slice; the condition to show (None: drop a leftover one), Events and when to look again."""
+    previous = (find_condition(result.status.get("conditions"), ROLLOUT) or {}).get("reason")
+    ref = Ref(*state.ref)
+    connection = spec.connection_name if spec is not None else ""
+    leases = contextlib.AsyncExitStack()
+
+    async def connect() -> Rebooter:
+        lease = context.connections.lease(ref.namespace, connection, context.raw_connection)
+        return await leases.enter_async_context(lease)
+
+    store = ConfigMapRolloutStore(context.kube, ref, context.uid)
+    rollout_io = RolloutIO(store, connect, context.clock, deadline=io.deadline, stop=io.stop_reason)
+    try:
+        return await roll(
+            state.spec,
+            result.status,
+            rollout_io,
+            generation=state.generation,
+            requested_at=state.annotations.get(RECONCILE_REQUESTED_ANNOTATION),
+            blocked=blocked_by(state, spec, result),
+            previous_reason=str(previous) if previous else None,
+        )
+    except RecordNotOurs as problem:
+        condition = Condition(ROLLOUT, "False", RECORD_CONFLICT, f"no reboots: {problem}")
+        events = (EventSpec("Warning", RECORD_CONFLICT, str(problem)),) * (previous != RECORD_CONFLICT)
+        return RolloutResult(condition, events)
+    finally:
+        await leases.aclose()
+
+
+def with_rollout(
+    status: Mapping[str, Any], condition: Condition | None, *, generation: int, now: datetime
+) -> dict[str, Any]:
+    """`status` with the Rollout condition set, or removed when the policy no longer rolls."""
+    conditions = status.get("conditions") or []
+    if condition is None:
+        kept = [c for c in conditions if not (isinstance(c, Mapping) and c.get("type") == ROLLOUT)]
+        return {**status, "conditions": kept}
+    merged = merge_conditions(conditions, [condition], generation=generation, now=format_timestamp(now))
+    return {**status, "conditions": merged}
