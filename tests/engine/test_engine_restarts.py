@@ -5,6 +5,7 @@ engine's in-memory one (the operator's ConfigMaps are exercised in tests/operato
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -175,6 +176,47 @@ async def test_a_wait_only_an_older_status_knew_is_kept_and_recorded(
     assert result.status["summary"]["pendingRestart"] == 1
     assert result.status["pendingRestartSince"] == EARLIER_TEXT
     assert record.pending == {vm: PendingRestart(EARLIER_TEXT, op_mark(inventory["lastOpDate"]))}
+
+
+async def test_a_crash_right_after_the_writes_forgets_no_wait(sim: Simulator, client: ZStackClient) -> None:
+    vms = fleet(sim, 3)
+
+    class Killed(Exception):
+        """The operator dies at its first record write after a VM was written."""
+
+    class Dying(MemoryRecord):
+        async def store_pending_restarts(self, pending: Mapping[str, PendingRestart]) -> None:
+            if sim.stats.writes:
+                raise Killed
+            await super().store_pending_restarts(pending)
+
+    record = Dying()
+    with contextlib.suppress(Killed):  # it dies only if it still had something to record then
+        await run(selector_policy(selector=FLEET), client, record)
+    assert all(sim.state.track_of(u) == "guest" for u in vms)
+    # Its status was never saved: only the record can know that the written VMs wait.
+    restarted = MemoryRecord(record.tracks, record.by)  # what the ConfigMaps hold when it comes back
+    restarted.pending = dict(record.pending)
+    again = await run(selector_policy(selector=FLEET), client, restarted, NOW + timedelta(hours=1))
+    assert again.status["summary"]["pendingRestart"] == len(vms)
+    assert again.status["pendingRestartSince"] == NOW_TEXT
+
+
+async def test_a_waiting_vm_seen_on_another_track_waits_no_more(sim: Simulator, client: ZStackClient) -> None:
+    [vm] = fleet(sim, 1)
+    record = MemoryRecord()
+    policy = PolicyState("ns", "p", 1, NOW, {"track": "guest", "vmUuids": [vm]})
+    first = await run(policy, client, record)
+    assert first.status["summary"]["pendingRestart"] == 1
+    sim.state.set_track_behind(vm, "host")  # drift, and the policy now only observes
+    observing = PolicyState(
+        "ns", "p", 2, NOW, {**policy.spec, "managementPolicy": "Observe"}, status=first.status
+    )
+    second = await run(observing, client, record)
+    assert second.status["summary"]["drifted"] == 1
+    assert second.status["summary"]["pendingRestart"] == 0, "a restart would apply host, not guest"
+    assert condition(second.status, "Effective")[:2] == ("True", "TrackEffective")
+    assert record.pending == {}
 
 
 def test_an_unreadable_vm_keeps_the_lastopdate_it_waits_on() -> None:

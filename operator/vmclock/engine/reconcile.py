@@ -57,6 +57,7 @@ from vmclock.engine.report import (
     bound_status,
     condition_reason,
     effective_condition,
+    expected_restarts,
     listed_first,
     listing,
     merge_conditions,
@@ -389,12 +390,9 @@ async def reconcile(
     )
     record, stored, origins = scope.record, scope.stored_record, io.record.origins()
     if plan.writes:
-        # Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored
-        # (in the record, shown in status too) before the first SetVmClockTrack for it leaves.
-        record, origins = record_before(record, plan.writes, scope.readings, origins, client.destination)
-        # Stored before every apply, changed or not: the ConfigMap may have been deleted or edited since
-        # it was last read, and a write must never leave without its intent on record.
-        await io.record.store(record, origins)
+        record, origins = await _record_intent(
+            io.record, plan, scope, origins, destination=client.destination, now=draft.stamp
+        )
         stored = record
         await io.save(draft.status({}, unsent=dict.fromkeys((w.uuid for w in plan.writes), APPLYING)))
 
@@ -438,6 +436,23 @@ async def reconcile(
         running=applied.running,
         selected=frozenset(scope.uuids) if scope.selection is not None else None,
     )
+
+
+async def _record_intent(
+    record: TrackRecord, plan: Plan, scope: _Scope, origins: Origins, *, destination: str, now: str
+) -> tuple[dict[str, Track], dict[str, str]]:
+    """Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored (in
+    the record, shown in status too) before the first SetVmClockTrack for it leaves, and so has every wait
+    for a restart those writes will start. The previous tracks are stored before every apply, changed or
+    not: the ConfigMap may have been deleted or edited since it was last read, and a write must never leave
+    without its intent on record."""
+    tracks, origins = record_before(scope.record, plan.writes, scope.readings, origins, destination)
+    await record.store(tracks, origins)
+    waiting = record.pending_restarts()
+    expected = expected_restarts(waiting, plan, now)
+    if expected != waiting:
+        await record.store_pending_restarts(expected)
+    return tracks, origins
 
 
 async def _store_record(

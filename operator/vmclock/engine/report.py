@@ -251,6 +251,22 @@ def pending_restarts(
     return kept
 
 
+def expected_restarts(
+    waiting: Mapping[str, PendingRestart], plan: Plan, now: str
+) -> dict[str, PendingRestart]:
+    """Intent before action, for restarts too: the VMs this plan's writes will leave waiting, stored before
+    the writes leave, so a crash during a long apply cannot forget a VM that status does not list. A write
+    that then fails clears at the end of this reconcile, or after a crash at the next one (the VM is seen on
+    another track)."""
+    expected = dict(waiting)
+    for vm in plan.vms:
+        before = vm.reading.inventory
+        waits = vm.write is not None and _pending_restart(None, before, None, wrote=True)
+        if waits and before is not None and vm.uuid not in expected:
+            expected[vm.uuid] = PendingRestart(now, op_mark(before.last_op_date))
+    return expected
+
+
 def pending_restart_count(status: Mapping[str, Any]) -> int:
     """How many VMs a stored status says wait for a restart; a status written before the summary counted
     them has only its listed VMs to say it."""
@@ -509,7 +525,10 @@ def selected_vm_entry(
             phase, error = failure_phase(outcome.error), outcome.error
             messages.append(f"writing track {desired} failed; retried at the next reconcile")
     wrote = outcome is not None and outcome.ok
-    pending = _pending_restart(previous, reading.inventory, inventory, wrote=wrote)
+    # A VM seen on another track than this policy's waits for no restart of ours: a restart would apply
+    # that other track (a wait recorded before a write that then failed, or drift left in Observe mode).
+    ours = observed in (None, desired)
+    pending = ours and _pending_restart(previous, reading.inventory, inventory, wrote=wrote)
     if plan.owner is not None:
         messages.append(describe_owner(plan.owner))
     elif phase is Phase.NOT_FOUND:
