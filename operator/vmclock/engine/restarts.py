@@ -5,7 +5,8 @@ Windows platforms. So a running Windows VM this policy changed "waits for a rest
 Running or its `lastOpDate` moves on (the clearing rule lives in report.py, `_pending_restart`). A selector
 policy may cover 10,000 VMs while its status lists 500, so what each waiting VM needs to be cleared later
 (when it started waiting, and the `lastOpDate` seen then) is kept beside the previous-track record, for
-every VM, not in status.
+every VM, not in status. Like the previous tracks, a wait is recorded before the write that starts it
+(report.py, `expected_restarts`).
 
 The text form is one line per waiting VM, `<uuid> <n> <mark>`, `n` naming a time listed once in a
 `@<n> <since>` header line (VMs changed in one round share it) and `mark` a digest of the `lastOpDate` seen
