@@ -65,7 +65,11 @@ async def test_only_differing_vms_are_written_and_a_second_round_writes_nothing(
     assert sorted(w.uuid for w in sim.stats.writes) == sorted(vms[1:])
     assert all(sim.state.track_of(u) == "guest" for u in vms)
     assert phases(first.status) == Counter({"Applied": 5, "InSync": 1})
-    assert [c["reason"] for c in first.status["conditions"]] == ["Available", "ReconcileSuccess"]
+    assert [c["reason"] for c in first.status["conditions"]] == [
+        "Available",
+        "ReconcileSuccess",
+        "RestartPending",
+    ]
     assert first.status["summary"]["inSync"] == 6
     assert [e.reason for e in first.events] == ["Applied"]
     assert sim.stats.max_in_flight > 1  # writes ran concurrently
@@ -128,6 +132,7 @@ async def test_paused_reads_but_never_writes(sim: Simulator, client: ZStackClien
     assert [(c["status"], c["reason"]) for c in result.status["conditions"]] == [
         ("False", "Drifted"),
         ("False", "ReconcilePaused"),
+        ("True", "TrackEffective"),  # nothing was written, so no restart is owed
     ]
     assert [e.reason for e in result.events] == ["Paused", "DriftDetected"]
 
@@ -207,6 +212,7 @@ def test_reconciling_mark_carries_the_new_generation() -> None:
     marked = reconciling_status(policy([uuid(1)], generation=4, status={"observedGeneration": 3}), NOW)
     assert marked["observedGeneration"] == 4
     assert [(c["status"], c["reason"], c["observedGeneration"]) for c in marked["conditions"]] == [
+        ("Unknown", "Reconciling", 4),
         ("Unknown", "Reconciling", 4),
         ("Unknown", "Reconciling", 4),
     ]

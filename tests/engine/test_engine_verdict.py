@@ -20,6 +20,7 @@ def test_summary_counts_each_phase() -> None:
         "notFound": 1,
         "conflicted": 1,
         "drifted": 1,
+        "pendingRestart": 0,
     }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from vmclock.engine.pending import op_mark
 from vmclock.engine.plan import Phase, PreviousVm, Purpose, VmPlan, VmReading, Write, WriteOutcome
 from vmclock.engine.report import selected_vm_entry
 from vmclock.zstack.errors import ZStackError
@@ -89,14 +90,14 @@ def test_pending_restart_clears_once_the_vm_was_restarted(
     state: str, last_op: str, still_pending: bool
 ) -> None:
     before = previous(
-        1, phase="Applied", observed_track="guest", pending_restart=True, inventory={"lastOpDate": "op-1"}
+        1, phase="Applied", observed_track="guest", pending_restart=True, op_mark=op_mark("op-1")
     )
     later = entry(reading(1, "guest", state=state, last_op=last_op), before=before)
     assert later["pendingRestart"] is still_pending
 
 
 def test_pending_restart_survives_an_unreadable_round() -> None:
-    before = previous(1, phase="Applied", pending_restart=True, inventory={"lastOpDate": "op-1"})
+    before = previous(1, phase="Applied", pending_restart=True, op_mark=op_mark("op-1"))
     later = entry(VmReading(error=ZStackError.client("SYS.1001", "slow")), before=before, phase=Phase.PENDING)
     assert later["pendingRestart"] is True
 

@@ -111,7 +111,7 @@ async def run(
     io = RolloutIO(store, connect, clock, stop=stop or (lambda: None))
     return await roll(
         policy,
-        current,
+        current["vms"],
         io,
         generation=generation,
         requested_at=requested_at,

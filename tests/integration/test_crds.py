@@ -238,6 +238,12 @@ def test_crd_is_established_and_structural(installed_crds: list[str], kubectl: K
         ("vmclockpolicy.spec.selector.namePattern", ["win-*", '"?" exactly one', '"%"', "commas"]),
         ("vmclockpolicy.spec.selector.platforms", ["Windows", "WindowsVirtio", "Paravirtualization"]),
         ("vmclockpolicy.status.selector.omitted", ["left out of status.vms"]),
+        (
+            "vmclockpolicy.status.summary.pendingRestart",
+            ["also those left out of status.vms", "next start or ZStack reboot", "maintenance window"],
+        ),
+        ("vmclockpolicy.status.pendingRestartSince", ["waited longest for a restart", "Effective"]),
+        ("vmclockpolicy.status.conditions", ["Effective", "RestartPending", "TrackEffective"]),
         ("vmclockpolicy.status.connection.reason", ["Ready condition", "NotFound"]),
         ("vmclockpolicy.spec.restart", ["maintenanceWindow", "maxConcurrent", "pendingRestart", "Halted"]),
         ("vmclockpolicy.spec.restart.maintenanceWindow.schedule", ["5-field cron", "0 2 * * 6"]),
@@ -585,6 +591,7 @@ def _vm_status(index: int, uuid: str) -> Obj:
         "previousTrack": "host",
         "lastAppliedTime": f"2026-11-27T11:{index % 60:02d}:{index * 7 % 60:02d}Z",
         "pendingRestart": index % 2 == 0,
+        **({"pendingRestartSince": "2026-11-27T10:00:00Z"} if index % 2 == 0 else {}),
         "message": "track applies at the next start or ZStack reboot"
         if windows
         else "platform Linux: ZStack stores the track but the RTC stays UTC, so it has no effect",
@@ -634,7 +641,9 @@ def _policy_status(uuids: list[str]) -> Obj:
                 "Ready", "False", "PartiallyApplied", f"{counts['Failed']} of {len(vms)} VMs failed: SYS.1006"
             ),
             _condition("Synced", "False", "ReconcileError", "SetVmClockTrack failed for some VMs: SYS.1006"),
+            _condition("Effective", "False", "RestartPending", "500 VMs wait for a restart"),
         ],
+        "pendingRestartSince": "2026-11-27T10:00:00Z",
         "summary": {
             "total": len(vms),
             "inSync": counts["InSync"] + counts["Applied"],
@@ -643,6 +652,7 @@ def _policy_status(uuids: list[str]) -> Obj:
             "notFound": counts["NotFound"],
             "conflicted": counts["Conflict"],
             "drifted": counts["Drifted"],
+            "pendingRestart": sum(vm["pendingRestart"] for vm in vms),
         },
         "vms": vms,
     }
@@ -726,6 +736,7 @@ def test_10000_vm_selector_status_round_trips_within_the_budget(
             "notFound": 0,
             "conflicted": 0,
             "drifted": len(listed),
+            "pendingRestart": 0,
         },
         "selector": {
             "matched": 10000,
@@ -787,6 +798,7 @@ def reported_objects(published: None, kubectl: Kubectl, namespace: str, tmp_path
             "notFound": 0,
             "conflicted": 0,
             "drifted": 0,
+            "pendingRestart": 1,
         },
     }
     _patch_status(kubectl, namespace, "zstackconnection/conn", connection_status, tmp_path)
@@ -804,13 +816,14 @@ class Printed:
 
 
 POLICY = Printed(
-    columns=("NAME", "TRACK", "VMS", "IN-SYNC", "FAILED", "READY", "SYNCED", "AGE"),
+    columns=("NAME", "TRACK", "VMS", "IN-SYNC", "FAILED", "PENDING-RESTART", "READY", "SYNCED", "AGE"),
     cells={
         "NAME": "policy",
         "TRACK": "guest",
         "VMS": "3",
         "IN-SYNC": "2",
         "FAILED": "1",
+        "PENDING-RESTART": "1",
         "READY": "False",
         "SYNCED": "True",
     },

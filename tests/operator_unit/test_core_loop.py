@@ -25,7 +25,7 @@ from vmclock.kopfapp.connections import ConnectionWorker
 from vmclock.kopfapp.controller import PolicyController
 from vmclock.kopfapp.liveness import Heartbeats
 from vmclock.kopfapp.metrics import Metrics
-from vmclock.kopfapp.records import record_name
+from vmclock.kopfapp.records import PREFIX, RESTARTS_PREFIX, record_name
 from vmclock.kubeapi import Forbidden, Rejected, Written
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
@@ -482,17 +482,23 @@ async def test_a_replica_paused_by_peering_starts_no_reconcile_until_it_resumes(
     await asyncio.gather(resumed, return_exceptions=True)
 
 
-async def test_a_record_configmap_the_policy_does_not_own_is_never_overwritten(parts: Parts) -> None:
-    """issue 15: a `vmclock-tracks-<name>` ConfigMap someone else made is not this policy's record: the policy
-    says so (RecordConflict) and writes nothing to ZStack, and the ConfigMap stays as it was."""
-    theirs = {"metadata": {"name": record_name("p"), "namespace": NS}, "data": {"previousTracks": "mine"}}
+@pytest.mark.parametrize("prefix", [PREFIX, RESTARTS_PREFIX])
+async def test_a_record_configmap_the_policy_does_not_own_is_never_overwritten(
+    parts: Parts, prefix: str
+) -> None:
+    """issue 15: a `vmclock-tracks-<name>` (or `vmclock-restarts-<name>`) ConfigMap someone else made is not
+    this policy's record: the policy says so (RecordConflict) and writes nothing to ZStack, and the ConfigMap
+    stays as it was."""
+    name = record_name("p", prefix)
+    theirs = {"metadata": {"name": name, "namespace": NS}, "data": {"previousTracks": "mine"}}
     await parts.kube.create_config_map(NS, theirs)
-    before = dict(parts.kube.config_maps[(NS, record_name("p"))])
+    before = dict(parts.kube.config_maps[(NS, name)])
     ref = parts.policy("p", parts.host_vms(2))
     parts.controller.enqueue(ref)
     await parts.settle(lambda: "RecordConflict" in repr(parts.status(ref).get("conditions")))
+    assert name in repr(parts.status(ref).get("conditions")), "the message names the ConfigMap"
     assert not parts.sim.stats.writes
-    assert parts.kube.config_maps[(NS, record_name("p"))] == before
+    assert parts.kube.config_maps[(NS, name)] == before
 
 
 async def test_a_restore_finishes_when_the_namespace_withdrew_configmap_access(parts: Parts) -> None:

@@ -67,6 +67,28 @@ def test_policy_gauges_follow_its_status() -> None:
     assert seen["vmclock_policy_resync_interval_seconds"] == {of(A): 60.0}
 
 
+def test_pending_restarts_count_every_selected_vm_not_only_the_listed_ones() -> None:
+    wall = Clock(1_800_000_000.0)  # 2027-01-15T08:00:00Z
+    metrics = Metrics(CollectorRegistry(), wall=wall)
+    listed = status(restarts=2)  # a selector policy lists 3 of its VMs; its summary counts all 1200
+    listed["summary"] = {**listed["summary"], "total": 1200, "inSync": 1200, "pendingRestart": 700}
+    listed["pendingRestartSince"] = "2027-01-15T05:00:00Z"
+    metrics.report_policy(A, listed, interval_seconds=60, observed_at=None)
+    seen = scrape(metrics)
+    assert seen["vmclock_policy_pending_restart_vms"] == {of(A): 700.0}
+    assert seen["vmclock_policy_oldest_pending_restart_seconds"] == {of(A): 3 * 3600.0}
+    assert of(A, phase="pendingRestart") not in seen["vmclock_policy_vms"], "a restart count is no phase"
+    assert seen["vmclock_vms"] == {
+        (("phase", "drifted"),): 0.0,
+        (("phase", "failed"),): 0.0,
+        (("phase", "inSync"),): 1200.0,
+    }
+    metrics.report_policy(A, status(), interval_seconds=60, observed_at=None)
+    seen = scrape(metrics)
+    assert seen["vmclock_policy_pending_restart_vms"] == {of(A): 0.0}
+    assert seen["vmclock_policy_oldest_pending_restart_seconds"] == {of(A): 0.0}
+
+
 def test_every_series_of_a_policy_goes_with_it() -> None:
     metrics = Metrics(CollectorRegistry())
     for ref in (A, B):
@@ -82,6 +104,7 @@ def test_every_series_of_a_policy_goes_with_it() -> None:
         "vmclock_policy_synced",
         "vmclock_policy_vms",
         "vmclock_policy_pending_restart_vms",
+        "vmclock_policy_oldest_pending_restart_seconds",
         "vmclock_policy_resync_interval_seconds",
         "vmclock_policy_last_observation_timestamp_seconds",
         "vmclock_policy_last_sync_success_timestamp_seconds",

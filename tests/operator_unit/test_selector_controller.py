@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from vmclock.engine.pending import decode_restarts
 from vmclock.engine.records import decode_record
 from vmclock.engine.spec import POLICY_PLURAL
-from vmclock.kopfapp.records import KEY, record_name
+from vmclock.kopfapp.records import KEY, RESTARTS_KEY, RESTARTS_PREFIX, record_name
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator
 
@@ -138,3 +139,37 @@ async def test_a_uuid_policy_beats_the_selector_policy_and_two_selectors_follow_
     parts.controller.enqueue(younger)
     await parts.settle(lambda: parts.status(younger).get("summary", {}).get("conflicted") == len(chosen) - 1)
     assert sim.state.track_of(chosen[1]) == "guest", "the older selector policy keeps its VMs"
+
+
+async def test_pending_restarts_live_in_their_own_configmap_beside_an_unchanged_record(
+    parts: Parts, sim: Simulator
+) -> None:
+    chosen = windows(sim)
+    running = {u for u in chosen if sim.state.vm(u).state == "Running" and sim.state.track_of(u) != "guest"}
+    assert running, "the seeded fleet has running Windows VMs to change"
+    ref = selector_policy(parts, "p", deletionPolicy="Restore")
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: ready(parts.status(ref)))
+    await idle(parts, ref)
+    status = parts.status(ref)
+    assert status["summary"]["pendingRestart"] == len(running)
+    assert [c["status"] for c in status["conditions"] if c["type"] == "Effective"] == ["False"]
+    restarts = parts.kube.config_maps.get((NS, record_name("p", RESTARTS_PREFIX)))
+    assert restarts is not None
+    assert [o["uid"] for o in restarts["metadata"]["ownerReferences"]] == ["uid-p"]
+    assert set(decode_restarts(restarts["data"][RESTARTS_KEY])) == running
+    tracks = record(parts, "p")
+    assert tracks is not None
+    assert list(tracks["data"]) == [KEY], "the previous tracks keep the form an older operator reads"
+
+    kube = parts.kube
+    assert isinstance(kube, RecordingKube)
+    stored, patches = len(kube.writes_at_store), len(kube.patches)
+    parts.controller.enqueue(ref)  # a resync with nothing new
+    await idle(parts, ref)
+    assert (len(kube.writes_at_store), len(kube.patches)) == (stored, patches), (
+        "no ConfigMap, no status write"
+    )
+
+    assert await parts.deleted(ref, 10.0)
+    assert parts.kube.config_maps.get((NS, record_name("p", RESTARTS_PREFIX))) is None, "it goes too"

@@ -9,11 +9,12 @@ reconcile (reconcile.py) reads through external.py, decides here, and reports th
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
+from vmclock.engine.pending import UNKNOWN_MARK, PendingRestart, op_mark
 from vmclock.engine.spec import PolicySpec
 from vmclock.zstack.errors import ZStackError
 from vmclock.zstack.models import TRACKS, Track, VmInventory
@@ -84,9 +85,11 @@ class WriteOutcome:
 # --- what the last status remembered ------------------------------------------------------------------------
 # What the last written status said, parsed leniently.
 #
-# Status is the engine's only memory between reconciles: `previousTrack` (for Restore), `lastAppliedTime`,
-# `pendingRestart` and the last seen `lastOpDate` live there. Anything malformed is read as "unknown" rather
-# than failing the reconcile, since status can be edited by hand or written by an older operator version.
+# Status is the engine's memory of the VMs it lists: `previousTrack` (for Restore), `lastAppliedTime`,
+# `pendingRestart` (since when) and the last seen `lastOpDate` live there; the record (records.py,
+# pending.py) keeps previous tracks and pending restarts for every VM, listed or not (`with_record`).
+# Anything malformed is read as "unknown" rather than failing the reconcile, since status can be edited by
+# hand or written by an older operator version.
 
 
 def _track(value: Any) -> Track | None:
@@ -106,21 +109,26 @@ class PreviousVm:
     last_applied_time: str | None = None
     pending_restart: bool = False
     error_code: str | None = None
-    inventory: Mapping[str, Any] = field(default_factory=dict)
+    op_mark: str = UNKNOWN_MARK  # restarts.op_mark of the lastOpDate last seen
+    pending_since: str | None = None  # when it started waiting for a restart (None: not waiting)
 
     @classmethod
     def from_status(cls, entry: Mapping[str, Any]) -> PreviousVm:
         error = entry.get("error")
         inventory = entry.get("inventory")
+        pending = entry.get("pendingRestart") is True
+        # A status written before pendingRestartSince existed: the write that left it waiting is the last one
+        since = _text(entry.get("pendingRestartSince")) or _text(entry.get("lastAppliedTime"))
         return cls(
             uuid=str(entry["uuid"]),
             phase=_text(entry.get("phase")),
             observed_track=_track(entry.get("observedTrack")),
             previous_track=_track(entry.get("previousTrack")),
             last_applied_time=_text(entry.get("lastAppliedTime")),
-            pending_restart=entry.get("pendingRestart") is True,
+            pending_restart=pending,
             error_code=_text(error.get("code")) if isinstance(error, Mapping) else None,
-            inventory=inventory if isinstance(inventory, Mapping) else {},
+            op_mark=op_mark(_text(inventory.get("lastOpDate")) if isinstance(inventory, Mapping) else None),
+            pending_since=since if pending else None,
         )
 
 
@@ -438,12 +446,23 @@ def plan_policy(
     return Plan(vms=vms, restores=restores)
 
 
-def with_record(previous: Mapping[str, PreviousVm], record: Mapping[str, Track]) -> dict[str, PreviousVm]:
-    """Status memory of the listed VMs, with the record as the truth for every previousTrack."""
+def with_record(
+    previous: Mapping[str, PreviousVm],
+    record: Mapping[str, Track],
+    restarts: Mapping[str, PendingRestart] | None = None,
+) -> dict[str, PreviousVm]:
+    """Status memory of the listed VMs, with the record as the truth for every previousTrack, and every VM
+    the record says waits for a restart (listed or not) waiting since the time it says. A VM only the status
+    says waits (written by an operator that kept it only there) still waits: forgetting a wait is the
+    error that matters, and a wrong one clears at the next look by the same rule."""
     merged = {uuid: replace(vm, previous_track=record.get(uuid)) for uuid, vm in previous.items()}
     for uuid, track in record.items():
         if uuid not in merged:
             merged[uuid] = PreviousVm(uuid=uuid, previous_track=track)
+    for uuid, waiting in (restarts or {}).items():
+        known = merged.get(uuid) or PreviousVm(uuid=uuid, previous_track=record.get(uuid))
+        mark = waiting.mark if waiting.mark != UNKNOWN_MARK else known.op_mark
+        merged[uuid] = replace(known, pending_restart=True, pending_since=waiting.since, op_mark=mark)
     return merged
 
 

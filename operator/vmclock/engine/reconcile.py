@@ -21,6 +21,7 @@ from vmclock.engine.external import (
     observe,
     observe_selection,
 )
+from vmclock.engine.pending import PendingRestart
 from vmclock.engine.plan import (
     Phase,
     Plan,
@@ -42,11 +43,13 @@ from vmclock.engine.plan import (
     selected_elsewhere,
     with_record,
 )
-from vmclock.engine.records import MemoryRecord, TrackRecord
+from vmclock.engine.records import MemoryRecord, Origins, TrackRecord
 from vmclock.engine.report import (
+    EFFECTIVE,
     ELSEWHERE_WHY,
     MAX_MESSAGE,
     PAUSED_REASON,
+    PENDING_RESTART_SINCE,
     READY,
     SYNCED,
     Condition,
@@ -54,11 +57,16 @@ from vmclock.engine.report import (
     Selection,
     bound_status,
     condition_reason,
+    effective_condition,
+    expected_restarts,
     listed_first,
     listing,
     merge_conditions,
+    oldest_pending_restart,
     one_line,
+    pending_restarts,
     ready_condition,
+    restarts_completed,
     restore_entry,
     selected_vm_entry,
     summarize,
@@ -180,6 +188,7 @@ class ReconcileResult:
     running: frozenset[str] = frozenset()  # VMs whose write job was cut at the deadline: it may still run
     requeue_after_failure: bool = False  # could not reach ZStack at all: back off and try again
     selected: frozenset[str] | None = None  # a selector policy's VMs as just resolved (None: not resolved)
+    vms: tuple[Mapping[str, Any], ...] = ()  # every selected VM's entry as just seen (status lists <= 500)
 
 
 async def _save_nothing(_: Mapping[str, Any]) -> None:
@@ -223,6 +232,7 @@ def reconciling_status(state: PolicyState, now: datetime) -> dict[str, Any]:
             [
                 Condition(READY, "Unknown", RECONCILING, message),
                 Condition(SYNCED, "Unknown", RECONCILING, message),
+                Condition(EFFECTIVE, "Unknown", RECONCILING, message),
             ],
             generation=state.generation,
             now=format_timestamp(now),
@@ -381,12 +391,9 @@ async def reconcile(
     )
     record, stored, origins = scope.record, scope.stored_record, io.record.origins()
     if plan.writes:
-        # Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored
-        # (in the record, shown in status too) before the first SetVmClockTrack for it leaves.
-        record, origins = record_before(record, plan.writes, scope.readings, origins, client.destination)
-        # Stored before every apply, changed or not: the ConfigMap may have been deleted or edited since
-        # it was last read, and a write must never leave without its intent on record.
-        await io.record.store(record, origins)
+        record, origins = await _record_intent(
+            io.record, plan, scope, origins, destination=client.destination, now=draft.stamp
+        )
         stored = record
         await io.save(draft.status({}, unsent=dict.fromkeys((w.uuid for w in plan.writes), APPLYING)))
 
@@ -404,17 +411,19 @@ async def reconcile(
         deadline=io.deadline,
     )
     kept = record_after(record, scope.uuids, plan.restores, applied.outcomes)
-    if kept != stored:
-        await io.record.store(kept, origins)
     status, entries = draft.final(applied.outcomes, applied.unsent)
-    events = transition_events(
-        plan,
-        applied.outcomes.values(),
-        entries,
-        previous,
-        was_paused=condition_reason(state.status, SYNCED) == PAUSED_REASON,
-        paused=state.paused,
-    )
+    await _store_record(io.record, stored, (kept, origins), pending_restarts(entries, previous))
+    events = [
+        *transition_events(
+            plan,
+            applied.outcomes.values(),
+            entries,
+            previous,
+            was_paused=condition_reason(state.status, SYNCED) == PAUSED_REASON,
+            paused=state.paused,
+        ),
+        *restarts_completed(state.status, status),
+    ]
     if condition_reason(status, READY) == NOTHING_SELECTED != condition_reason(state.status, READY):
         events.append(EventSpec("Warning", NOTHING_SELECTED, NOTHING_SELECTED_MESSAGE))
     return ReconcileResult(
@@ -427,7 +436,40 @@ async def reconcile(
         cut_short=applied.cut_short,
         running=applied.running,
         selected=frozenset(scope.uuids) if scope.selection is not None else None,
+        vms=tuple(entries),
     )
+
+
+async def _record_intent(
+    record: TrackRecord, plan: Plan, scope: _Scope, origins: Origins, *, destination: str, now: str
+) -> tuple[dict[str, Track], dict[str, str]]:
+    """Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored (in
+    the record, shown in status too) before the first SetVmClockTrack for it leaves, and so has every wait
+    for a restart those writes will start. The previous tracks are stored before every apply, changed or
+    not: the ConfigMap may have been deleted or edited since it was last read, and a write must never leave
+    without its intent on record."""
+    tracks, origins = record_before(scope.record, plan.writes, scope.readings, origins, destination)
+    await record.store(tracks, origins)
+    waiting = record.pending_restarts()
+    expected = expected_restarts(waiting, plan, now)
+    if expected != waiting:
+        await record.store_pending_restarts(expected)
+    return tracks, origins
+
+
+async def _store_record(
+    record: TrackRecord,
+    stored: Mapping[str, Track],
+    wanted: tuple[Mapping[str, Track], Origins],
+    waiting: Mapping[str, PendingRestart],
+) -> None:
+    """Each part of the record is written only when it changed: a resync that changes nothing writes
+    nothing, and one in which a restart is seen done writes the pending restarts once."""
+    tracks, origins = wanted
+    if tracks != stored:
+        await record.store(tracks, origins)
+    if waiting != record.pending_restarts():
+        await record.store_pending_restarts(waiting)
 
 
 @dataclass(frozen=True)
@@ -457,6 +499,7 @@ async def _scope(
     (design.md §5.12), so a switch between the two forms loses nothing it must put back."""
     previous = previous_vms(state.status)
     stored = await io.record.load()
+    restarts = io.record.pending_restarts()
     # previousTracks in status that the record lacks (written by an operator that kept them only there)
     # join the record
     record = {**restore_targets(previous), **stored}
@@ -466,7 +509,7 @@ async def _scope(
         targets = {u: t for u, t in record.items() if u not in selected} if spec.restore else {}
         readings = await io.read(client, [*spec.vm_uuids, *targets])
         rivals, _ = rivals_and_exceptions(me, others)
-        memory = with_record(previous, record)
+        memory = with_record(previous, record, restarts)
         return _Scope(me, spec.vm_uuids, readings, memory, targets, rivals, None, record, stored)
     resolved = await observe_selection(client, spec.selector)
     rivals, exceptions = rivals_and_exceptions(state.claim_for(spec), others)
@@ -475,7 +518,7 @@ async def _scope(
     targets = {u: t for u, t in record.items() if u not in mine} if spec.restore else {}
     readings = {**(await io.read(client, list(targets)) if targets else {}), **mine}
     me = state.claim_for(spec, selected=frozenset(mine))
-    previous = with_record(previous, record)
+    previous = with_record(previous, record, restarts)
     return _Scope(me, selection.uuids, readings, previous, targets, rivals, selection, record, stored)
 
 
@@ -516,7 +559,7 @@ class _Draft:
         entries += [
             entry
             for r in self.plan.restores
-            if (entry := restore_entry(r, outcomes.get(r.uuid), self.previous.get(r.uuid)))
+            if (entry := restore_entry(r, outcomes.get(r.uuid), self.previous.get(r.uuid), now=self.stamp))
         ]
         return entries
 
@@ -538,15 +581,19 @@ class _Draft:
         synced = synced_condition(paused=self.state.paused, first_error=_first_error(self.plan, outcomes))
         if self.selection is not None and self.selection.matched == 0:
             ready = Condition(READY, "True", NOTHING_SELECTED, NOTHING_SELECTED_MESSAGE)
-        return self._finish(entries, ready, synced), entries
+        return self._finish(entries, ready, synced, effective_condition(entries)), entries
 
-    def _finish(self, entries: list[dict[str, Any]], ready: Condition, synced: Condition) -> dict[str, Any]:
-        body = {**self.state.status, "summary": summarize(entries), "vms": entries}
+    def _finish(self, entries: list[dict[str, Any]], *conditions: Condition) -> dict[str, Any]:
+        """`conditions`: those this point of the reconcile knows; the others keep what is stored."""
+        body = {k: v for k, v in self.state.status.items() if k != PENDING_RESTART_SINCE}
+        body.update(summary=summarize(entries), vms=entries)
+        if oldest := oldest_pending_restart(entries):
+            body[PENDING_RESTART_SINCE] = oldest
         if self.selection is not None:
             body["vms"], omitted = listed_first(entries)
             body["selector"] = self.selection.status(self.stamp, omitted)
         body["connection"] = {"name": self.spec.connection_name, "reason": CONNECTED}
-        return _finish(self.state, body, [ready, synced], self.now, self.stored_conditions)
+        return _finish(self.state, body, conditions, self.now, self.stored_conditions)
 
 
 @dataclass(frozen=True)

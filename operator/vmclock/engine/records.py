@@ -9,6 +9,9 @@ at every reconcile, and used whole when the policy is deleted.
 Every kind of policy keeps its record there (design.md §5.12): a UUID policy's status lists all its VMs, but a
 policy switched from a selector to `vmUuids` (or back) must still put back what the other form changed.
 
+The record also says which VMs wait for a restart and since when (pending.py): every kind of policy keeps
+that for all its VMs, as status lists only some of a selector policy's.
+
 Each VM's entry also says through which destination (management node and account) the change was made, so a
 restore after the connection was pointed elsewhere never takes "not found there" for "restored".
 
@@ -25,6 +28,7 @@ from collections.abc import Mapping
 from typing import Protocol, cast
 from urllib.parse import quote, unquote
 
+from vmclock.engine.pending import PendingRestart
 from vmclock.zstack.models import TRACKS, Track
 
 _LINE = re.compile(r"^([0-9a-f]{32}) (\w+)(?: (\d+))?$")
@@ -46,6 +50,14 @@ class TrackRecord(Protocol):
         """Replace the record; raising stops the reconcile before anything more is written."""
         ...
 
+    def pending_restarts(self) -> dict[str, PendingRestart]:
+        """The VMs waiting for a restart (pending.py), as of the last `load` or `store_pending_restarts`."""
+        ...
+
+    async def store_pending_restarts(self, pending: Mapping[str, PendingRestart]) -> None:
+        """Replace the VMs waiting for a restart; kept beside the previous tracks, written apart from them."""
+        ...
+
 
 class MemoryRecord:
     """A record held in memory: what a standalone reconcile (and the engine's tests) use."""
@@ -53,7 +65,9 @@ class MemoryRecord:
     def __init__(self, tracks: Mapping[str, Track] | None = None, origins: Origins | None = None) -> None:
         self.tracks: dict[str, Track] = dict(tracks or {})
         self.by: dict[str, str] = dict(origins or {})
+        self.pending: dict[str, PendingRestart] = {}
         self.stores = 0
+        self.pending_stores = 0
 
     async def load(self) -> dict[str, Track]:
         return dict(self.tracks)
@@ -65,6 +79,13 @@ class MemoryRecord:
         self.tracks = dict(tracks)
         self.by = {u: o for u, o in origins.items() if u in tracks}
         self.stores += 1
+
+    def pending_restarts(self) -> dict[str, PendingRestart]:
+        return dict(self.pending)
+
+    async def store_pending_restarts(self, pending: Mapping[str, PendingRestart]) -> None:
+        self.pending = dict(pending)
+        self.pending_stores += 1
 
 
 def encode_record(tracks: Mapping[str, Track], origins: Origins | None = None) -> str:

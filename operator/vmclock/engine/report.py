@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from vmclock.engine.pending import UNKNOWN_MARK, PendingRestart, op_mark
 from vmclock.engine.plan import (
     HAS_DESIRED_TRACK,
     Phase,
@@ -123,6 +124,7 @@ def summarize(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         "notFound": phases[Phase.NOT_FOUND.value],
         "conflicted": phases[Phase.CONFLICT.value],
         "drifted": phases[Phase.DRIFTED.value],
+        "pendingRestart": sum(1 for e in entries if e.get("pendingRestart") is True),
     }
 
 
@@ -187,6 +189,105 @@ def synced_condition(*, paused: bool, first_error: str | None) -> Condition:
     return Condition(
         SYNCED, "True", "ReconcileSuccess", "the last ZStack round-trip completed without errors"
     )
+
+
+# --- Effective: has the track taken effect? -----------------------------------------------------------------
+# `Ready` says ZStack stores the desired track for every VM; `Effective` says whether the VMs run with it.
+# ZStack reads the track only when it rebuilds a VM's domain, so a running Windows VM this policy changed
+# waits for a restart (`pendingRestart`); Effective is False while any selected VM does, with how many and
+# since when. It speaks only of restarts: a VM an Observe policy would change waits for a write, not a
+# restart (Ready says Drifted), and a restart would change nothing for it, so it is not counted here.
+# The message names the oldest wait's time, not its age: an age would change the status at every resync
+# (the metric vmclock_policy_oldest_pending_restart_seconds gives the age).
+
+EFFECTIVE = "Effective"
+
+
+TRACK_EFFECTIVE = "TrackEffective"
+
+
+RESTART_PENDING = "RestartPending"
+
+
+RESTARTS_COMPLETED = "RestartsCompleted"
+
+
+PENDING_RESTART_SINCE = "pendingRestartSince"  # in status: the oldest wait, for metrics and alerts
+
+
+def oldest_pending_restart(entries: Sequence[Mapping[str, Any]]) -> str | None:
+    """When the VM waiting longest for a restart started waiting (RFC 3339 UTC sorts as text)."""
+    return min((str(e["pendingRestartSince"]) for e in entries if e.get("pendingRestartSince")), default=None)
+
+
+def effective_condition(entries: Sequence[Mapping[str, Any]]) -> Condition:
+    waiting = sorted(str(e["uuid"]) for e in entries if e.get("pendingRestart") is True)
+    if not waiting:
+        return Condition(EFFECTIVE, "True", TRACK_EFFECTIVE, "no selected VM waits for a restart")
+    count = f"{len(waiting)} VMs wait" if len(waiting) > 1 else "1 VM waits"
+    return Condition(
+        EFFECTIVE,
+        "False",
+        RESTART_PENDING,
+        f"{count} for a restart, the oldest since {oldest_pending_restart(entries)}: {RESTART_HINT} "
+        f"({listing(waiting)})",
+    )
+
+
+def pending_restarts(
+    entries: Iterable[Mapping[str, Any]], previous: Mapping[str, PreviousVm]
+) -> dict[str, PendingRestart]:
+    """What the record keeps of every waiting VM: since when, and the lastOpDate that will clear it (as
+    seen now; an unreadable VM keeps the one seen before)."""
+    kept: dict[str, PendingRestart] = {}
+    for entry in entries:
+        since = entry.get("pendingRestartSince")
+        if entry.get("pendingRestart") is True and isinstance(since, str):
+            uuid = str(entry["uuid"])
+            mark = op_mark((entry.get("inventory") or {}).get("lastOpDate"))
+            if mark == UNKNOWN_MARK and uuid in previous:
+                mark = previous[uuid].op_mark
+            kept[uuid] = PendingRestart(since, mark)
+    return kept
+
+
+def expected_restarts(
+    waiting: Mapping[str, PendingRestart], plan: Plan, now: str
+) -> dict[str, PendingRestart]:
+    """Intent before action, for restarts too: the VMs this plan's writes will leave waiting, stored before
+    the writes leave, so a crash during a long apply cannot forget a VM that status does not list. A write
+    that then fails clears at the end of this reconcile, or after a crash at the next one (the VM is seen on
+    another track)."""
+    expected = dict(waiting)
+    for vm in plan.vms:
+        before = vm.reading.inventory
+        waits = vm.write is not None and _pending_restart(None, before, None, wrote=True)
+        if waits and before is not None and vm.uuid not in expected:
+            expected[vm.uuid] = PendingRestart(now, op_mark(before.last_op_date))
+    return expected
+
+
+def pending_restart_count(status: Mapping[str, Any]) -> int:
+    """How many VMs a stored status says wait for a restart; a status written before the summary counted
+    them has only its listed VMs to say it."""
+    counted = (status.get("summary") or {}).get("pendingRestart")
+    if isinstance(counted, int):
+        return counted
+    return sum(1 for vm in status.get("vms") or () if isinstance(vm, Mapping) and vm.get("pendingRestart"))
+
+
+def restarts_completed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[EventSpec]:
+    """One Normal Event when the last waiting restart is seen done: the count went from some to none."""
+    waited = pending_restart_count(before)
+    if not waited or pending_restart_count(after):
+        return []
+    return [
+        EventSpec(
+            "Normal",
+            RESTARTS_COMPLETED,
+            f"no selected VM waits for a restart any more ({waited} did): the track is in effect",
+        )
+    ]
 
 
 # --- Events, on transitions only ----------------------------------------------------------------------------
@@ -352,8 +453,19 @@ def _pending_restart(
         return True  # not readable this time: keep what we knew
     if after.state != RUNNING:
         return False
-    last_seen = previous.inventory.get("lastOpDate")
-    return not (last_seen and after.last_op_date and last_seen != after.last_op_date)
+    seen, now = previous.op_mark, op_mark(after.last_op_date)
+    return UNKNOWN_MARK in (seen, now) or seen == now
+
+
+def _waiting_since(
+    previous: PreviousVm | None, before: VmInventory | None, *, pending: bool, now: str
+) -> str | None:
+    """A VM written again while it still waited (drift corrected before its restart) keeps waiting since
+    the first write: the restart it waits for is the same one."""
+    if not pending:
+        return None
+    still = _pending_restart(previous, before, before, wrote=False)
+    return (previous.pending_since if previous is not None and still else None) or now
 
 
 def _entry(
@@ -363,17 +475,18 @@ def _entry(
     observed: Track | None,
     previous_track: Track | None,
     last_applied: str | None,
-    pending_restart: bool,
+    pending_since: str | None,
     messages: list[str],
     error: ZStackError | None,
     inventory: VmInventory | None,
     conflict_with: str | None = None,
 ) -> dict[str, Any]:
-    entry: dict[str, Any] = {"uuid": uuid, "phase": phase.value, "pendingRestart": pending_restart}
+    entry: dict[str, Any] = {"uuid": uuid, "phase": phase.value, "pendingRestart": pending_since is not None}
     optional: dict[str, Any] = {
         "observedTrack": observed,
         "previousTrack": previous_track,
         "lastAppliedTime": last_applied,
+        "pendingRestartSince": pending_since,
         "message": one_line("; ".join(messages), MAX_VM_MESSAGE) if messages else None,
         "conflictWith": conflict_with,
         "error": error.to_status() if error is not None else None,
@@ -412,7 +525,10 @@ def selected_vm_entry(
             phase, error = failure_phase(outcome.error), outcome.error
             messages.append(f"writing track {desired} failed; retried at the next reconcile")
     wrote = outcome is not None and outcome.ok
-    pending = _pending_restart(previous, reading.inventory, inventory, wrote=wrote)
+    # A VM seen on another track than this policy's waits for no restart of ours: a restart would apply
+    # that other track (a wait recorded before a write that then failed, or drift left in Observe mode).
+    ours = observed in (None, desired)
+    pending = ours and _pending_restart(previous, reading.inventory, inventory, wrote=wrote)
     if plan.owner is not None:
         messages.append(describe_owner(plan.owner))
     elif phase is Phase.NOT_FOUND:
@@ -429,7 +545,7 @@ def selected_vm_entry(
         observed=observed,
         previous_track=previous_track,
         last_applied=last_applied,
-        pending_restart=pending,
+        pending_since=_waiting_since(previous, reading.inventory, pending=pending, now=now),
         messages=messages,
         error=error,
         inventory=inventory,
@@ -444,7 +560,7 @@ ELSEWHERE_WHY = (
 
 
 def restore_entry(
-    plan: RestorePlan, outcome: WriteOutcome | None, previous: PreviousVm | None
+    plan: RestorePlan, outcome: WriteOutcome | None, previous: PreviousVm | None, *, now: str
 ) -> dict[str, Any] | None:
     """An entry for a VM dropped from spec.vmUuids that still awaits its restore; None once it is done."""
     if plan.step is RestoreStep.DONE or (outcome is not None and outcome.ok):
@@ -470,7 +586,7 @@ def restore_entry(
         observed=reading.track,
         previous_track=plan.track,
         last_applied=previous.last_applied_time if previous else None,
-        pending_restart=previous.pending_restart if previous else False,
+        pending_since=(previous.pending_since or now) if previous and previous.pending_restart else None,
         messages=[f"removed from spec.vmUuids; restore to track {plan.track} {why}"],
         error=error,
         inventory=reading.inventory,

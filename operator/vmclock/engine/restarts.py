@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from vmclock.engine.plan import Phase, previous_vms
+from vmclock.engine.plan import Phase
 from vmclock.engine.restartspec import RestartSpec
 from vmclock.engine.spec import format_timestamp
 from vmclock.zstack.models import TRACK_EFFECTIVE_PLATFORMS
@@ -34,7 +34,7 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Candidate:
-    """A VM of the policy as its status shows it."""
+    """A VM of the policy as its last reconcile saw it."""
 
     uuid: str
     pending_restart: bool
@@ -47,20 +47,24 @@ class Candidate:
         return self.state == RUNNING and not self.pending_restart
 
 
-def restart_candidates(status: Mapping[str, Any]) -> dict[str, Candidate]:
-    """The pending set, read from `status.vms[].pendingRestart` (plan.PreviousVm). The one place that knows
-    where pending restarts are kept: when they are kept for every VM of a selector policy (beyond the 500
-    listed), read them here instead."""
-    return {
-        uuid: Candidate(
+def restart_candidates(vms: Iterable[Mapping[str, Any]]) -> dict[str, Candidate]:
+    """Every selected VM as the reconcile just saw it (`ReconcileResult.vms`: all of them, while status lists
+    at most 500), so a selector policy rolls every VM that waits, not only the listed ones. Whether a VM
+    waits comes from the pending-restart record the reconcile keeps (engine/pending.py)."""
+    candidates: dict[str, Candidate] = {}
+    for entry in vms:
+        uuid = entry.get("uuid")
+        if not isinstance(uuid, str):
+            continue
+        inventory = entry.get("inventory") or {}
+        candidates[uuid] = Candidate(
             uuid,
-            vm.pending_restart,
-            _text(vm.inventory.get("state")),
-            _text(vm.inventory.get("platform")),
-            owned_elsewhere=vm.phase == Phase.CONFLICT.value,
+            entry.get("pendingRestart") is True,
+            _text(inventory.get("state")),
+            _text(inventory.get("platform")),
+            owned_elsewhere=entry.get("phase") == Phase.CONFLICT.value,
         )
-        for uuid, vm in previous_vms(status).items()
-    }
+    return candidates
 
 
 def _text(value: Any) -> str | None:

@@ -9,7 +9,7 @@ failure halts the rollout. What the deadline cuts stays recorded as sent and is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -88,7 +88,7 @@ class RolloutResult:
 
 async def roll(
     spec: Mapping[str, Any],
-    status: Mapping[str, Any],
+    vms: Iterable[Mapping[str, Any]],
     io: RolloutIO,
     *,
     generation: int,
@@ -96,7 +96,7 @@ async def roll(
     blocked: str | None,
     previous_reason: str | None,
 ) -> RolloutResult:
-    """One slice of the rollout of a policy whose reconcile just produced `status`."""
+    """One slice of the rollout of a policy whose reconcile just saw `vms` (every selected VM's entry)."""
     try:
         restart = parse_restart(spec)
     except InvalidSpec as problem:
@@ -105,7 +105,7 @@ async def roll(
         return RolloutResult(condition, (EventSpec("Warning", "RolloutInvalid", condition.message),) * warn)
     if not restart.rolling:
         return RolloutResult(None)
-    candidates = restart_candidates(status)
+    candidates = restart_candidates(vms)
     record = await io.store.load()
     events: list[EventSpec] = []
     rebooted_now = False

@@ -333,7 +333,8 @@ class PolicyController:
         policy has no finalizer, so its DELETED event lands here), its metrics and its backoff."""
         self._metrics.forget_policy(runtime.ref)
         self.queue.forget(runtime.ref, gone=True)
-        if runtime.record is not None and runtime.record.version is not None:
+        caches = (runtime.record, runtime.restarts)
+        if any(cache is not None and cache.version is not None for cache in caches):
             await delete_record(self._kube, runtime.ref, owner_uid=runtime.uid)
 
     async def _rejected(

@@ -1,10 +1,11 @@
 """Prometheus metrics, on their own port (kopf has none built in). Every family lives here, behind methods.
 
-Gauges about objects (per policy: Ready, Synced, VMs by phase, pending restarts, sync times, resync lag; per
-connection: Ready) are computed at scrape time from the last report each object made, so a deleted object
-simply disappears instead of leaving a stale labelled series behind. The controller's own queue and reconcile
-metrics use controller-runtime's names, labels and buckets, so dashboards and alerts written for Go operators
-recognise them. ZStack calls are counted per attempt through the client's `on_call` hook.
+Gauges about objects (per policy: Ready, Synced, VMs by phase, pending restarts and the oldest one's age,
+sync times, resync lag; per connection: Ready) are computed at scrape time from the last report each object
+made, so a deleted object simply disappears instead of leaving a stale labelled series behind. The
+controller's own queue and reconcile metrics use controller-runtime's names, labels and buckets, so dashboards
+and alerts written for Go operators recognise them. ZStack calls are counted per attempt through the
+client's `on_call` hook.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vmclock.connections.problems import CONNECTED
-from vmclock.engine.report import READY, SYNCED, find_condition
+from vmclock.engine.report import (
+    PENDING_RESTART_SINCE,
+    READY,
+    SYNCED,
+    find_condition,
+    pending_restart_count,
+)
+from vmclock.engine.spec import parse_timestamp
 from vmclock.refs import Ref
 from vmclock.zstack.errors import metric_code
 from vmclock.zstack.observe import OK
@@ -35,6 +43,7 @@ RECONCILE_BUCKETS = (
     *(1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60),
 )
 POLICY_LABELS = ["namespace", "name"]
+NOT_PHASES = frozenset({"total", "pendingRestart"})  # summary counts that are no phase (a VM has one phase)
 
 
 @dataclass
@@ -47,6 +56,7 @@ class _PolicySeen:
     synced: str = "Unknown"
     phases: Mapping[str, int] = field(default_factory=dict)
     pending_restart: int = 0
+    waiting_since: float | None = None  # when the oldest pending restart began (Unix time)
     interval: float | None = None
     observed_at: float | None = None
     synced_at: float | None = None
@@ -105,7 +115,14 @@ class _ObjectGauges(Collector):
         vms = _gauge(
             "vmclock_policy_vms", "The policy's VMs by phase (status.summary)", [*POLICY_LABELS, "phase"]
         )
-        restarts = _gauge("vmclock_policy_pending_restart_vms", "VMs changed while running: restart pending")
+        restarts = _gauge(
+            "vmclock_policy_pending_restart_vms",
+            "Selected VMs (all, not only those listed in status) changed while running: restart pending",
+        )
+        oldest = _gauge(
+            "vmclock_policy_oldest_pending_restart_seconds",
+            "How long the VM waiting longest for a restart has waited; 0 when none waits",
+        )
         interval = _gauge("vmclock_policy_resync_interval_seconds", "The policy's effective resync interval")
         observed = _gauge(
             "vmclock_policy_last_observation_timestamp_seconds",
@@ -130,6 +147,9 @@ class _ObjectGauges(Collector):
             for phase, count in sorted(seen.phases.items()):
                 vms.add_metric([*labels, phase], count)
             restarts.add_metric(labels, seen.pending_restart)
+            oldest.add_metric(
+                labels, 0.0 if seen.waiting_since is None else max(0.0, now - seen.waiting_since)
+            )
             drift.add_metric(labels, seen.drifts)
             for family, value in (
                 (interval, seen.interval),
@@ -141,7 +161,7 @@ class _ObjectGauges(Collector):
             if seen.interval is not None:
                 last = seen.observed_at if seen.observed_at is not None else seen.since
                 lag.add_metric(labels, max(0.0, now - last - seen.interval))
-        yield from (ready, synced, vms, restarts, interval, observed, synced_at, lag, drift)
+        yield from (ready, synced, vms, restarts, oldest, interval, observed, synced_at, lag, drift)
 
 
 class _ControllerGauges(Collector):
@@ -199,10 +219,12 @@ def _condition_status(status: Mapping[str, Any], kind: str) -> str:
     return str(condition.get("status", "Unknown")) if condition else "Unknown"
 
 
-def _pending_restarts(status: Mapping[str, Any]) -> int:
-    return sum(
-        1 for vm in status.get("vms") or () if isinstance(vm, Mapping) and vm.get("pendingRestart") is True
-    )
+def _waiting_since(status: Mapping[str, Any]) -> float | None:
+    since = status.get(PENDING_RESTART_SINCE)
+    try:
+        return parse_timestamp(since).timestamp() if isinstance(since, str) else None
+    except ValueError:
+        return None
 
 
 class Metrics:
@@ -317,8 +339,9 @@ class Metrics:
         summary = status.get("summary") or {}
         seen.ready = _condition_status(status, READY)
         seen.synced = _condition_status(status, SYNCED)
-        seen.phases = {k: int(v) for k, v in summary.items() if k != "total" and isinstance(v, int)}
-        seen.pending_restart = _pending_restarts(status)
+        seen.phases = {k: int(v) for k, v in summary.items() if k not in NOT_PHASES and isinstance(v, int)}
+        seen.pending_restart = pending_restart_count(status)
+        seen.waiting_since = _waiting_since(status)
         if interval_seconds is not None:
             seen.interval = float(interval_seconds)
         if observed_at is not None:

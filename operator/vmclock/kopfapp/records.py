@@ -2,7 +2,10 @@
 
 Why a ConfigMap: the record must survive a crash (it is written before the writes it covers), be namespaced
 with the tenant's policy, and be bounded: one line per VM the policy changed, 10,000 VMs in ~420 KB, inside
-a ConfigMap's 1 MiB. Status cannot hold it (256 KiB budget, a bounded `status.vms`).
+a ConfigMap's 1 MiB. Status cannot hold it (256 KiB budget, a bounded `status.vms`). The VMs waiting for a
+restart (engine/pending.py, ~45 bytes each) live in a second ConfigMap, `vmclock-restarts-<policy>`, owned
+and guarded the same way: together they would not fit one ConfigMap at 10,000 VMs, apart each stays well
+inside, and an operator of an older version, which knows only the first, never loses a previous track.
 
 The ConfigMap is named after the policy, carries an ownerReference to the policy's uid (so Kubernetes'
 garbage collector removes it with the policy) and the label app.kubernetes.io/managed-by=vmclock. One that
@@ -27,9 +30,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from vmclock.engine.pending import PendingRestart, decode_restarts, encode_restarts
 from vmclock.engine.records import Origins, decode_record_with_origins, encode_record
 from vmclock.engine.spec import GROUP, VERSION
-from vmclock.kopfapp.runtimes import PolicyRuntime, RecordCache
+from vmclock.kopfapp.runtimes import PolicyRuntime, RecordCache, RestartsCache
 from vmclock.kubeapi import Forbidden, Gone, KubeApi, ObjectConflict
 from vmclock.refs import Ref
 from vmclock.zstack.models import Track
@@ -38,12 +42,15 @@ log = logging.getLogger(__name__)
 
 PREFIX = "vmclock-tracks-"
 KEY = "previousTracks"
+RESTARTS_PREFIX = "vmclock-restarts-"
+RESTARTS_KEY = "pendingRestarts"
 MAX_NAME = 253
 MANAGED_BY = {"app.kubernetes.io/managed-by": "vmclock"}
 
 
 def record_name(policy: str, prefix: str = PREFIX) -> str:
-    """`vmclock-tracks-<policy>`; a name too long for that keeps a prefix of it and a hash of the whole."""
+    """`vmclock-tracks-<policy>` (or another prefix); a name too long for that keeps a prefix of it and a
+    hash of the whole."""
     name = prefix + policy
     if len(name) <= MAX_NAME:
         return name
@@ -75,63 +82,53 @@ class RecordNotOurs(Exception):
     """The record's ConfigMap exists and is not owned by this incarnation of the policy."""
 
 
-class ConfigMapRecord:
-    """The `TrackRecord` of one incarnation (uid) of one policy, cached in its runtime."""
+class _OwnedConfigMap:
+    """One ConfigMap of text that one incarnation (uid) of one policy owns, under one data key: read (a
+    deleted namesake's is tidied away first) and replaced whole under the resourceVersion last seen."""
 
-    def __init__(self, kube: KubeApi, runtime: PolicyRuntime, *, tidy: bool = True) -> None:
-        """`tidy`: remove a deleted namesake's leftover record (the operator does; a read-only reader
-        such as `vmclock plan` reads it as empty instead)."""
-        self._kube, self._runtime, self._tidy = kube, runtime, tidy
+    def __init__(self, kube: KubeApi, runtime: PolicyRuntime, part: tuple[str, str, str], tidy: bool) -> None:
+        """`part`: the name prefix, the data key, and what it keeps (for the message when it is not ours)."""
+        self._kube, self._tidy = kube, tidy
         self._policy, self._uid = runtime.ref, runtime.uid
-        self._name = record_name(runtime.ref.name)
+        prefix, self._key, self._keeps = part
+        self._name = record_name(runtime.ref.name, prefix)
 
-    async def load(self) -> dict[str, Track]:
-        if self._runtime.record is None:
-            self._runtime.record = await self._read()
-        return {uuid: track for uuid, (track, _) in self._runtime.record.tracks.items()}
-
-    def origins(self) -> dict[str, str]:
-        cache = self._runtime.record
-        return {u: origin for u, (_, origin) in cache.tracks.items() if origin} if cache else {}
-
-    async def _read(self) -> RecordCache:
+    async def read(self) -> tuple[str, str | None]:
+        """The text and the resourceVersion to replace it under (None: there is no ConfigMap)."""
         body = await self._kube.get_config_map(self._policy.namespace, self._name)
         if body is not None and owning_name(body) == self._policy.name and owning_uid(body) != self._uid:
             if not self._tidy:
-                return RecordCache({}, None)
+                return "", None
             await delete_exactly(self._kube, self._policy.namespace, body)
             body = await self._kube.get_config_map(self._policy.namespace, self._name)
         if body is None:
-            return RecordCache({}, None)
+            return "", None
         if owning_uid(body) != self._uid:
             raise RecordNotOurs(
                 f"ConfigMap {self._policy.namespace}/{self._name} exists and is not owned by this policy: "
-                "it keeps the VMs' previous tracks and must be this policy's own; delete or rename it"
+                f"it keeps {self._keeps} and must be this policy's own; delete or rename it"
             )
-        tracks, origins = decode_record_with_origins(str((body.get("data") or {}).get(KEY) or ""))
-        entries = {uuid: (track, origins.get(uuid, "")) for uuid, track in tracks.items()}
-        return RecordCache(entries, str(body["metadata"].get("resourceVersion") or ""))
+        text = str((body.get("data") or {}).get(self._key) or "")
+        return text, str(body["metadata"].get("resourceVersion") or "")
 
-    async def store(self, tracks: Mapping[str, Track], origins: Origins) -> None:
-        cache = self._runtime.record if self._runtime.record is not None else await self._read()
-        body = self._body(tracks, origins)
-        self._runtime.record = None  # unknown until the write's answer says what is stored
-        if cache.version is None:
+    async def write(self, text: str, version: str | None) -> str:
+        """Replace (or create) it with `text`; the new resourceVersion."""
+        body = self._body(text)
+        if version is None:
             written = await self._kube.create_config_map(self._policy.namespace, body)
         else:
             try:
                 written = await self._kube.replace_config_map(
                     self._policy.namespace,
                     self._name,
-                    {**body, "metadata": {**body["metadata"], "resourceVersion": cache.version}},
+                    {**body, "metadata": {**body["metadata"], "resourceVersion": version}},
                 )
             except Gone:  # deleted by someone since: what this incarnation knows is written again
                 written = await self._kube.create_config_map(self._policy.namespace, body)
-        entries = {uuid: (track, origins.get(uuid, "")) for uuid, track in tracks.items()}
-        self._runtime.record = RecordCache(entries, str(written["metadata"].get("resourceVersion") or ""))
+        return str(written["metadata"].get("resourceVersion") or "")
 
-    def _body(self, tracks: Mapping[str, Track], origins: Origins) -> dict[str, Any]:
-        return record_body(self._policy, self._uid, self._name, {KEY: encode_record(tracks, origins)})
+    def _body(self, text: str) -> dict[str, Any]:
+        return record_body(self._policy, self._uid, self._name, {self._key: text})
 
 
 def record_body(policy: Ref, uid: str, name: str, data: Mapping[str, str]) -> dict[str, Any]:
@@ -150,14 +147,69 @@ def record_body(policy: Ref, uid: str, name: str, data: Mapping[str, str]) -> di
     }
 
 
+class ConfigMapRecord:
+    """The `TrackRecord` of one incarnation (uid) of one policy, cached in its runtime: the previous tracks
+    in one ConfigMap, the VMs waiting for a restart in another (each within 1 MiB at 10,000 VMs)."""
+
+    def __init__(self, kube: KubeApi, runtime: PolicyRuntime, *, tidy: bool = True) -> None:
+        """`tidy`: remove a deleted namesake's leftover record (the operator does; a read-only reader
+        such as `vmclock plan` reads it as empty instead)."""
+        self._runtime = runtime
+        self._tracks = _OwnedConfigMap(kube, runtime, (PREFIX, KEY, "the VMs' previous tracks"), tidy)
+        self._restarts = _OwnedConfigMap(
+            kube, runtime, (RESTARTS_PREFIX, RESTARTS_KEY, "which VMs wait for a restart"), tidy
+        )
+
+    async def load(self) -> dict[str, Track]:
+        tracks = await self._tracks_cache()
+        await self._restarts_cache()
+        return {uuid: track for uuid, (track, _) in tracks.tracks.items()}
+
+    def origins(self) -> dict[str, str]:
+        cache = self._runtime.record
+        return {u: origin for u, (_, origin) in cache.tracks.items() if origin} if cache else {}
+
+    def pending_restarts(self) -> dict[str, PendingRestart]:
+        cache = self._runtime.restarts
+        return dict(cache.pending) if cache else {}
+
+    async def _tracks_cache(self) -> RecordCache:
+        if self._runtime.record is None:
+            text, version = await self._tracks.read()
+            tracks, origins = decode_record_with_origins(text)
+            entries = {uuid: (track, origins.get(uuid, "")) for uuid, track in tracks.items()}
+            self._runtime.record = RecordCache(entries, version)
+        return self._runtime.record
+
+    async def _restarts_cache(self) -> RestartsCache:
+        if self._runtime.restarts is None:
+            text, version = await self._restarts.read()
+            self._runtime.restarts = RestartsCache(decode_restarts(text), version)
+        return self._runtime.restarts
+
+    async def store(self, tracks: Mapping[str, Track], origins: Origins) -> None:
+        cache = await self._tracks_cache()
+        self._runtime.record = None  # unknown until the write's answer says what is stored
+        version = await self._tracks.write(encode_record(tracks, origins), cache.version)
+        entries = {uuid: (track, origins.get(uuid, "")) for uuid, track in tracks.items()}
+        self._runtime.record = RecordCache(entries, version)
+
+    async def store_pending_restarts(self, pending: Mapping[str, PendingRestart]) -> None:
+        cache = await self._restarts_cache()
+        self._runtime.restarts = None  # unknown until the write's answer says what is stored
+        version = await self._restarts.write(encode_restarts(pending), cache.version)
+        self._runtime.restarts = RestartsCache(dict(pending), version)
+
+
 async def delete_record(kube: KubeApi, policy: Ref, *, owner_uid: str) -> None:
     """Delete the policy's record, exactly as read, and only if it belongs to `owner_uid`: a namesake
     created since keeps its own, a ConfigMap of someone else's is never touched, a concurrent change is
     left alone."""
     try:
-        body = await kube.get_config_map(policy.namespace, record_name(policy.name))
-        if body is not None and owning_uid(body) == owner_uid:
-            await delete_exactly(kube, policy.namespace, body)
+        for prefix in (PREFIX, RESTARTS_PREFIX):
+            body = await kube.get_config_map(policy.namespace, record_name(policy.name, prefix))
+            if body is not None and owning_uid(body) == owner_uid:
+                await delete_exactly(kube, policy.namespace, body)
     except Forbidden:
         # The namespace no longer lets the operator in (a namespace deletion removes its RoleBinding first,
         # or it opted out): the record is owned by the policy, so the garbage collector removes it.

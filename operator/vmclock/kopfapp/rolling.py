@@ -75,7 +75,7 @@ async def roll_slice(
     try:
         return await roll(
             state.spec,
-            result.status,
+            result.vms,
             rollout_io,
             generation=state.generation,
             requested_at=state.annotations.get(RECONCILE_REQUESTED_ANNOTATION),

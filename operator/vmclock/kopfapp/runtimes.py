@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vmclock.engine.pending import PendingRestart
 from vmclock.refs import Ref
 from vmclock.zstack.models import Track
 
@@ -32,6 +33,14 @@ class RecordCache:
     cached copy stays true until someone else edits the ConfigMap, which the guard then catches."""
 
     tracks: dict[str, tuple[Track, str]]
+    version: str | None
+
+
+@dataclass
+class RestartsCache:
+    """The VMs waiting for a restart as last read or written (engine/pending.py), kept the same way."""
+
+    pending: dict[str, PendingRestart]
     version: str | None
 
 
@@ -49,6 +58,7 @@ class PolicyRuntime:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     selection: frozenset[str] | None = None  # what a selector policy last resolved to
     record: RecordCache | None = None
+    restarts: RestartsCache | None = None
     resource_version: str = ""  # of the object as last read or written: the next status write tests it
     status: Mapping[str, Any] | None = None  # the status as last read or written
     running: set[str] = field(default_factory=set)  # VMs whose write job may still run in ZStack

@@ -4,12 +4,14 @@
 local hs = {}
 
 local status = obj.status or {}
-local ready, synced = nil, nil
+local ready, synced, effective = nil, nil, nil
 for _, condition in ipairs(status.conditions or {}) do
   if condition.type == "Ready" then
     ready = condition
   elseif condition.type == "Synced" then
     synced = condition
+  elseif condition.type == "Effective" then
+    effective = condition
   end
 end
 
@@ -71,8 +73,13 @@ elseif synced ~= nil and synced.reason == "ReconcilePaused" then
   hs.status = "Suspended"
   hs.message = message_or(synced, "Reconciliation is paused")
 elseif ready.status == "True" then
+  -- Effective=False (VMs wait for a restart) stays Healthy: the apply succeeded, and the restarts are the
+  -- VM owners' to schedule. Degraded would hold back every later sync wave until each VM was rebooted.
   hs.status = "Healthy"
   hs.message = message_or(ready, "Every selected VM has the desired clock track")
+  if effective ~= nil and effective.status == "False" then
+    hs.message = hs.message .. "; " .. message_or(effective, "VMs wait for a restart")
+  end
 elseif ready.status == "False" and needs_a_person(ready.reason) then
   hs.status = "Degraded"
   hs.message = message_or(ready, ready.reason)
