@@ -94,14 +94,17 @@ class WorkQueue(Generic[K]):
         self._shut = False
         self._paused = False
 
-    def add(self, key: K, *, continuing: bool = False) -> None:
+    def add(self, key: K, *, continuing: bool = False, since: float | None = None) -> None:
         """Request a look at `key` now; coalesces with a pending request, never lost while it is processed.
         `continuing`: the work goes on where it stopped (a cut slice), so it is no new request, and what
-        was observed for the last one still answers it."""
+        was observed for the last one still answers it. `since`: the request is about the world as of
+        that earlier moment (an operator start), so an observation taken after it answers the request;
+        it never relaxes a later request of the key."""
         if self._shut:
             return
         if not continuing or key not in self._requested:
-            self._requested[key] = self._clock()
+            asked = self._clock() if since is None else max(since, self._requested.get(key, since))
+            self._requested[key] = asked
         self._cancel_timer(key)
         if key in self._dirty:
             return

@@ -71,6 +71,7 @@ RECONCILE_SECONDS = 120.0  # one reconcile's time for ZStack: reads, submissions
 GRACE_SECONDS = 30.0  # after it: the final status and Events, then everything is cancelled
 STATUS_ATTEMPTS = 3  # a status write that found the object changed (kopf's own patches) re-reads and retries
 DRAIN_SECONDS = 10.0
+STARTUP_JOIN_SECONDS = 30.0  # a policy resumed this long after its connection's start-up round began joins it
 RESTORE_PENDING_EVENT = "RestorePending"
 SUCCESS, ERROR, REQUEUE = "success", "error", "requeue"  # controller-runtime's reconcile results
 RECORD_CONFLICT = "RecordConflict"
@@ -169,6 +170,7 @@ class PolicyController:
         metrics.set_workers(workers, self.queue.active)
         self._index: PolicyIndex | None = None
         self._observers: dict[Ref, SharedObserver] = {}
+        self._startups: dict[Ref, float] = {}  # connection -> when its start-up round began
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- entry points: they only enqueue -------------------------------------------------------------
@@ -182,11 +184,21 @@ class PolicyController:
             self.start()
 
     def enqueue(
-        self, ref: Ref, *, uid: str = "", generation: int | None = None, connection: str | None = None
+        self,
+        ref: Ref,
+        *,
+        uid: str = "",
+        generation: int | None = None,
+        connection: str | None = None,
+        settled: bool = False,
     ) -> None:
         """Ask for a reconcile. With `uid` (a handler saw the object) the runtime of that incarnation
         learns its `generation`, which supersedes unsent writes of older generations, and its connection
-        (the queue's fairness flow)."""
+        (the queue's fairness flow). `settled`: its status answers its generation (claims.settled); its
+        first reconcile in this process then joins the connection's start-up round."""
+        since = None
+        if uid and settled and connection is not None and self.runtimes.fresh(ref, uid):
+            since = self._startup_round(Ref(ref.namespace, connection))
         if uid:
             runtime = self.runtimes.bind(ref, uid)
             if generation is not None:
@@ -200,7 +212,28 @@ class PolicyController:
                 runtime.saw_generation(generation)
             if connection is not None:
                 runtime.connection = connection
-        self.queue.add(ref)
+        self.queue.add(ref, since=since)
+
+    def _startup_round(self, connection: Ref) -> float:
+        """When the connection's start-up round began; one begins now unless one began within
+        `STARTUP_JOIN_SECONDS`.
+
+        After a start kopf resumes every policy, one by one and in no useful order; each asking ZStack
+        for its own VMs would cost a batch of reads per few policies. Instead the round hints the VMs of
+        every settled policy of the connection that no worker has read yet to its observer at once, so
+        the first batch reads all of them. A resumed policy asks about the world since the operator
+        started, not since kopf got round to it, so a reading taken after the round began answers its
+        request; only the drifted VMs then go on to writes."""
+        now = self._clock()
+        started = self._startups.get(connection)
+        if started is not None and now - started <= STARTUP_JOIN_SECONDS:
+            return started
+        self._startups[connection] = now
+        observer = self._observer(connection)
+        for entry in self._entries_of(connection):
+            if entry.settled and self.runtimes.fresh(entry.ref):
+                observer.hint(entry.uuids)
+        return now
 
     def kick_sharing(self, uuids: Iterable[str], me: Ref) -> None:
         """Ownership of shared VMs may have changed: the other policies selecting them look again now."""
@@ -263,6 +296,7 @@ class PolicyController:
 
     def forget_connection(self, connection: Ref) -> None:
         self._observers.pop(connection, None)
+        self._startups.pop(connection, None)
 
     # --- the workers -----------------------------------------------------------------------------------
 

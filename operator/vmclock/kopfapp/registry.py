@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 
 from vmclock.engine.spec import CONNECTION_PLURAL, DEFAULT_CONNECTION, GROUP, POLICY_PLURAL, VERSION
-from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, index_entry
+from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, index_entry, settled
 from vmclock.kopfapp.controller import DRAIN_SECONDS
 from vmclock.kopfapp.runtime import Runtime
 from vmclock.kopfapp.settings import PAUSED_FIELD, REQUESTED_FIELD
@@ -94,6 +94,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             uid=str(body.metadata.get("uid") or ""),
             generation=generation,
             connection=connection,
+            settled=settled(body),
         )
 
     @kopf.on.delete(*POLICIES, id="restore", when=wants_restore, registry=registry)

@@ -1,0 +1,142 @@
+"""The start-up round (issue 14): after a start, the first reconciles of settled policies share one
+batched read per connection, whatever order kopf resumes them in; new generations still read afresh.
+
+The real PolicyController, ConnectionManager, client, shared observer and engine against the simulator over
+loopback; Kubernetes is test_controller's in-memory FakeKube, kopf's resume handler is `enqueue` called as
+registry.py calls it."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+
+from vmclock.engine.external import SharedObserver
+from vmclock.engine.spec import POLICY_PLURAL
+from vmclock.kopfapp.claims import settled
+from vmclock.refs import Ref
+from vmclock.zstack.inventory import QUERY_VM
+
+from . import test_controller
+from .test_controller import CONNECTION, Parts
+
+sim = test_controller.sim
+parts = test_controller.parts
+no_event_posting = test_controller.no_event_posting
+
+OBSERVING = (QUERY_VM, "QueryResourceConfig", "QueryGlobalConfig", "QuerySystemTag")
+"""The queries an observation makes (inventories, tracks, the global default); not job polls, not login."""
+
+RESUME_GAP = 0.05
+"""Seconds between two resume handlers: kopf resumes objects one by one, so without the round each early
+reconcile's read would start a batch of its own before the later policies ask."""
+
+
+def observing_reads(parts: Parts) -> int:
+    return sum(parts.sim.stats.calls[api] for api in OBSERVING)
+
+
+def settled_policy(parts: Parts, name: str, vms: list[str], *, generation: int = 1) -> Ref:
+    """A policy as an earlier operator process left it: status of generation 1, its VMs on track guest."""
+    ref = parts.policy(name, vms)
+    body = parts.kube.objects[(POLICY_PLURAL, *ref)]
+    body["metadata"]["generation"] = generation
+    body["status"] = {"observedGeneration": 1}
+    parts.index.sync(parts.kube)
+    for uuid in vms:
+        parts.sim.state.set_track_behind(uuid, "guest")
+    return ref
+
+
+def resume(parts: Parts, ref: Ref) -> None:
+    """What kopf's resume (or create, or spec-change) handler does with the object as it sees it."""
+    body = parts.kube.objects[(POLICY_PLURAL, *ref)]
+    generation = int(body["metadata"]["generation"])
+    uid = parts.uid(ref)
+    parts.controller.enqueue(
+        ref, uid=uid, generation=generation, connection=CONNECTION.name, settled=settled(body)
+    )
+
+
+async def test_policies_resumed_one_by_one_after_a_start_share_one_batched_read(parts: Parts) -> None:
+    sim = parts.sim
+    size, count = 4, 8
+    vms = sim.state.vm_uuids()[: size * count]
+    refs = [settled_policy(parts, f"p{i}", vms[i * size : (i + 1) * size]) for i in range(count)]
+    drifted = [vms[0], vms[size * count // 2]]
+    for uuid in drifted:
+        sim.state.set_track_behind(uuid, "host")  # changed while the operator was down
+    sim.faults.latency = 0.02  # a read takes a while, as it does against a real management node
+    sim.stats.reset()
+
+    for ref in refs:
+        resume(parts, ref)
+        await asyncio.sleep(RESUME_GAP)
+    await parts.settle(lambda: all(parts.due(ref) for ref in refs), within=30)
+
+    assert [sim.state.track_of(u) for u in drifted] == ["guest", "guest"], "the drifted VMs were written back"
+    assert len(sim.stats.writes) == len(drifted), "only the drifted VMs were written"
+    reads = observing_reads(parts)
+    # One batch of every VM: its inventories, their tracks, the global default (one page each here).
+    assert reads <= math.ceil(len(vms) / 200) * 2 + 1, (
+        f"{reads} observing reads for {count} resumed policies ({dict(sim.stats.calls)}): "
+        "one batch per few policies, not one for the start-up round"
+    )
+
+
+async def test_a_new_generation_after_a_start_is_read_afresh_not_from_the_round(parts: Parts) -> None:
+    """The round's reading answers only what it can: a policy whose spec changed while the operator was
+    down (a new generation) asked after that change, so its reconcile reads ZStack again."""
+    sim = parts.sim
+    vms = sim.state.vm_uuids()[:8]
+    first = settled_policy(parts, "first", vms[:4])
+    changed = settled_policy(parts, "changed", vms[4:])
+    resume(parts, first)  # the round begins: both policies' VMs are hinted and read in one batch
+    await parts.settle(lambda: parts.due(first))
+
+    sim.state.set_track_behind(vms[4], "host")  # after the round's reading
+    body = parts.kube.objects[(POLICY_PLURAL, *changed)]
+    body["metadata"]["generation"] = 2  # its spec changed: generation 2, status still of generation 1
+    parts.index.sync(parts.kube)
+    resume(parts, changed)
+    await parts.settle(lambda: parts.due(changed))
+
+    assert sim.state.track_of(vms[4]) == "guest", (
+        "a new generation acted on the start-up round's reading taken before it asked (the drift after it "
+        "was not seen)"
+    )
+
+
+class SlowInventories:
+    """A ZStack client whose inventory query takes a while and finds no VM (so no track read follows)."""
+
+    destination = "test"
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.reading = asyncio.Event()
+
+    async def get_vm_inventories(self, uuids: Sequence[str]) -> dict[str, object]:
+        self.batches.append(sorted(uuids))
+        self.reading.set()
+        await asyncio.sleep(0.1)
+        return {}
+
+
+async def test_a_read_the_batch_in_flight_covers_waits_for_it_and_a_later_request_reads_again() -> None:
+    """A policy resumed while the round's batch is being read finds its VMs in that batch: it waits for
+    it rather than starting one of its own. A request made after the batch was taken still reads anew."""
+    client = SlowInventories()
+    observer = SharedObserver(window=0.0)
+    asked = time.monotonic()
+    observer.hint(["a", "b", "c"])  # the round's hint
+    first = asyncio.create_task(observer.read(client, ["a"], asked))  # type: ignore[arg-type]
+    await client.reading.wait()
+    late = asyncio.create_task(observer.read(client, ["c"], time.monotonic()))  # type: ignore[arg-type]
+    await observer.read(client, ["b"], asked)  # type: ignore[arg-type]
+    await asyncio.gather(first, late)
+    assert client.batches[0] == ["a", "b", "c"]
+    assert client.batches[1:] == [["c"]], (
+        "a read covered by the batch in flight started another, or one asked after it was taken used it"
+    )
