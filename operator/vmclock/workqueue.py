@@ -24,7 +24,7 @@ import asyncio
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from vmclock.backoff import Backoff, FailureCounter
@@ -135,6 +135,21 @@ class WorkQueue(Generic[K]):
         delay = self._failures.next_delay(key)
         self.add_after(key, delay)
         return delay
+
+    def promote(self, keys: Iterable[K]) -> None:
+        """Move these keys, where they are queued now, to the front of their flows (in the order given):
+        work known to be needed goes before work that will likely find nothing to do. Fairness across
+        flows is untouched; keys being processed or waiting for a delayed add stay where they are."""
+        firsts: dict[Hashable, list[K]] = {}
+        for key in dict.fromkeys(keys):
+            flow = self._queued_in.get(key)
+            if flow is not None:
+                firsts.setdefault(flow, []).append(key)
+        for flow, first in firsts.items():
+            queue, chosen = self._flows[flow], set(first)
+            rest = [key for key in queue if key not in chosen]
+            queue.clear()
+            queue.extend(first + rest)
 
     def forget(self, key: K, *, gone: bool = False) -> None:
         """The key succeeded: its next failure starts from the shortest backoff again. `gone`: its object

@@ -187,3 +187,13 @@ async def test_since_dates_a_request_back_but_never_relaxes_a_later_one() -> Non
     assert queue.requested_at("a") == 120.0
     queue.add("a", since=40.0)
     assert queue.requested_at("a") == 120.0, "an older `since` relaxed a newer request"
+
+
+async def test_promote_moves_queued_keys_to_the_front_of_their_own_flow_only() -> None:
+    queue: WorkQueue[str] = WorkQueue(flow_of=lambda key: key[0])  # flows "a" and "b"
+    for key in ("a1", "b1", "a2", "a3", "b2"):
+        queue.add(key)
+    running = await queue.get()  # "a1": being processed, not queued
+    queue.promote(["a3", "b2", "a1", "zz"])
+    assert [await queue.get() for _ in range(4)] == ["b2", "a3", "b1", "a2"]
+    assert running == "a1"

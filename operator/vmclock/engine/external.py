@@ -144,21 +144,24 @@ class SharedObserver:
     union of every UUID asked for (plus the UUIDs the resync round announced with `hint`), so ZStack reads
     grow with distinct VMs, not with the number of policies. A reading answers a request only when it was
     taken after the request was made (`since`): a reconcile never acts on an observation older than the
-    event that asked for it. Batches of one connection run one after another; a request whose VMs the
-    batch being read already covers waits for it (and asks again if it was taken too early).
+    event that asked for it. Batches of one connection run one after another.
     """
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, window: float = 0.02, bound: float = BATCH_SECONDS
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        window: float = 0.02,
+        bound: float = BATCH_SECONDS,
+        on_read: Callable[[Mapping[str, VmReading]], None] = lambda readings: None,
     ) -> None:
         self._clock = clock
+        self._on_read = on_read  # told each batch's readings (the controller puts drifted policies first)
         self._window = window
         self._bound = bound
         self._cache: dict[str, tuple[float, VmReading]] = {}
         self._invalidated: dict[str, float] = {}  # when a VM was last written: older readings are stale
         self._wanted: set[str] = set()
         self._next: asyncio.Future[None] | None = None
-        self._reading: tuple[frozenset[str], asyncio.Future[None]] | None = None  # the batch being read
         self._running = asyncio.Lock()
         self.batches = 0
 
@@ -171,19 +174,12 @@ class SharedObserver:
     ) -> dict[str, VmReading]:
         missing = self._stale(uuids, since)
         while missing:
-            await asyncio.shield(self._batch_for(client, missing))
+            self._wanted.update(missing)
+            if self._next is None:
+                self._next = asyncio.ensure_future(self._batch(client))
+            await asyncio.shield(self._next)
             missing = self._stale(uuids, since)
         return {uuid: self._cache[uuid][1] for uuid in uuids}
-
-    def _batch_for(self, client: ClockTrackClient, missing: list[str]) -> asyncio.Future[None]:
-        """The batch being read when it covers `missing` (whether it was taken late enough is checked once
-        it is cached), else the next one."""
-        if self._reading is not None and self._reading[0].issuperset(missing):
-            return self._reading[1]
-        self._wanted.update(missing)
-        if self._next is None:
-            self._next = asyncio.ensure_future(self._batch(client))
-        return self._next
 
     def invalidate(self, uuids: Iterable[str]) -> None:
         """Readings of VMs we just wrote are stale: the next request for them must read ZStack again, and a
@@ -200,18 +196,14 @@ class SharedObserver:
         async with self._running:
             await asyncio.sleep(self._window)  # let the other policies of this round join
             wanted, self._wanted = sorted(self._wanted), set()
-            batch, self._next = self._next, None  # requests from now on go to the batch after this one
+            self._next = None  # requests from now on go to the batch after this one
             taken = self._clock()
-            if batch is not None:
-                self._reading = (frozenset(wanted), batch)
             try:
                 async with asyncio.timeout(self._bound):
                     readings = await observe(client, wanted)
             except TimeoutError:
                 error = ZStackError.client(TIMEOUT, f"the shared read did not finish in {self._bound:.0f}s")
                 readings = {uuid: VmReading(error=error) for uuid in wanted}
-            finally:
-                self._reading = None
             self._evict(taken - MAX_READING_AGE)
             self._cache.update(
                 (uuid, (taken, reading))
@@ -219,6 +211,7 @@ class SharedObserver:
                 if self._invalidated.get(uuid, taken) <= taken
             )
             self.batches += 1
+            self._on_read(readings)
 
     def _evict(self, older_than: float) -> None:
         for uuid in [u for u, (taken, _) in self._cache.items() if taken < older_than]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,7 +44,7 @@ from vmclock.engine import (
     restore_all,
 )
 from vmclock.engine.external import SharedObserver
-from vmclock.engine.plan import WriteOutcome
+from vmclock.engine.plan import VmReading, WriteOutcome
 from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, failed_status, restore_pending_status
 from vmclock.engine.report import READY, find_condition
 from vmclock.engine.spec import (
@@ -606,7 +607,27 @@ class PolicyController:
                 observer.invalidate(uuids)
 
     def _observer(self, connection: Ref) -> SharedObserver:
-        return self._observers.setdefault(connection, SharedObserver(self._clock))
+        observer = self._observers.get(connection)
+        if observer is None:
+            drifted_first = functools.partial(self._drifted_first, connection)
+            observer = self._observers[connection] = SharedObserver(self._clock, on_read=drifted_first)
+        return observer
+
+    def _drifted_first(self, connection: Ref, readings: Mapping[str, VmReading]) -> None:
+        """A batch was read: the connection's queued policies it found drifted go before the others. After
+        a start, or in a resync round, most policies will find nothing to do; the few that must write
+        should not wait behind all of them."""
+        self.queue.promote(
+            entry.ref
+            for entry in self._entries_of(connection)
+            if entry.claim is not None
+            and any(
+                (reading := readings.get(uuid)) is not None
+                and reading.track is not None
+                and reading.track != entry.claim.track
+                for uuid in entry.uuids
+            )
+        )
 
     def _entries(self) -> list[IndexedPolicy]:
         return list(all_entries(self._index)) if self._index is not None else []
