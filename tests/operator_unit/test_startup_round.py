@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import math
 
+import kopf
+
 from vmclock.engine.spec import POLICY_PLURAL
-from vmclock.kopfapp.claims import settled
+from vmclock.kopfapp.claims import resumed_settled
 from vmclock.refs import Ref
 from vmclock.zstack.inventory import QUERY_VM
 
@@ -46,13 +48,18 @@ def settled_policy(parts: Parts, name: str, vms: list[str], *, generation: int =
     return ref
 
 
-def resume(parts: Parts, ref: Ref) -> None:
-    """What kopf's resume (or create, or spec-change) handler does with the object as it sees it."""
+def resume(parts: Parts, ref: Ref, reason: str = kopf.Reason.RESUME) -> None:
+    """What registry.py's reconcile handler does when kopf calls it for `reason` (at a start: RESUME,
+    or UPDATE when something changed while the operator was away)."""
     body = parts.kube.objects[(POLICY_PLURAL, *ref)]
     generation = int(body["metadata"]["generation"])
     uid = parts.uid(ref)
     parts.controller.enqueue(
-        ref, uid=uid, generation=generation, connection=CONNECTION.name, settled=settled(body)
+        ref,
+        uid=uid,
+        generation=generation,
+        connection=CONNECTION.name,
+        settled=resumed_settled(body, reason),
     )
 
 
@@ -97,7 +104,7 @@ async def test_a_new_generation_after_a_start_is_read_afresh_not_from_the_round(
     body = parts.kube.objects[(POLICY_PLURAL, *changed)]
     body["metadata"]["generation"] = 2  # its spec changed: generation 2, status still of generation 1
     parts.index.sync(parts.kube)
-    resume(parts, changed)
+    resume(parts, changed, kopf.Reason.UPDATE)
     await parts.settle(lambda: parts.due(changed))
 
     assert sim.state.track_of(vms[4]) == "guest", (
@@ -126,3 +133,14 @@ async def test_policies_the_round_found_drifted_are_reconciled_before_the_in_syn
     assert drifted <= set(order[: workers + len(drifted)]), (
         f"first status writes in the order {order}: the drifted {sorted(drifted)} waited behind in-sync ones"
     )
+
+
+def test_only_a_resume_of_a_settled_policy_joins_the_start_up_round() -> None:
+    body = {"metadata": {"generation": 2}, "spec": {}, "status": {"observedGeneration": 2}}
+    changed = {**body, "metadata": {"generation": 3}}
+    assert resumed_settled(body, kopf.Reason.RESUME)
+    assert not resumed_settled(changed, kopf.Reason.RESUME), "a spec changed while the operator was away"
+    assert not resumed_settled(body, kopf.Reason.UPDATE), (
+        "a trigger annotation asks about the world from now on"
+    )
+    assert not resumed_settled(body, kopf.Reason.CREATE)
