@@ -12,30 +12,18 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
 
-import pytest
-
-from harness import SimulatorProcess, policy, wait_for
-from harness.credentials import RunCredentials
-from harness.e2e import E2E, READY_TIMEOUT, module_simulator
+from harness import policy, wait_for
+from harness.e2e import E2E, READY_TIMEOUT
 
 POLICIES, SIZE, DRIFTED = 60, 10, 3
-SIMULATED_VMS = 1_000  # about 80 % seeded on track host: enough for every policy's VMs
+SIMULATED_VMS = 1_000  # the conftest's simulator seeds this many; about 80 % on track host
 OBSERVING = ("QueryVmInstance", "QueryResourceConfig", "QueryGlobalConfig", "QuerySystemTag")
 """What an observation asks ZStack (inventories, tracks, the global default); not logins, version checks or
 job polls, which do not depend on how reads are batched."""
 UUIDS_PER_QUERY = 200
 """At least this many 32-character UUIDs fit one query's request line (the client's bound is 8 KiB)."""
 QUIET_RESYNC = 3600  # no resync round of the connection inside the measurement
-
-
-@pytest.fixture(scope="module")
-def simulator(
-    tmp_path_factory: pytest.TempPathFactory, credentials: RunCredentials
-) -> Iterator[SimulatorProcess]:
-    with module_simulator(tmp_path_factory.mktemp("simulator"), credentials, vms=SIMULATED_VMS) as sim:
-        yield sim
 
 
 def reconciled_since(e2e: E2E, offset: int) -> set[str]:
