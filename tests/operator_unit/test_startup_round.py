@@ -36,12 +36,10 @@ def observing_reads(parts: Parts) -> int:
     return sum(parts.sim.stats.calls[api] for api in OBSERVING)
 
 
-def settled_policy(parts: Parts, name: str, vms: list[str], *, generation: int = 1) -> Ref:
+def settled_policy(parts: Parts, name: str, vms: list[str]) -> Ref:
     """A policy as an earlier operator process left it: status of generation 1, its VMs on track guest."""
     ref = parts.policy(name, vms)
-    body = parts.kube.objects[(POLICY_PLURAL, *ref)]
-    body["metadata"]["generation"] = generation
-    body["status"] = {"observedGeneration": 1}
+    parts.kube.objects[(POLICY_PLURAL, *ref)]["status"] = {"observedGeneration": 1}
     parts.index.sync(parts.kube)
     for uuid in vms:
         parts.sim.state.set_track_behind(uuid, "guest")
