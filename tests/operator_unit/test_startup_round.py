@@ -142,3 +142,20 @@ def test_only_a_resume_of_a_settled_policy_joins_the_start_up_round() -> None:
         "a trigger annotation asks about the world from now on"
     )
     assert not resumed_settled(body, kopf.Reason.CREATE)
+
+
+async def test_a_policy_resumed_after_the_round_closed_reads_afresh(parts: Parts) -> None:
+    """A round is joined only for STARTUP_JOIN_SECONDS: a policy resumed later (a standby taking over, a
+    namespace opted in late) starts a round of its own, dated then; it does not take a reading from the
+    first round that predates a drift it could have seen."""
+    sim = parts.sim
+    vms = sim.state.vm_uuids()[:8]
+    early = settled_policy(parts, "early", vms[:4])
+    late = settled_policy(parts, "late", vms[4:])  # in the index: the first round reads its VMs too
+    resume(parts, early)
+    await parts.settle(lambda: parts.due(early))
+    sim.state.set_track_behind(vms[4], "host")  # after the first round's reading
+    parts.controller._startup_join = 0.0  # the first round has closed
+    resume(parts, late)
+    await parts.settle(lambda: parts.due(late))
+    assert sim.state.track_of(vms[4]) == "guest", "a reading of a closed round answered a later resume"

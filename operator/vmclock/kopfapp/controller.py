@@ -172,6 +172,7 @@ class PolicyController:
         self._index: PolicyIndex | None = None
         self._observers: dict[Ref, SharedObserver] = {}
         self._startups: dict[Ref, float] = {}  # connection -> when its start-up round began
+        self._startup_join = STARTUP_JOIN_SECONDS
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- entry points: they only enqueue -------------------------------------------------------------
@@ -227,7 +228,7 @@ class PolicyController:
         request; only the drifted VMs then go on to writes."""
         now = self._clock()
         started = self._startups.get(connection)
-        if started is not None and now - started <= STARTUP_JOIN_SECONDS:
+        if started is not None and now - started <= self._startup_join:
             return started
         self._startups[connection] = now
         observer = self._observer(connection)
