@@ -24,7 +24,8 @@ tree before the next part, so the machine's load drifts over both trees alike:
         [--profile NAME] [--json PATH] [--logs DIR]
 
 ``--tree`` defaults to this checkout's operator/. ``--profile NAME`` records tree NAME's operator with
-py-spy during the part 2 apply of the many small policies. The last line of stdout is the results as JSON.
+py-spy during the part 2 apply of the many small policies and during part 4's restart (from the time its
+liveness answers until every drifted VM is written back). The last line of stdout is the results as JSON.
 """
 
 from __future__ import annotations
@@ -441,7 +442,7 @@ def part_beside(lab: Lab, tree: Tree, _: Path | None) -> dict[str, Any]:
         }
 
 
-def part_restart(lab: Lab, tree: Tree, _: Path | None) -> dict[str, Any]:
+def part_restart(lab: Lab, tree: Tree, profile: Path | None) -> dict[str, Any]:
     groups = {name: uuids for name, uuids in lab.groups.items() if name.startswith("restart-")}
     wanted = {uuid: name.rsplit("-", 1)[1] for name, uuids in groups.items() for uuid in uuids}
     set_tracks(lab.sim.admin, wanted)
@@ -456,8 +457,9 @@ def part_restart(lab: Lab, tree: Tree, _: Path | None) -> dict[str, Any]:
         since, started = time.time(), time.monotonic()
         s.operator.start()
         live = round(time.monotonic() - started, 2)
-        corrected = wait_written(lab.sim.admin, drifted, since, timeout=TIMEOUT)
-        return {
+        with Profile(s.pid, profile) if profile is not None else contextlib.nullcontext():
+            corrected = wait_written(lab.sim.admin, drifted, since, timeout=TIMEOUT)
+        result = {
             "policies": len(objs),
             "applySeconds": applied["seconds"],
             "applyReads": applied["reads"],
@@ -468,6 +470,9 @@ def part_restart(lab: Lab, tree: Tree, _: Path | None) -> dict[str, Any]:
             "writes": corrected.writes,
             "callsUntilCorrected": dict(sorted(corrected.calls.items())),
         }
+        if profile is not None:
+            result["profile"] = summarize(profile)
+        return result
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -477,6 +482,7 @@ def ratio(numerator: float, denominator: float) -> float | None:
 Part = Callable[[Lab, Tree, Path | None], dict[str, Any]]
 PARTS: dict[str, Part] = {"1": part_restore, "2": part_many, "3": part_beside, "4": part_restart}
 PART_KEYS = {"1": "restore", "2": "many", "3": "beside", "4": "restart"}
+PROFILED = frozenset({"many", "restart"})  # the parts `--profile` records: part 2's apply, part 4's restart
 
 
 # --------------------------------------------------------------------------- main
@@ -500,7 +506,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"smaller run: {QUICK}")
     parser.add_argument("--tree", type=parse_tree, action="append", metavar="NAME=DIR", dest="trees")
     parser.add_argument("--parts", default="1,2,3,4", help="which parts, comma-separated (default 1,2,3,4)")
-    parser.add_argument("--profile", metavar="NAME", help="py-spy the operator of tree NAME during part 2")
+    parser.add_argument("--profile", metavar="NAME", help="py-spy the operator of tree NAME (parts 2, 4)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results to PATH")
     parser.add_argument("--logs", type=Path, metavar="DIR", help="keep the logs (and the profile) in DIR")
     args = parser.parse_args(argv)
@@ -533,9 +539,8 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             key = PART_KEYS[number]
             for tree in args.trees:
                 say(f"part {number} ({key}), tree {tree.name} ... [{uptime()}]")
-                profile = (
-                    logs / f"profile-{tree.name}.raw" if args.profile == tree.name and key == "many" else None
-                )
+                profiled = args.profile == tree.name and key in PROFILED
+                profile = logs / f"profile-{key}-{tree.name}.raw" if profiled else None
                 started = time.monotonic()
                 measured = PARTS[number](lab, tree, profile)
                 measured["uptime"] = uptime()

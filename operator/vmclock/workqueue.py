@@ -24,7 +24,7 @@ import asyncio
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from vmclock.backoff import Backoff, FailureCounter
@@ -94,14 +94,17 @@ class WorkQueue(Generic[K]):
         self._shut = False
         self._paused = False
 
-    def add(self, key: K, *, continuing: bool = False) -> None:
+    def add(self, key: K, *, continuing: bool = False, since: float | None = None) -> None:
         """Request a look at `key` now; coalesces with a pending request, never lost while it is processed.
         `continuing`: the work goes on where it stopped (a cut slice), so it is no new request, and what
-        was observed for the last one still answers it."""
+        was observed for the last one still answers it. `since`: the request is about the world as of
+        that earlier moment (an operator start), so an observation taken after it answers the request;
+        it never relaxes a later request of the key."""
         if self._shut:
             return
         if not continuing or key not in self._requested:
-            self._requested[key] = self._clock()
+            asked = self._clock() if since is None else max(since, self._requested.get(key, since))
+            self._requested[key] = asked
         self._cancel_timer(key)
         if key in self._dirty:
             return
@@ -132,6 +135,21 @@ class WorkQueue(Generic[K]):
         delay = self._failures.next_delay(key)
         self.add_after(key, delay)
         return delay
+
+    def promote(self, keys: Iterable[K]) -> None:
+        """Move these keys, where they are queued now, to the front of their flows (in the order given):
+        work known to be needed goes before work that will likely find nothing to do. Fairness across
+        flows is untouched; keys being processed or waiting for a delayed add stay where they are."""
+        firsts: dict[Hashable, list[K]] = {}
+        for key in dict.fromkeys(keys):
+            flow = self._queued_in.get(key)
+            if flow is not None:
+                firsts.setdefault(flow, []).append(key)
+        for flow, first in firsts.items():
+            queue, chosen = self._flows[flow], set(first)
+            rest = [key for key in queue if key not in chosen]
+            queue.clear()
+            queue.extend(first + rest)
 
     def forget(self, key: K, *, gone: bool = False) -> None:
         """The key succeeded: its next failure starts from the shortest backoff again. `gone`: its object

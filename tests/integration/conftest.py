@@ -34,11 +34,12 @@ def operator_args() -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def simulator(
-    tmp_path_factory: pytest.TempPathFactory, credentials: RunCredentials
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, credentials: RunCredentials
 ) -> Iterator[SimulatorProcess]:
+    """`SIMULATED_VMS` seeded VMs, or as many as the module's own `SIMULATED_VMS` says."""
     sim = SimulatorProcess(
         log_path=tmp_path_factory.mktemp("simulator") / "simulator.log",
-        vms=SIMULATED_VMS,
+        vms=getattr(request.module, "SIMULATED_VMS", SIMULATED_VMS),
         seed=secrets.randbelow(1_000_000),
         accounts=credentials.simulator_accounts,
         access_keys=credentials.simulator_access_keys,

@@ -175,3 +175,25 @@ async def test_a_paused_queue_keeps_requests_and_hands_out_nothing() -> None:
     assert not getter.done()
     queue.resume()
     assert await asyncio.wait_for(getter, 1) == "k"
+
+
+async def test_since_dates_a_request_back_but_never_relaxes_a_later_one() -> None:
+    now = [100.0]
+    queue: WorkQueue[str] = WorkQueue(clock=lambda: now[0])
+    queue.add("a", since=40.0)  # a resumed policy: about the world since the operator started
+    assert queue.requested_at("a") == 40.0
+    now[0] = 120.0
+    queue.add("a")  # a spec change: only an observation after it answers
+    assert queue.requested_at("a") == 120.0
+    queue.add("a", since=40.0)
+    assert queue.requested_at("a") == 120.0, "an older `since` relaxed a newer request"
+
+
+async def test_promote_moves_queued_keys_to_the_front_of_their_own_flow_only() -> None:
+    queue: WorkQueue[str] = WorkQueue(flow_of=lambda key: key[0])  # flows "a" and "b"
+    for key in ("a1", "b1", "a2", "a3", "b2"):
+        queue.add(key)
+    running = await queue.get()  # "a1": being processed, not queued
+    queue.promote(["a3", "b2", "a1", "zz"])
+    assert [await queue.get() for _ in range(4)] == ["b2", "a3", "b1", "a2"]
+    assert running == "a1"

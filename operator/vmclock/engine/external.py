@@ -148,9 +148,14 @@ class SharedObserver:
     """
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, window: float = 0.02, bound: float = BATCH_SECONDS
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        window: float = 0.02,
+        bound: float = BATCH_SECONDS,
+        on_read: Callable[[Mapping[str, VmReading]], None] = lambda readings: None,
     ) -> None:
         self._clock = clock
+        self._on_read = on_read  # told each batch's readings (the controller puts drifted policies first)
         self._window = window
         self._bound = bound
         self._cache: dict[str, tuple[float, VmReading]] = {}
@@ -206,6 +211,7 @@ class SharedObserver:
                 if self._invalidated.get(uuid, taken) <= taken
             )
             self.batches += 1
+            self._on_read(readings)
 
     def _evict(self, older_than: float) -> None:
         for uuid in [u for u, (taken, _) in self._cache.items() if taken < older_than]:

@@ -213,6 +213,8 @@ class PolicyClaim:
         reaches the same management node is the caller's to check (it knows the connections)."""
         if not self.enforce or self.paused or self.found is None:
             return None
+        if self.vm_uuids <= self.found:
+            return self  # the usual case, and cheap: a reconcile asks this of every policy after a start
         return replace(self, vm_uuids=self.vm_uuids & self.found)
 
     @property

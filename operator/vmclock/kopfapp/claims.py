@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from vmclock.engine import PolicyClaim, PolicyState
+from vmclock.engine.plan import previous_generation
 from vmclock.engine.spec import DEFAULT_CONNECTION
 from vmclock.refs import Ref
 
@@ -27,6 +28,7 @@ class IndexedPolicy:
     resync_seconds: int | None
     claim: PolicyClaim | None  # None when the spec is invalid
     restore: bool = False  # deletionPolicy Restore: its connection must outlive it
+    settled: bool = False  # its status is of its current generation (see `settled`)
 
     @property
     def uuids(self) -> frozenset[str]:
@@ -34,6 +36,21 @@ class IndexedPolicy:
 
 
 PolicyIndex = kopf.Index[Ref, IndexedPolicy]
+
+
+def settled(body: Mapping[str, Any]) -> bool:
+    """The stored status answers the policy's current generation: a reconcile finished it, in this or an
+    earlier operator process. Such a policy only needs a drift check after a start, which its
+    connection's start-up round batches (controller.py); a new generation needs its full reconcile."""
+    state = PolicyState.from_body(body)
+    return previous_generation(state.status) == state.generation
+
+
+def resumed_settled(body: Mapping[str, Any], reason: str) -> bool:
+    """kopf resumed a settled policy: nothing of it changed while the operator was away, so it asks about
+    the world since the operator started. A change or a trigger annotation (kopf's other reasons, even
+    at start-up) asks about the world from now on."""
+    return reason == kopf.Reason.RESUME and settled(body)
 
 
 def index_entry(body: Mapping[str, Any]) -> dict[Ref, IndexedPolicy]:
@@ -47,6 +64,7 @@ def index_entry(body: Mapping[str, Any]) -> dict[Ref, IndexedPolicy]:
         resync if isinstance(resync, int) else None,
         state.claim(),
         restore=spec.get("deletionPolicy") == "Restore",
+        settled=settled(body),
     )
     return {Ref(state.namespace, connection): entry}
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,7 +44,7 @@ from vmclock.engine import (
     restore_all,
 )
 from vmclock.engine.external import SharedObserver
-from vmclock.engine.plan import WriteOutcome
+from vmclock.engine.plan import VmReading, WriteOutcome
 from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, failed_status, restore_pending_status
 from vmclock.engine.report import READY, find_condition
 from vmclock.engine.spec import (
@@ -72,6 +73,7 @@ RECONCILE_SECONDS = 120.0  # one reconcile's time for ZStack: reads, submissions
 GRACE_SECONDS = 30.0  # after it: the final status and Events, then everything is cancelled
 STATUS_ATTEMPTS = 3  # a status write that found the object changed (kopf's own patches) re-reads and retries
 DRAIN_SECONDS = 10.0
+STARTUP_JOIN_SECONDS = 30.0  # a policy resumed within this of its connection's start-up round joins it
 RESTORE_PENDING_EVENT = "RestorePending"
 SUCCESS, ERROR, REQUEUE = "success", "error", "requeue"  # controller-runtime's reconcile results
 RECORD_CONFLICT = "RecordConflict"
@@ -170,6 +172,8 @@ class PolicyController:
         metrics.set_workers(workers, self.queue.active)
         self._index: PolicyIndex | None = None
         self._observers: dict[Ref, SharedObserver] = {}
+        self._startups: dict[Ref, float] = {}  # connection -> when its start-up round began
+        self._startup_join = STARTUP_JOIN_SECONDS
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- entry points: they only enqueue -------------------------------------------------------------
@@ -183,11 +187,21 @@ class PolicyController:
             self.start()
 
     def enqueue(
-        self, ref: Ref, *, uid: str = "", generation: int | None = None, connection: str | None = None
+        self,
+        ref: Ref,
+        *,
+        uid: str = "",
+        generation: int | None = None,
+        connection: str | None = None,
+        settled: bool = False,
     ) -> None:
         """Ask for a reconcile. With `uid` (a handler saw the object) the runtime of that incarnation
         learns its `generation`, which supersedes unsent writes of older generations, and its connection
-        (the queue's fairness flow)."""
+        (the queue's fairness flow). `settled`: its status answers its generation (claims.settled); its
+        first reconcile in this process then joins the connection's start-up round."""
+        since = None
+        if uid and settled and connection is not None and self.runtimes.fresh(ref, uid):
+            since = self._startup_round(Ref(ref.namespace, connection))
         if uid:
             runtime = self.runtimes.bind(ref, uid)
             if generation is not None:
@@ -201,7 +215,28 @@ class PolicyController:
                 runtime.saw_generation(generation)
             if connection is not None:
                 runtime.connection = connection
-        self.queue.add(ref)
+        self.queue.add(ref, since=since)
+
+    def _startup_round(self, connection: Ref) -> float:
+        """When the connection's start-up round began; one begins now unless one began within
+        `STARTUP_JOIN_SECONDS`.
+
+        After a start kopf resumes every policy, one by one and in no useful order; each asking ZStack
+        for its own VMs would cost a batch of reads per few policies. Instead the round hints the VMs of
+        every settled policy of the connection that no worker has read yet to its observer at once, so
+        the first batch reads all of them. A resumed policy asks about the world since the operator
+        started, not since kopf got round to it, so a reading taken after the round began answers its
+        request; only the drifted VMs then go on to writes."""
+        now = self._clock()
+        started = self._startups.get(connection)
+        if started is not None and now - started <= self._startup_join:
+            return started
+        self._startups[connection] = now
+        observer = self._observer(connection)
+        for entry in self._entries_of(connection):
+            if entry.settled and self.runtimes.fresh(entry.ref):
+                observer.hint(entry.uuids)
+        return now
 
     def kick_sharing(self, uuids: Iterable[str], me: Ref) -> None:
         """Ownership of shared VMs may have changed: the other policies selecting them look again now."""
@@ -264,6 +299,7 @@ class PolicyController:
 
     def forget_connection(self, connection: Ref) -> None:
         self._observers.pop(connection, None)
+        self._startups.pop(connection, None)
 
     # --- the workers -----------------------------------------------------------------------------------
 
@@ -582,7 +618,27 @@ class PolicyController:
                 observer.invalidate(uuids)
 
     def _observer(self, connection: Ref) -> SharedObserver:
-        return self._observers.setdefault(connection, SharedObserver(self._clock))
+        observer = self._observers.get(connection)
+        if observer is None:
+            drifted_first = functools.partial(self._drifted_first, connection)
+            observer = self._observers[connection] = SharedObserver(self._clock, on_read=drifted_first)
+        return observer
+
+    def _drifted_first(self, connection: Ref, readings: Mapping[str, VmReading]) -> None:
+        """A batch was read: the connection's queued policies it found drifted go before the others. After
+        a start, or in a resync round, most policies will find nothing to do; the few that must write
+        should not wait behind all of them."""
+        self.queue.promote(
+            entry.ref
+            for entry in self._entries_of(connection)
+            if entry.claim is not None
+            and any(
+                (reading := readings.get(uuid)) is not None
+                and reading.track is not None
+                and reading.track != entry.claim.track
+                for uuid in entry.uuids
+            )
+        )
 
     def _entries(self) -> list[IndexedPolicy]:
         return list(all_entries(self._index)) if self._index is not None else []

@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 
 from vmclock.engine.spec import CONNECTION_PLURAL, DEFAULT_CONNECTION, GROUP, POLICY_PLURAL, VERSION
-from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, index_entry
+from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, index_entry, resumed_settled
 from vmclock.kopfapp.controller import DRAIN_SECONDS
 from vmclock.kopfapp.runtime import Runtime
 from vmclock.kopfapp.settings import PAUSED_FIELD, REQUESTED_FIELD
@@ -85,7 +85,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     @kopf.on.field(
         *POLICIES, id="requested", field=REQUESTED_FIELD, backoff=HANDLER_BACKOFF, registry=registry
     )
-    async def reconcile_policy(*, body: kopf.Body, **kwargs: Any) -> None:
+    async def reconcile_policy(*, body: kopf.Body, reason: str = "", **kwargs: Any) -> None:
         bound(kwargs)
         generation = int(body.metadata.get("generation") or 0)
         connection = str((body.spec.get("connectionRef") or {}).get("name") or DEFAULT_CONNECTION)
@@ -94,6 +94,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             uid=str(body.metadata.get("uid") or ""),
             generation=generation,
             connection=connection,
+            settled=resumed_settled(body, reason),
         )
 
     @kopf.on.delete(*POLICIES, id="restore", when=wants_restore, registry=registry)

@@ -108,6 +108,12 @@ class Runtimes:
         self._by_ref[ref] = runtime
         return runtime
 
+    def fresh(self, ref: Ref, uid: str = "") -> bool:
+        """No worker of this process has read this incarnation (`uid`, or whichever is bound) yet: a policy
+        found at start-up, or one just created."""
+        current = self._by_ref.get(ref)
+        return current is None or not current.confirmed or bool(uid and current.uid != uid)
+
     def drop_gone(self, ref: Ref, *, read_started: float) -> PolicyRuntime | None:
         """The API server said the policy is gone (in a read that began at `read_started`): drop its
         runtime, unless it was bound after that read began (a namesake's create arrived meanwhile)."""
