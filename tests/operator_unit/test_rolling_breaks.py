@@ -114,17 +114,22 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(
-    *, reboot_seconds: float = 0.3, reconcile_seconds: float = 120.0, now: datetime = OPEN
+    *,
+    reboot_seconds: float = 0.3,
+    reconcile_seconds: float = 120.0,
+    now: datetime = OPEN,
+    job_latency: float = 0.02,
+    **connection: Any,
 ) -> AsyncIterator[Rig]:
     config = SimulatorConfig(
-        vms=150, accounts={"admin": SECRET_VALUE}, job_latency=0.02, reboot_seconds=reboot_seconds
+        vms=150, accounts={"admin": SECRET_VALUE}, job_latency=job_latency, reboot_seconds=reboot_seconds
     )
     async with Simulator(config) as sim:
         kube = FakeKube()
         kube.secrets[(NS, "creds")] = secret("1", sim)
         kube.objects[(CONNECTION_PLURAL, *CONNECTION)] = {
             "metadata": {"namespace": NS, "name": CONNECTION.name, "generation": 1, "uid": "uid-c"},
-            "spec": {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}},
+            "spec": {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}, **connection},
         }
         manager = ConnectionManager(kube, endpoints=EndpointPolicy(allow_insecure=True))
         clock = WallClock(now)
@@ -291,3 +296,33 @@ async def test_a_reboot_started_just_before_the_window_closes_still_halts_when_i
         rollout = r.rollout(ref)
         assert (rollout["status"], rollout["reason"]) == ("False", "Halted"), rollout
         assert vm in rollout["message"], rollout
+
+
+async def test_a_reboot_zstack_refused_before_running_is_retried_after_a_resume() -> None:
+    """Scenario: the management node is busy when the first reboot is submitted: the job fails with
+    SYS.1001 from ZStack's pipeline, before the VM is touched (it stays Running, never Rebooting). The
+    rollout halts. The node recovers, a person resumes the rollout (reconcile-requested-at), the window is
+    open for hours.
+
+    Promises broken: the halt's message says the VM "did not come back from its reboot" although ZStack
+    never rebooted it, and "Rolling reboots them inside the window": after the resume that VM is treated
+    like one that failed to come back ("not rebooted again in the same window"), so it keeps waiting for
+    a restart it never got while the rollout reports Complete."""
+    async with rig() as r:
+        vms = r.windows_vms(2)
+        r.sim.faults.set_error_rate("RebootVmInstance", 1.0, "SYS.1001")
+        ref = r.rolling("p", vms)
+        r.controller.enqueue(ref)
+        await r.settle(lambda: r.rollout(ref).get("reason") == "Halted")
+        halted = r.rollout(ref)
+        assert r.rebooted() == [], "ZStack rebooted nothing: the job failed before the VM was touched"
+
+        r.sim.faults.clear()
+        r.body(ref)["metadata"]["annotations"][RESUME] = "2026-12-05T02:31:00Z"
+        r.clock.now = OPEN + timedelta(minutes=1)
+        r.controller.enqueue(ref)
+        await r.settle(lambda: r.rollout(ref).get("reason") == "Complete")
+        await r.settle(lambda: not r.controller.queue.is_processing(ref))
+        assert sorted(r.rebooted()) == vms, (
+            f"rebooted {r.rebooted()} of {vms} after the resume; the halt said: {halted['message']}"
+        )
