@@ -26,6 +26,7 @@ from vmclock.kopfapp.controller import PolicyController
 from vmclock.kopfapp.metrics import Metrics
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
+from vmclock.simulator.state import NewVm
 
 from .test_connections import seconds_pass
 from .test_controller import CONNECTION, NS, SECRET_VALUE, FakeIndex, FakeKube, no_event_posting, secret
@@ -326,3 +327,22 @@ async def test_a_reboot_zstack_refused_before_running_is_retried_after_a_resume(
         assert sorted(r.rebooted()) == vms, (
             f"rebooted {r.rebooted()} of {vms} after the resume; the halt said: {halted['message']}"
         )
+
+
+async def test_a_policy_of_many_windows_vms_reboots_them() -> None:
+    """Scenario: one UUID policy of 800 running Windows VMs (vmUuids allows 1000), all changed from host to
+    guest, so all wait for a restart: the reason rolling restarts exist. Its status is over the 256 KiB
+    budget, so bound_status sheds detail from Applied entries, the platform included.
+
+    Promise broken: "What is rebooted: VMs this policy changed that wait for a restart, are Running, run
+    Windows ...". The rollout reads the platform from status, finds none, counts all 800 as "not Windows",
+    reboots nothing and reports Complete while every VM still shows pendingRestart."""
+    async with rig(reboot_seconds=0.0, job_latency=0.0) as r:
+        vms = sorted(r.sim.state.add_vm(NewVm(name=f"win-fleet-{n:03}")).uuid for n in range(800))
+        ref = r.rolling("fleet", vms, max_concurrent=100)
+        r.controller.enqueue(ref)
+        await r.settle(lambda: bool(r.rollout(ref)), within=120)
+        await r.settle(lambda: not r.controller.queue.is_processing(ref), within=120)
+        pending = sum(1 for e in r.body(ref)["status"]["vms"] if e.get("pendingRestart"))
+        rollout = r.rollout(ref)
+        assert len(r.rebooted()) > 0, f"{pending} VMs wait for a restart, none rebooted; Rollout: {rollout}"
