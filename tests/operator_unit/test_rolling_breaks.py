@@ -346,3 +346,30 @@ async def test_a_policy_of_many_windows_vms_reboots_them() -> None:
         pending = sum(1 for e in r.body(ref)["status"]["vms"] if e.get("pendingRestart"))
         rollout = r.rollout(ref)
         assert len(r.rebooted()) > 0, f"{pending} VMs wait for a restart, none rebooted; Rollout: {rollout}"
+
+
+async def test_a_vm_removed_from_the_policy_is_not_rebooted_by_it() -> None:
+    """Scenario: a Restore policy changed 3 running Windows VMs (all wait for a restart; the window has not
+    opened yet). A person removes one VM from spec.vmUuids; ZStack refuses its restore write (SYS.1007), so
+    status keeps it listed, waiting for its restore. Then the window opens.
+
+    Promise broken: "What is rebooted: VMs this policy changed that wait for a restart, ... and are not owned
+    by another policy", read with spec.vmUuids: a VM the policy no longer selects is no longer its to reboot.
+    The rollout takes its candidates from every status entry, so it reboots the VM that left the policy,
+    which makes the track the person is restoring away from take effect in the guest."""
+    async with rig(now=OPEN - timedelta(hours=1)) as r:
+        vms = r.windows_vms(3)
+        ref = r.rolling("p", vms, deletionPolicy="Restore")
+        r.controller.enqueue(ref)
+        await r.settle(lambda: r.rollout(ref).get("reason") == "WindowClosed")
+        await r.settle(lambda: not r.controller.queue.is_processing(ref))
+
+        left = vms[0]
+        r.sim.faults.set_error_rate("SetVmClockTrack", 1.0, "SYS.1007")
+        r.clock.now = OPEN
+        bump(r, ref, vmUuids=vms[1:])
+        await r.settle(lambda: r.body(ref)["status"].get("observedGeneration") == 2)
+        await r.settle(lambda: r.rollout(ref).get("reason") in ("Rolling", "Complete", "Halted"))
+        await r.settle(lambda: not r.controller.queue.is_processing(ref))
+        assert r.sim.state.track_of(left) == "guest", "its restore is still to come"
+        assert left not in r.rebooted(), f"VM {left} left the policy and was rebooted by it: {r.rebooted()}"
