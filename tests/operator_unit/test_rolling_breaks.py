@@ -373,3 +373,24 @@ async def test_a_vm_removed_from_the_policy_is_not_rebooted_by_it() -> None:
         await r.settle(lambda: not r.controller.queue.is_processing(ref))
         assert r.sim.state.track_of(left) == "guest", "its restore is still to come"
         assert left not in r.rebooted(), f"VM {left} left the policy and was rebooted by it: {r.rebooted()}"
+
+
+async def test_a_window_open_across_a_half_hour_daylight_saving_jump_is_seen_open() -> None:
+    """Scenario: timeZone Australia/Lord_Howe (its clocks move by 30 minutes), schedule "45 1 * * *",
+    duration 4h. On 4 October 2026 the window opens at 01:45 (+10:30, 15:15 UTC); at 02:00 the clocks jump
+    to 02:30 (+11). At 05:19 local (18:19 UTC) the window is open until 19:15 UTC.
+
+    Promise broken: "timeZone: IANA name the schedule is read in" ("A local time skipped by a
+    daylight-saving jump does not fire": 01:45 is not skipped). Stepping back one local hour as 60 UTC
+    minutes jumps over the 30-minute-long local hour 02, misses the 01:45 fire time, and the rollout says
+    WindowClosed (next opening the following night) and reboots nothing inside the open window."""
+    inside = datetime.fromisoformat("2026-10-03T18:19:49+00:00")
+    async with rig(now=inside) as r:
+        (vm,) = r.windows_vms(1)
+        ref = r.rolling("p", [vm])
+        window = {"schedule": "45 1 * * *", "duration": "4h", "timeZone": "Australia/Lord_Howe"}
+        r.body(ref)["spec"]["restart"]["maintenanceWindow"] = window
+        r.controller.enqueue(ref)
+        await r.settle(lambda: bool(r.rollout(ref)))
+        await r.settle(lambda: not r.controller.queue.is_processing(ref))
+        assert r.rebooted() == [vm], f"nothing rebooted in the open window; Rollout: {r.rollout(ref)}"
