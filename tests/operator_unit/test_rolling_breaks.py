@@ -394,3 +394,23 @@ async def test_a_window_open_across_a_half_hour_daylight_saving_jump_is_seen_ope
         await r.settle(lambda: bool(r.rollout(ref)))
         await r.settle(lambda: not r.controller.queue.is_processing(ref))
         assert r.rebooted() == [vm], f"nothing rebooted in the open window; Rollout: {r.rollout(ref)}"
+
+
+async def test_two_rolling_policies_sharing_vms_with_the_same_track_reboot_each_vm_once() -> None:
+    """Scenario: two Rolling policies in one namespace list the same 2 running Windows VMs with the same
+    track (no Conflict: they agree), an older one and a younger one, both applied at once (one shared
+    observation; both see the VMs on host and write guest).
+
+    Promise broken: "never reboots a VM another policy owns" (the older policy owns a shared VM, design.md
+    §3.7) and a VM rebooted once for its track. Both policies consider the VMs theirs and waiting for a
+    restart, so each VM is rebooted twice: once by each policy."""
+    async with rig() as r:
+        vms = r.windows_vms(2)
+        elder, young = r.rolling("elder", vms), r.rolling("young", vms)
+        r.body(elder)["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+        r.index.sync(r.kube)
+        r.controller.enqueue(elder)
+        r.controller.enqueue(young)
+        await r.settle(lambda: all(r.rollout(p).get("reason") == "Complete" for p in (elder, young)))
+        await r.settle(lambda: not any(r.controller.queue.is_processing(p) for p in (elder, young)))
+        assert sorted(r.rebooted()) == vms, f"reboots: {r.rebooted()} of {vms}"
