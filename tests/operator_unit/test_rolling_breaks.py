@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -106,7 +106,7 @@ class Rig:
         started = [(r.start, r.uuid) for r in log.done] + [(at, u) for u, at in log.running.items()]
         return [uuid for at, uuid in sorted(started) if at > since]
 
-    async def settle(self, done: Any, within: float = 15.0) -> None:
+    async def settle(self, done: Callable[[], bool], within: float = 15.0) -> None:
         deadline = asyncio.get_running_loop().time() + within
         while not done():
             assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
@@ -120,7 +120,6 @@ async def rig(
     reconcile_seconds: float = 120.0,
     now: datetime = OPEN,
     job_latency: float = 0.02,
-    **connection: Any,
 ) -> AsyncIterator[Rig]:
     config = SimulatorConfig(
         vms=150, accounts={"admin": SECRET_VALUE}, job_latency=job_latency, reboot_seconds=reboot_seconds
@@ -130,7 +129,7 @@ async def rig(
         kube.secrets[(NS, "creds")] = secret("1", sim)
         kube.objects[(CONNECTION_PLURAL, *CONNECTION)] = {
             "metadata": {"namespace": NS, "name": CONNECTION.name, "generation": 1, "uid": "uid-c"},
-            "spec": {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}, **connection},
+            "spec": {"endpoint": sim.endpoint, "credentialsSecretRef": {"name": "creds"}},
         }
         manager = ConnectionManager(kube, endpoints=EndpointPolicy(allow_insecure=True))
         clock = WallClock(now)
