@@ -6,7 +6,8 @@ Why our own parser: croniter is deprecated and the subset a maintenance window n
 a day matching either one fires.
 
 Fire times are matched on the wall clock of the window's time zone, one UTC minute at a time: a local time
-skipped by a daylight-saving jump never fires, one repeated fires twice (each opens its own window).
+skipped by a daylight-saving jump never fires, one repeated fires twice (each opens its own window). Whole
+local hours that cannot fire are hopped over, except across an offset change (some are 30 minutes).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ class MaintenanceWindow:
         while moment < end:
             local = moment.astimezone(self.zone)
             if not self.schedule.hour_matches(local):
-                moment += timedelta(minutes=60 - local.minute)
+                moment = self._hop(moment, local, timedelta(minutes=60 - local.minute))
             elif local.minute in self.schedule.minutes:
                 return moment
             else:
@@ -171,9 +172,18 @@ class MaintenanceWindow:
         while moment > start:
             local = moment.astimezone(self.zone)
             if not self.schedule.hour_matches(local):
-                moment -= timedelta(minutes=local.minute + 1)
+                moment = self._hop(moment, local, -timedelta(minutes=local.minute + 1))
             elif local.minute in self.schedule.minutes:
                 return moment
             else:
                 moment -= MINUTE
         return None
+
+    def _hop(self, moment: datetime, local: datetime, step: timedelta) -> datetime:
+        """`moment + step`, the next or previous local hour, unless the zone's offset changes in between:
+        then local hours are not whole UTC hours (Lord Howe's 30-minute jump leaves its local hour 02 half
+        an hour long), so one minute only, never skipping a wall-clock minute that may fire."""
+        target = moment + step
+        if local.utcoffset() == target.astimezone(self.zone).utcoffset():
+            return target
+        return moment + (MINUTE if step > timedelta(0) else -MINUTE)
