@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from vmclock.engine import PolicyState
-from vmclock.engine.reconcile import ReconcileResult
+from vmclock.engine.reconcile import ConnectionUnavailable, ReconcileResult
 from vmclock.engine.restarts import COME_BACK_SECONDS, WAIT_POLL_SECONDS, Outcome, RolloutRecord, Sent
 from vmclock.engine.rollout import MemoryRolloutStore, RolloutIO, RolloutResult, roll
 from vmclock.engine.spec import parse_policy_spec
@@ -416,21 +416,21 @@ async def test_a_vm_another_policy_owns_now_is_not_rebooted() -> None:
     assert zstack.rebooted == [uuid(1)]
 
 
-async def test_no_intent_is_stored_when_the_connection_cannot_be_leased() -> None:
+async def test_a_connection_lost_between_batches_leaves_no_intent_and_blocks_with_a_warning() -> None:
     store = MemoryRolloutStore()
 
     async def connect() -> FakeZStack:
-        raise ZStackError.client("CLIENT.TRANSPORT", "the Secret is gone")
+        raise ConnectionUnavailable(
+            "SecretNotFound", "ZStackConnection ns/zstack is not ready: Secret is gone"
+        )
 
     io = RolloutIO(store, connect, Clock(OPEN))
-    with pytest.raises(ZStackError):
-        await roll(
-            spec(),
-            status(vm(1))["vms"],
-            io,
-            generation=1,
-            requested_at=None,
-            blocked=None,
-            previous_reason=None,
-        )
+    result = await roll(
+        spec(), status(vm(1))["vms"], io, generation=1, requested_at=None, blocked=None, previous_reason=None
+    )
     assert uuid(1) not in store.record.sent
+    assert result.condition is not None
+    assert (result.condition.status, result.condition.reason) == ("False", "Blocked")
+    assert "SecretNotFound" in result.condition.message
+    assert [(e.type, e.reason) for e in result.events] == [("Warning", "RolloutBlocked")]
+    assert result.requeue_after == WAIT_POLL_SECONDS

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from vmclock.engine.reconcile import ConnectionUnavailable
 from vmclock.engine.report import Condition, EventSpec, listing
 from vmclock.engine.restarts import (
     WAIT_POLL_SECONDS,
@@ -136,7 +137,10 @@ async def roll(
             record = decision.record
         if not decision.reboot:
             break
-        record, candidates, failure = await _batch(decision, record, candidates, io)
+        try:
+            record, candidates, failure = await _batch(decision, record, candidates, io)
+        except ConnectionUnavailable as problem:
+            return _lost_connection(decision, problem, events)
         rebooted_now = True
         events.append(
             EventSpec(
@@ -198,6 +202,21 @@ async def _batch(
                 seen[uuid] = replace(old, pending_restart=not came_back, state=inventory.state)
     await io.store.store(record)
     return record, seen, failure
+
+
+def _lost_connection(
+    decision: Decision, problem: ConnectionUnavailable, events: list[EventSpec]
+) -> RolloutResult:
+    """The connection became unusable between two batches: this batch was neither recorded nor sent. The
+    next reconcile, soon, says how the connection is and backs off while it stays broken."""
+    waiting = decision.left + len(decision.reboot)
+    message = (
+        f"no reboots while the connection is not Ready ({problem.reason}: {problem}); "
+        f"{waiting} VMs wait for a restart"
+    )
+    events.append(EventSpec("Warning", "RolloutBlocked", message))
+    condition = Condition(ROLLOUT, "False", Step.BLOCKED.value, message)
+    return RolloutResult(condition, tuple(events), WAIT_POLL_SECONDS)
 
 
 def _remaining(deadline: float | None) -> float | None:
