@@ -156,34 +156,37 @@ class MaintenanceWindow:
         offsets move by whole hours or half hours, so local hours start on UTC minutes)."""
         moment = _floor_minute(start)
         moment += MINUTE if moment < start else timedelta(0)
+        local = moment.astimezone(self.zone)
         while moment < end:
-            local = moment.astimezone(self.zone)
             if not self.schedule.hour_matches(local):
-                moment = self._hop(moment, local, timedelta(minutes=60 - local.minute))
+                moment, local = self._hop(moment, local, timedelta(minutes=60 - local.minute))
             elif local.minute in self.schedule.minutes:
                 return moment
             else:
-                moment += MINUTE
+                moment, local = self._hop(moment, local, MINUTE)
         return None
 
     def _last_fire(self, start: datetime, end: datetime) -> datetime | None:
         """The last fire time in (start, end], stepping back over local hours that cannot fire."""
         moment = _floor_minute(end)
+        local = moment.astimezone(self.zone)
         while moment > start:
-            local = moment.astimezone(self.zone)
             if not self.schedule.hour_matches(local):
-                moment = self._hop(moment, local, -timedelta(minutes=local.minute + 1))
+                moment, local = self._hop(moment, local, -timedelta(minutes=local.minute + 1))
             elif local.minute in self.schedule.minutes:
                 return moment
             else:
-                moment -= MINUTE
+                moment, local = self._hop(moment, local, -MINUTE)
         return None
 
-    def _hop(self, moment: datetime, local: datetime, step: timedelta) -> datetime:
-        """`moment + step`, the next or previous local hour, unless the zone's offset changes in between:
-        then local hours are not whole UTC hours (Lord Howe's 30-minute jump leaves its local hour 02 half
-        an hour long), so one minute only, never skipping a wall-clock minute that may fire."""
+    def _hop(self, moment: datetime, local: datetime, step: timedelta) -> tuple[datetime, datetime]:
+        """`moment + step` (UTC and local), the next or previous local hour or minute, unless the zone's
+        offset changes in between: then local hours are not whole UTC hours (Lord Howe's 30-minute jump
+        leaves its local hour 02 half an hour long), so one minute only, never skipping a wall-clock minute
+        that may fire."""
         target = moment + step
-        if local.utcoffset() == target.astimezone(self.zone).utcoffset():
-            return target
-        return moment + (MINUTE if step > timedelta(0) else -MINUTE)
+        seen = target.astimezone(self.zone)
+        if seen.utcoffset() == local.utcoffset() or abs(step) == MINUTE:
+            return target, seen
+        target = moment + (MINUTE if step > timedelta(0) else -MINUTE)
+        return target, target.astimezone(self.zone)
