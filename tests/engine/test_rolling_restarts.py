@@ -19,7 +19,7 @@ from vmclock.engine.reconcile import ConnectionUnavailable, ReconcileResult
 from vmclock.engine.restarts import COME_BACK_SECONDS, WAIT_POLL_SECONDS, Outcome, RolloutRecord, Sent
 from vmclock.engine.rollout import MemoryRolloutStore, RolloutIO, RolloutResult, roll
 from vmclock.engine.spec import parse_policy_spec
-from vmclock.kopfapp.rolling import blocked_by
+from vmclock.kopfapp.rolling import blocked_by, selected_vms
 from vmclock.zstack.errors import ErrorCode, MaySend, NotSent, ZStackError
 from vmclock.zstack.models import VmInventory
 from vmclock.zstack.reboot import refused
@@ -434,3 +434,12 @@ async def test_a_connection_lost_between_batches_leaves_no_intent_and_blocks_wit
     assert "SecretNotFound" in result.condition.message
     assert [(e.type, e.reason) for e in result.events] == [("Warning", "RolloutBlocked")]
     assert result.requeue_after == WAIT_POLL_SECONDS
+
+
+def test_only_the_vms_a_policy_selects_now_are_its_candidates() -> None:
+    seen = (vm(1), vm(2), vm(3))  # 3 was dropped from the policy and awaits its restore
+    by_uuid = parse_policy_spec({**spec(), "vmUuids": [uuid(1), uuid(2)]})
+    assert [e["uuid"] for e in selected_vms(by_uuid, ReconcileResult({}, vms=seen))] == [uuid(1), uuid(2)]
+    by_selector = parse_policy_spec({"track": "guest", "selector": {"platforms": ["Windows"]}})
+    chosen = ReconcileResult({}, selected=frozenset({uuid(2), uuid(3)}), vms=seen)
+    assert [e["uuid"] for e in selected_vms(by_selector, chosen)] == [uuid(2), uuid(3)]
