@@ -2,6 +2,8 @@
 
 It runs after the reconcile's status is saved (the writes it reports must not wait for reboots), under the
 same deadline and stop gate, through its own lease of the connection, and saves the `Rollout` condition.
+Between batches it stops when the policy is asked for again (a pause, a resume) and drops the VMs another
+policy owns by then: a slice may run for minutes, and what it read at its start may no longer hold.
 It tells the controller when to look again: at the window's next opening, soon while reboots are out, or
 not at all (nothing to do, halted, blocked). A policy without `spec.restart.policy: Rolling` costs nothing.
 """
