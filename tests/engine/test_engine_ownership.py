@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from vmclock.engine.plan import conflicting_owners, overlapping, selected_elsewhere
+from dataclasses import replace
+
+from vmclock.engine.plan import conflicting_owners, overlapping, owned_by_others, selected_elsewhere
 
 from .helpers import claim, uuid
 
@@ -46,3 +48,17 @@ def test_overlapping_excludes_self() -> None:
     other = claim("other", "host", 1)
     unrelated = claim("unrelated", "host", 9)
     assert overlapping(me.vm_uuids, ("ns", "me"), [me, other, unrelated]) == [other]
+
+
+def test_an_older_policy_owns_a_shared_vm_for_reboots_even_when_the_tracks_agree() -> None:
+    old = claim("old", "guest", 1, 2, created="2026-01-01T00:00:00Z")
+    young = claim("young", "guest", 2, 3, created="2026-02-01T00:00:00Z")
+    assert owned_by_others(young, [old, young]) == {uuid(2)}
+    assert owned_by_others(old, [old, young]) == frozenset()
+
+
+def test_a_uuid_policy_owns_its_vms_over_a_selector_policy_of_any_age() -> None:
+    named = claim("named", "guest", 1, created="2026-06-01T00:00:00Z")
+    chosen = replace(claim("chosen", "guest", 1, 2), by_selector=True)
+    assert owned_by_others(chosen, [named]) == {uuid(1)}
+    assert owned_by_others(named, [chosen]) == frozenset()

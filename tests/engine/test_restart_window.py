@@ -119,6 +119,15 @@ def test_a_window_is_read_in_its_time_zone_across_daylight_saving() -> None:
     assert berlin.next_opening(at("2026-03-28T02:00")) == at("2026-03-30T00:00")
 
 
+def test_half_hour_offset_changes_neither_skip_nor_miss_a_fire_time() -> None:
+    # Chatham moves from +12:45 to +13:45 at 02:45 local on 27 September 2026: 02:30 is still a fire time
+    chatham = window_of(rolling(schedule="30 2 * * *", duration="4h", timeZone="Pacific/Chatham"))
+    assert chatham.open_since(at("2026-09-26T15:00")) == at("2026-09-26T13:45")
+    # Lord Howe moves back from +11 to +10:30 at 02:00 local on 5 April 2026: 01:45 comes twice
+    twice = window_of(rolling(schedule="45 1 * * *", duration="10m", timeZone="Australia/Lord_Howe"))
+    assert twice.next_opening(at("2026-04-04T14:46")) == at("2026-04-04T15:15")
+
+
 def test_a_date_that_never_comes_has_no_opening() -> None:
     assert window_of(rolling(schedule="0 0 31 2 *")).next_opening(at("2026-01-01T00:00")) is None
     leap = window_of(rolling(schedule="0 0 29 2 *"))

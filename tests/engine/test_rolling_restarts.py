@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from vmclock.engine import PolicyState
-from vmclock.engine.reconcile import ReconcileResult
-from vmclock.engine.restarts import COME_BACK_SECONDS, Outcome, RolloutRecord, Sent
+from vmclock.engine.reconcile import ConnectionUnavailable, ReconcileResult
+from vmclock.engine.restarts import COME_BACK_SECONDS, WAIT_POLL_SECONDS, Outcome, RolloutRecord, Sent
 from vmclock.engine.rollout import MemoryRolloutStore, RolloutIO, RolloutResult, roll
 from vmclock.engine.spec import parse_policy_spec
-from vmclock.kopfapp.rolling import blocked_by
-from vmclock.zstack.errors import MaySend, NotSent, ZStackError
+from vmclock.kopfapp.rolling import blocked_by, selected_vms
+from vmclock.zstack.errors import ErrorCode, MaySend, NotSent, ZStackError
 from vmclock.zstack.models import VmInventory
+from vmclock.zstack.reboot import refused
 
 from .helpers import uuid
 
@@ -64,6 +65,7 @@ class FakeZStack:
 
     seconds: float = 0.01
     fail: set[str] = field(default_factory=set)
+    refuse: ZStackError | None = None  # answered to every submit: nothing is rebooted
     rebooted: list[str] = field(default_factory=list)
     now: int = 0
     peak: int = 0
@@ -72,6 +74,8 @@ class FakeZStack:
         why = may_send() if may_send is not None else None
         if why is not None:
             raise NotSent(why)
+        if self.refuse is not None:
+            raise self.refuse
         self.rebooted.append(uuid)
         self.now += 1
         self.peak = max(self.peak, self.now)
@@ -104,11 +108,14 @@ async def run(
     blocked: str | None = None,
     previous: str | None = None,
     stop: MaySend | None = None,
+    owned_elsewhere: frozenset[str] = frozenset(),
 ) -> RolloutResult:
     async def connect() -> FakeZStack:
         return zstack
 
-    io = RolloutIO(store, connect, clock, stop=stop or (lambda: None))
+    io = RolloutIO(
+        store, connect, clock, stop=stop or (lambda: None), owned_elsewhere=lambda: owned_elsewhere
+    )
     return await roll(
         policy,
         current["vms"],
@@ -333,3 +340,106 @@ def test_the_record_round_trips_and_a_garbled_one_is_empty() -> None:
     record = RolloutRecord(WINDOW_START, {uuid(1): Sent(1.5, Outcome.BACK)})
     assert RolloutRecord.decode(record.encode()) == record
     assert RolloutRecord.decode("{not json") == RolloutRecord()
+
+
+def answer(code: str, cause: str | None = None) -> ZStackError:
+    """An error ZStack answered (HTTP 503 with an ErrorCode), optionally wrapping a cause."""
+    error = ErrorCode(code, "failed", cause=ErrorCode(cause, "cause") if cause else None)
+    return ZStackError(error, http_status=503, operation="RebootVmInstance")
+
+
+@pytest.mark.parametrize(
+    ("error", "was_refused"),
+    [
+        (answer("SYS.1001"), True),  # the API pipeline: the VM's chain never got the message
+        (answer("SYS.1003"), True),
+        (answer("VM.1003", "VM.1010"), True),  # the VM's state check refused it
+        (answer("VM.1003", "HOST.1005"), False),  # the reboot flow ran and the VM did not start again
+        (ZStackError.client("CLIENT.TIMEOUT", "no answer"), False),  # it may have run
+    ],
+)
+def test_a_refusal_is_an_answer_that_the_vm_was_not_touched(error: ZStackError, was_refused: bool) -> None:
+    assert refused(error) is was_refused
+
+
+async def test_a_refused_reboot_halts_truthfully_and_is_tried_again_after_a_resume() -> None:
+    zstack, store, clock = FakeZStack(refuse=answer("SYS.1001")), MemoryRolloutStore(), Clock(OPEN)
+    first = await run(spec(), status(vm(1)), zstack, store, clock, requested_at="a")
+    assert first.condition is not None
+    assert first.condition.reason == "Halted"
+    assert f"ZStack refused to reboot VM {uuid(1)}" in first.condition.message
+    assert "not rebooted" in first.condition.message
+    assert uuid(1) not in store.record.sent
+
+    zstack.refuse = None
+    resumed = await run(spec(), status(vm(1)), zstack, store, clock, requested_at="b", previous="Halted")
+    assert zstack.rebooted == [uuid(1)]
+    assert resumed.condition is not None
+    assert resumed.condition.reason == "Complete"
+
+
+async def test_a_reboot_out_when_the_window_closes_is_still_watched_and_halts_when_late() -> None:
+    sent_at = (CLOSED - timedelta(minutes=2)).timestamp()
+    record = RolloutRecord(WINDOW_START, {uuid(1): Sent(sent_at)})
+    zstack, store = FakeZStack(), MemoryRolloutStore(record)
+    out = status(vm(1, state="Rebooting"))
+    watching = await run(spec(), out, zstack, store, Clock(CLOSED))
+    assert watching.condition is not None
+    assert watching.condition.reason == "WindowClosed"
+    assert "1 VMs rebooting" in watching.condition.message
+    assert watching.requeue_after == WAIT_POLL_SECONDS
+
+    late = await run(spec(), out, zstack, store, Clock(CLOSED + timedelta(seconds=COME_BACK_SECONDS)))
+    assert late.condition is not None
+    assert late.condition.reason == "Halted"
+    assert uuid(1) in late.condition.message
+    assert zstack.rebooted == []
+
+
+async def test_a_reboot_out_across_a_new_window_start_counts_against_max_concurrent() -> None:
+    record = RolloutRecord("2026-12-05T01:00:00Z", {uuid(1): Sent(OPEN.timestamp() - 60)})
+    zstack, store = FakeZStack(), MemoryRolloutStore(record)
+    result = await run(spec(), status(vm(1, state="Rebooting"), vm(2)), zstack, store, Clock(OPEN))
+    assert zstack.rebooted == []
+    assert store.record.window == WINDOW_START
+    assert store.record.sent[uuid(1)].outcome is Outcome.SENT
+    assert result.condition is not None
+    assert "1 rebooting, 1 to go" in result.condition.message
+
+
+async def test_a_vm_another_policy_owns_now_is_not_rebooted() -> None:
+    zstack, store = FakeZStack(), MemoryRolloutStore()
+    current = status(vm(1), vm(2))
+    await run(
+        spec(max_concurrent=2), current, zstack, store, Clock(OPEN), owned_elsewhere=frozenset({uuid(2)})
+    )
+    assert zstack.rebooted == [uuid(1)]
+
+
+async def test_a_connection_lost_between_batches_leaves_no_intent_and_blocks_with_a_warning() -> None:
+    store = MemoryRolloutStore()
+
+    async def connect() -> FakeZStack:
+        raise ConnectionUnavailable(
+            "SecretNotFound", "ZStackConnection ns/zstack is not ready: Secret is gone"
+        )
+
+    io = RolloutIO(store, connect, Clock(OPEN))
+    result = await roll(
+        spec(), status(vm(1))["vms"], io, generation=1, requested_at=None, blocked=None, previous_reason=None
+    )
+    assert uuid(1) not in store.record.sent
+    assert result.condition is not None
+    assert (result.condition.status, result.condition.reason) == ("False", "Blocked")
+    assert "SecretNotFound" in result.condition.message
+    assert [(e.type, e.reason) for e in result.events] == [("Warning", "RolloutBlocked")]
+    assert result.requeue_after == WAIT_POLL_SECONDS
+
+
+def test_only_the_vms_a_policy_selects_now_are_its_candidates() -> None:
+    seen = (vm(1), vm(2), vm(3))  # 3 was dropped from the policy and awaits its restore
+    by_uuid = parse_policy_spec({**spec(), "vmUuids": [uuid(1), uuid(2)]})
+    assert [e["uuid"] for e in selected_vms(by_uuid, ReconcileResult({}, vms=seen))] == [uuid(1), uuid(2)]
+    by_selector = parse_policy_spec({"track": "guest", "selector": {"platforms": ["Windows"]}})
+    chosen = ReconcileResult({}, selected=frozenset({uuid(2), uuid(3)}), vms=seen)
+    assert [e["uuid"] for e in selected_vms(by_selector, chosen)] == [uuid(2), uuid(3)]

@@ -6,7 +6,8 @@ Why our own parser: croniter is deprecated and the subset a maintenance window n
 a day matching either one fires.
 
 Fire times are matched on the wall clock of the window's time zone, one UTC minute at a time: a local time
-skipped by a daylight-saving jump never fires, one repeated fires twice (each opens its own window).
+skipped by a daylight-saving jump never fires, one repeated fires twice (each opens its own window). Whole
+local hours that cannot fire are hopped over, except across an offset change (some are 30 minutes).
 """
 
 from __future__ import annotations
@@ -155,25 +156,37 @@ class MaintenanceWindow:
         offsets move by whole hours or half hours, so local hours start on UTC minutes)."""
         moment = _floor_minute(start)
         moment += MINUTE if moment < start else timedelta(0)
+        local = moment.astimezone(self.zone)
         while moment < end:
-            local = moment.astimezone(self.zone)
             if not self.schedule.hour_matches(local):
-                moment += timedelta(minutes=60 - local.minute)
+                moment, local = self._hop(moment, local, timedelta(minutes=60 - local.minute))
             elif local.minute in self.schedule.minutes:
                 return moment
             else:
-                moment += MINUTE
+                moment, local = self._hop(moment, local, MINUTE)
         return None
 
     def _last_fire(self, start: datetime, end: datetime) -> datetime | None:
         """The last fire time in (start, end], stepping back over local hours that cannot fire."""
         moment = _floor_minute(end)
+        local = moment.astimezone(self.zone)
         while moment > start:
-            local = moment.astimezone(self.zone)
             if not self.schedule.hour_matches(local):
-                moment -= timedelta(minutes=local.minute + 1)
+                moment, local = self._hop(moment, local, -timedelta(minutes=local.minute + 1))
             elif local.minute in self.schedule.minutes:
                 return moment
             else:
-                moment -= MINUTE
+                moment, local = self._hop(moment, local, -MINUTE)
         return None
+
+    def _hop(self, moment: datetime, local: datetime, step: timedelta) -> tuple[datetime, datetime]:
+        """`moment + step` (UTC and local), the next or previous local hour or minute, unless the zone's
+        offset changes in between: then local hours are not whole UTC hours (Lord Howe's 30-minute jump
+        leaves its local hour 02 half an hour long), so one minute only, never skipping a wall-clock minute
+        that may fire."""
+        target = moment + step
+        seen = target.astimezone(self.zone)
+        if seen.utcoffset() == local.utcoffset() or abs(step) == MINUTE:
+            return target, seen
+        target = moment + (MINUTE if step > timedelta(0) else -MINUTE)
+        return target, target.astimezone(self.zone)

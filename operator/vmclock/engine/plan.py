@@ -239,6 +239,15 @@ def conflicting_owners(me: PolicyClaim, others: Iterable[PolicyClaim]) -> dict[s
     return {uuid: owner for uuid, owner in owners.items() if owner.track != me.track}
 
 
+def owned_by_others(me: PolicyClaim, others: Iterable[PolicyClaim]) -> frozenset[str]:
+    """My VMs another policy takes precedence for (an older rival, or a UUID policy over a selector one),
+    whatever track it wants: two policies that agree share a VM without a Conflict, yet only its owner may
+    reboot it, or it would be rebooted once per policy."""
+    rivals, exceptions = rivals_and_exceptions(me, others)
+    older = [o for o in rivals if not o.same_policy(me) and o.seniority < me.seniority]
+    return frozenset().union(exceptions, *(o.vm_uuids for o in older)) & me.vm_uuids
+
+
 def rivals_and_exceptions(
     me: PolicyClaim, others: Iterable[PolicyClaim]
 ) -> tuple[list[PolicyClaim], frozenset[str]]:

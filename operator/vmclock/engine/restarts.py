@@ -4,7 +4,8 @@ A rollout spans many reconciles (each is bounded, design.md §5.10), so everythi
 a durable `RolloutRecord`: the window it works in, every reboot sent in that window (recorded *before* it is
 sent: intent before action, design.md §5.4) and a halt. A VM recorded in the current window is never
 rebooted again in it, whatever happened after the record was written (a kill -9, a lost answer): it is only
-waited for. A halt stays until a new generation or a new `reconcile-requested-at` value.
+waited for; one still out when a new window starts stays recorded (and counted) until it is back or late.
+A halt stays until a new generation or a new `reconcile-requested-at` value.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ WAIT_POLL_SECONDS = 5.0  # how soon to look again while reboots are out
 class Outcome(StrEnum):
     SENT = "sent"  # recorded and (maybe) sent; not seen back yet
     BACK = "back"  # Running again after the reboot
-    FAILED = "failed"  # ZStack failed the reboot, or the VM did not come back in time
+    FAILED = "failed"  # ZStack failed the reboot job, or the VM did not come back in time
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,13 @@ def restart_candidates(vms: Iterable[Mapping[str, Any]]) -> dict[str, Candidate]
             owned_elsewhere=entry.get("phase") == Phase.CONFLICT.value,
         )
     return candidates
+
+
+def owned_elsewhere(candidates: Mapping[str, Candidate], owned: Iterable[str]) -> dict[str, Candidate]:
+    """`candidates` with the VMs another policy owns now marked so: ownership can move while a rollout
+    runs (an older policy takes a VM over), and only the owner may reboot a VM."""
+    taken = set(owned) & candidates.keys()
+    return {u: replace(c, owned_elsewhere=True) if u in taken else c for u, c in candidates.items()}
 
 
 def _text(value: Any) -> str | None:
@@ -190,19 +198,10 @@ def decide(
         return Decision(Step.HALTED, record, message=halt.message)
     window = restart.window
     opened = window.open_since(now)
-    pending = [c for c in candidates.values() if c.pending_restart]
-    skipped = sum(1 for c in pending if not eligible(c))
-    if opened is None:
-        return Decision(
-            Step.CLOSED,
-            record,
-            left=len(pending) - skipped,
-            skipped=skipped,
-            next_opening=window.next_opening(now),
-        )
-    start = format_timestamp(opened)
-    if record.window != start:
-        record = RolloutRecord(window=start)  # a new window: what was sent in the last one may go again
+    if opened is not None and record.window != format_timestamp(opened):
+        record = _new_window(record, format_timestamp(opened))
+    # Reboots still out are judged whether or not the window is open: one sent just before it closed may
+    # never come back, and that must halt the rollout rather than wait for the next opening.
     record, waiting, late = _waits(record, candidates, now.timestamp())
     if late:
         message = (
@@ -210,6 +209,17 @@ def decide(
             f"a pending restart after {COME_BACK_SECONDS / 60:.0f} minutes; the rollout stopped"
         )
         return halted(record, message, generation, requested_at)
+    pending = [c for c in candidates.values() if c.pending_restart]
+    skipped = sum(1 for c in pending if not eligible(c))
+    if opened is None:
+        return Decision(
+            Step.CLOSED,
+            record,
+            waiting=waiting,
+            left=len(pending) - skipped,
+            skipped=skipped,
+            next_opening=window.next_opening(now),
+        )
     done = sum(1 for s in record.sent.values() if s.outcome is Outcome.BACK)
     todo = sorted(c.uuid for c in pending if eligible(c) and c.uuid not in record.sent)
     if blocked is not None:
@@ -226,6 +236,13 @@ def decide(
         rebooted=done,
         skipped=skipped,
     )
+
+
+def _new_window(record: RolloutRecord, start: str) -> RolloutRecord:
+    """A new window (or a moved one): what came back or failed in the last one may go again, but a reboot
+    still out stays recorded, so it is waited for, counts against maxConcurrent and is never sent twice."""
+    out = {u: s for u, s in record.sent.items() if s.outcome is Outcome.SENT}
+    return RolloutRecord(window=start, sent=out)
 
 
 def halted(record: RolloutRecord, message: str, generation: int, requested_at: str | None) -> Decision:

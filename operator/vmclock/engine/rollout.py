@@ -3,7 +3,11 @@
 Each batch is recorded before it is sent (a kill -9 between the two leaves a VM recorded and not rebooted:
 it is then only waited for, never rebooted twice in one window), then sent with the reconcile's deadline and
 stop gate, and awaited: ZStack's reboot job ends when the VM is Running again or failed to come back. A
-failure halts the rollout. What the deadline cuts stays recorded as sent and is waited for next time.
+failure halts the rollout. A reboot ZStack refused before touching the VM (its API pipeline or the VM's state
+check answered with an error) halts it too, but is withdrawn from the record: it was not rebooted, so after
+a resume it is tried again. The connection is leased before the intent is written: a lease that fails
+leaves no intent for a reboot never sent. What the deadline cuts stays recorded as sent and is waited for
+next time.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from vmclock.engine.reconcile import ConnectionUnavailable
 from vmclock.engine.report import Condition, EventSpec, listing
 from vmclock.engine.restarts import (
     WAIT_POLL_SECONDS,
@@ -24,12 +29,14 @@ from vmclock.engine.restarts import (
     Step,
     decide,
     halted,
+    owned_elsewhere,
     restart_candidates,
 )
 from vmclock.engine.restartspec import parse_restart
 from vmclock.engine.spec import InvalidSpec, format_timestamp
 from vmclock.zstack.errors import MaySend, NotSent, ZStackError
 from vmclock.zstack.models import VmInventory
+from vmclock.zstack.reboot import refused
 
 ROLLOUT = "Rollout"
 INVALID = "InvalidSpec"
@@ -68,6 +75,10 @@ def _never_stop() -> str | None:
     return None
 
 
+def _nobody_else() -> frozenset[str]:
+    return frozenset()
+
+
 @dataclass(frozen=True)
 class RolloutIO:
     store: RolloutStore
@@ -75,6 +86,7 @@ class RolloutIO:
     clock: Callable[[], datetime]
     deadline: float | None = None  # event-loop time the slice must end by (the reconcile's)
     stop: MaySend = _never_stop
+    owned_elsewhere: Callable[[], frozenset[str]] = _nobody_else  # asked before each batch
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,7 @@ async def roll(
     events: list[EventSpec] = []
     rebooted_now = False
     while True:
+        candidates = owned_elsewhere(candidates, io.owned_elsewhere())
         decision = decide(
             restart,
             record,
@@ -124,7 +137,10 @@ async def roll(
             record = decision.record
         if not decision.reboot:
             break
-        record, candidates, failure = await _batch(decision, record, candidates, io)
+        try:
+            record, candidates, failure = await _batch(decision, record, candidates, io)
+        except ConnectionUnavailable as problem:
+            return _lost_connection(decision, problem, events)
         rebooted_now = True
         events.append(
             EventSpec(
@@ -149,9 +165,9 @@ async def _batch(
 ) -> tuple[RolloutRecord, dict[str, Candidate], str | None]:
     """Record, send and await one batch; the record and candidates as they are after it, and why the
     rollout must halt (a reboot ZStack failed), if it must."""
+    client = await io.connect()  # first: a connection that cannot be leased must leave no intent behind
     record = record.with_sent(decision.reboot, Outcome.SENT, at=io.clock().timestamp())
     await io.store.store(record)  # intent before action
-    client = await io.connect()
     tasks = {
         uuid: asyncio.ensure_future(client.reboot_vm(uuid, may_send=io.stop)) for uuid in decision.reboot
     }
@@ -167,6 +183,12 @@ async def _batch(
         error = task.exception()
         if isinstance(error, NotSent):
             record = record.without([uuid])  # withdrawn before it left: nothing reached ZStack
+        elif isinstance(error, ZStackError) and refused(error):
+            record = record.without([uuid])  # the VM was not touched: after a resume it may go again
+            failure = (
+                failure
+                or f"ZStack refused to reboot VM {uuid} ({error}); it was not rebooted; the rollout stopped"
+            )
         elif error is not None:
             record = record.with_sent([uuid], Outcome.FAILED)
             why = str(error) if isinstance(error, ZStackError) else type(error).__name__
@@ -180,6 +202,21 @@ async def _batch(
                 seen[uuid] = replace(old, pending_restart=not came_back, state=inventory.state)
     await io.store.store(record)
     return record, seen, failure
+
+
+def _lost_connection(
+    decision: Decision, problem: ConnectionUnavailable, events: list[EventSpec]
+) -> RolloutResult:
+    """The connection became unusable between two batches: this batch was neither recorded nor sent. The
+    next reconcile, soon, says how the connection is and backs off while it stays broken."""
+    waiting = decision.left + len(decision.reboot)
+    message = (
+        f"no reboots while the connection is not Ready ({problem.reason}: {problem}); "
+        f"{waiting} VMs wait for a restart"
+    )
+    events.append(EventSpec("Warning", "RolloutBlocked", message))
+    condition = Condition(ROLLOUT, "False", Step.BLOCKED.value, message)
+    return RolloutResult(condition, tuple(events), WAIT_POLL_SECONDS)
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -208,6 +245,9 @@ def _result(
         when = format_timestamp(opening) if opening is not None else "never (the schedule has no such date)"
         message = f"{decision.left} VMs wait for a restart; the maintenance window opens next at {when}"
         after = (opening - now).total_seconds() if opening is not None else None
+        if decision.waiting:
+            message += f"; {len(decision.waiting)} VMs rebooting"
+            after = WAIT_POLL_SECONDS  # a reboot sent before the window closed is still judged
         return RolloutResult(Condition(ROLLOUT, "True", step.value, message), tuple(events), soon or after)
     if step is Step.ROLLING:
         message = (

@@ -44,7 +44,7 @@ from vmclock.engine import (
     restore_all,
 )
 from vmclock.engine.external import SharedObserver
-from vmclock.engine.plan import VmReading, WriteOutcome
+from vmclock.engine.plan import VmReading, WriteOutcome, owned_by_others
 from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, failed_status, restore_pending_status
 from vmclock.engine.report import READY, find_condition
 from vmclock.engine.spec import (
@@ -125,7 +125,7 @@ class StatusSink:
                 continue
             rt.resource_version = written.resource_version
             self.stored = dict(wanted)
-            rt.status = self.stored
+            rt.saw_status(self.stored)
             return
 
     async def _reread(self) -> None:
@@ -136,7 +136,7 @@ class StatusSink:
             raise Gone(404, "replaced", f"VmClockPolicy {self._runtime.ref}")
         self._runtime.resource_version = str(meta.get("resourceVersion") or "")
         self.stored = dict(body.get("status") or {})
-        self._runtime.status = self.stored
+        self._runtime.saw_status(self.stored)
 
 
 class PolicyController:
@@ -352,7 +352,7 @@ class PolicyController:
         runtime.confirmed = True
         runtime.saw_generation(int(meta.get("generation") or 0))
         runtime.resource_version = str(meta.get("resourceVersion") or "")
-        runtime.status = body.get("status") or {}
+        runtime.saw_status(body.get("status") or {})
         runtime.connection = _connection_name(body)
         state = PolicyState.from_body(body)
         try:
@@ -401,6 +401,7 @@ class PolicyController:
 
     async def _reconcile(self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState) -> str:
         ref = runtime.ref
+        asked = self.queue.requested_at(ref)
         observed_at = time.time()  # the observation below is made (or shared) from now on
         sink = StatusSink(self._kube, runtime, state.status)
         stored_conditions = None
@@ -435,7 +436,15 @@ class PolicyController:
         self._remember_selection(runtime, spec, result.selected)
         await sink.save(result.status)
         post_events(body, result.events)
-        context = RolloutContext(self._kube, self._connections, runtime.uid, raw, self._now)
+        context = RolloutContext(
+            self._kube,
+            self._connections,
+            runtime.uid,
+            raw,
+            self._now,
+            stop=self._rollout_stop(ref, asked, io),
+            owned_elsewhere=functools.partial(self._owned_elsewhere, runtime, state, spec),
+        )
         rollout = await roll_slice(context, state, spec, result, io)
         await sink.save(
             with_rollout(sink.stored, rollout.condition, generation=state.generation, now=self._now())
@@ -496,6 +505,26 @@ class PolicyController:
             record=record,
             deadline=asyncio.get_running_loop().time() + self._reconcile_seconds,
         )
+
+    def _rollout_stop(self, ref: Ref, asked: float, io: ReconcileIO) -> Callable[[], str | None]:
+        """The reconcile's stop gate, and one more reason for a rollout: the policy was asked for again
+        (kopf's handlers only enqueue: a pause, a resume, another policy taking a VM over). Reboots not sent
+        yet wait for the next reconcile, which decides with the policy as it is now."""
+
+        def stop() -> str | None:
+            if self.queue.requested_at(ref) > asked:
+                return "not sent: the policy was asked for again; the next reconcile decides"
+            return io.stop_reason()
+
+        return stop
+
+    def _owned_elsewhere(
+        self, runtime: PolicyRuntime, state: PolicyState, spec: PolicySpec | None
+    ) -> frozenset[str]:
+        """This policy's VMs another policy takes precedence for now (design.md §3.7), whatever its track."""
+        if spec is None:
+            return frozenset()
+        return owned_by_others(state.claim_for(spec, runtime.selection), self._others(runtime.ref))
 
     def _requeue(self, runtime: PolicyRuntime, state: PolicyState, result: ReconcileResult) -> str:
         ref = runtime.ref
@@ -664,9 +693,12 @@ class PolicyController:
     def _claim(self, entry: IndexedPolicy) -> PolicyClaim | None:
         """The entry's claim; a selector policy's with what it last resolved to (unknown: not backed)."""
         claim = entry.claim
-        if claim is None or not claim.by_selector:
+        if claim is None:
             return claim
         runtime = self.runtimes.get(entry.ref)
+        if not claim.by_selector:
+            # what this process last wrote or read of its status: kopf's index lags behind our own writes
+            return claim if runtime is None or runtime.found is None else replace(claim, found=runtime.found)
         selected = runtime.selection if runtime is not None else None
         return replace(claim, vm_uuids=selected or frozenset(), found=selected)
 

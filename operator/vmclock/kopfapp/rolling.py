@@ -2,6 +2,8 @@
 
 It runs after the reconcile's status is saved (the writes it reports must not wait for reboots), under the
 same deadline and stop gate, through its own lease of the connection, and saves the `Rollout` condition.
+Between batches it stops when the policy is asked for again (a pause, a resume) and drops the VMs another
+policy owns by then: a slice may run for minutes, and what it read at its start may no longer hold.
 It tells the controller when to look again: at the window's next opening, soon while reboots are out, or
 not at all (nothing to do, halted, blocked). A policy without `spec.restart.policy: Rolling` costs nothing.
 """
@@ -37,6 +39,8 @@ class RolloutContext:
     uid: str
     raw_connection: Mapping[str, Any] | None
     clock: Callable[[], datetime]
+    stop: Callable[[], str | None]  # the reconcile's stop gate, and a newer request for the policy
+    owned_elsewhere: Callable[[], frozenset[str]]  # its VMs another policy owns now
 
 
 def blocked_by(state: PolicyState, spec: PolicySpec | None, result: ReconcileResult) -> str | None:
@@ -51,6 +55,15 @@ def blocked_by(state: PolicyState, spec: PolicySpec | None, result: ReconcileRes
     if result.requeue_after_failure or reason != CONNECTED:
         return f"the connection is not Ready ({reason or 'unknown'})"
     return None
+
+
+def selected_vms(spec: PolicySpec | None, result: ReconcileResult) -> list[Mapping[str, Any]]:
+    """The entries of the VMs the policy selects now: one dropped from spec.vmUuids (listed while it
+    awaits its restore) is no longer the policy's to reboot."""
+    if spec is None:
+        return []
+    selected = result.selected if result.selected is not None else frozenset(spec.vm_uuids)
+    return [entry for entry in result.vms if entry.get("uuid") in selected]
 
 
 async def roll_slice(
@@ -71,11 +84,18 @@ async def roll_slice(
         return await leases.enter_async_context(lease)
 
     store = ConfigMapRolloutStore(context.kube, ref, context.uid)
-    rollout_io = RolloutIO(store, connect, context.clock, deadline=io.deadline, stop=io.stop_reason)
+    rollout_io = RolloutIO(
+        store,
+        connect,
+        context.clock,
+        deadline=io.deadline,
+        stop=context.stop,
+        owned_elsewhere=context.owned_elsewhere,
+    )
     try:
         return await roll(
             state.spec,
-            result.vms,
+            selected_vms(spec, result),
             rollout_io,
             generation=state.generation,
             requested_at=state.annotations.get(RECONCILE_REQUESTED_ANNOTATION),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmclock.engine.pending import PendingRestart
+from vmclock.engine.plan import found_vms
 from vmclock.refs import Ref
 from vmclock.zstack.models import Track
 
@@ -61,11 +62,16 @@ class PolicyRuntime:
     restarts: RestartsCache | None = None
     resource_version: str = ""  # of the object as last read or written: the next status write tests it
     status: Mapping[str, Any] | None = None  # the status as last read or written
+    found: frozenset[str] | None = None  # the VMs that status says its observation found
     running: set[str] = field(default_factory=set)  # VMs whose write job may still run in ZStack
     connection: str = ""
     due: float | None = None  # next drift check (monotonic); None: not scheduled yet
     interval: float = 0.0
     observed_at: float | None = None  # wall-clock time of the observation the status reflects
+
+    def saw_status(self, status: Mapping[str, Any]) -> None:
+        self.status = status
+        self.found = found_vms(status)
 
     def saw_generation(self, generation: int) -> None:
         self.generation = max(self.generation, generation)
