@@ -37,6 +37,17 @@ class TenantsInstall:
     login: OperatorLogin
     tenants: tuple[str, ...]
     _taken: int = field(default=0, init=False)
+    _retired: set[str] = field(default_factory=set, init=False)
+
+    @property
+    def serving(self) -> set[str]:
+        """The tenant namespaces not yet deleted: where the operator must never be refused. A deleted one may
+        lose its RoleBindings before its policies go, and the operator then says NamespaceNotEnabled."""
+        return set(self.tenants) - self._retired
+
+    def retire(self, namespace: str) -> None:
+        """The test deleted `namespace`."""
+        self._retired.add(namespace)
 
     def take(self) -> str:
         """The next served namespace (it exists and has the overlay's RoleBindings)."""

@@ -138,7 +138,7 @@ def operator(
     leaks = credentials.leaks_in(log)
     assert not leaks, f"operator log {process.log_path} contains: {', '.join(leaks)}"
     assert installed.login.token not in log, f"operator log {process.log_path} contains its token"
-    assert refusals(log, enabled=installed.tenants) == [], (
+    assert refusals(log, enabled=installed.serving) == [], (
         f"the overlay RBAC refused the operator; log {process.log_path}"
     )
 
@@ -148,6 +148,7 @@ def namespace(installed: TenantsInstall, kubectl: Kubectl) -> Iterator[str]:
     """The test's own tenant namespace: one the overlay serves."""
     name = installed.take()
     yield name
+    installed.retire(name)
     kubectl("delete", "namespace", name, "--wait=false")
 
 
@@ -162,6 +163,7 @@ def tenants(installed: TenantsInstall, kubectl: Kubectl) -> Iterator[Callable[[]
 
     yield make
     for name in made:
+        installed.retire(name)
         kubectl("delete", "namespace", name, "--wait=false")
 
 

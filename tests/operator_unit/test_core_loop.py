@@ -501,6 +501,28 @@ async def test_a_record_configmap_the_policy_does_not_own_is_never_overwritten(
     assert parts.kube.config_maps[(NS, name)] == before
 
 
+async def test_a_namespace_that_withdrew_configmap_access_is_a_condition_not_a_crash(
+    parts: Parts, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A namespace that does not (or no longer) let the operator at its ConfigMaps (never opted in, opted
+    out, or being deleted: the namespace controller may remove the RoleBinding before the policies) is the
+    namespace's choice: Ready=False NamespaceNotEnabled with the command that enables it, a Warning, backoff,
+    nothing written to ZStack, and no traceback logged as an operator failure."""
+
+    async def forbidden(*_: Any, **__: Any) -> Any:
+        raise Forbidden(403, "Forbidden", "ConfigMap")
+
+    parts.kube.get_config_map = forbidden  # type: ignore[method-assign]
+    ref = parts.policy("p", parts.host_vms(2))
+    parts.controller.enqueue(ref)
+    await parts.settle(lambda: "NamespaceNotEnabled" in repr(parts.status(ref).get("conditions")))
+    ready_condition = next(c for c in parts.status(ref)["conditions"] if c["type"] == "Ready")
+    assert (ready_condition["status"], ready_condition["reason"]) == ("False", "NamespaceNotEnabled")
+    assert "kubectl create rolebinding vmclock-tenant" in ready_condition["message"]
+    assert not parts.sim.stats.writes
+    assert not [r for r in caplog.records if r.exc_info], "logged as an operator failure"
+
+
 async def test_a_restore_finishes_when_the_namespace_withdrew_configmap_access(parts: Parts) -> None:
     """A namespace deletion removes the operator's RoleBinding before the policy's finalizer goes: the restore
     (its record cached in memory) still puts every VM back, and tidying the record, now forbidden, is left

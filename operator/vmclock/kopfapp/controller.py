@@ -57,7 +57,7 @@ from vmclock.engine.spec import (
 )
 from vmclock.kopfapp.claims import IndexedPolicy, PolicyIndex, all_entries, of_connection
 from vmclock.kopfapp.metrics import Metrics
-from vmclock.kopfapp.records import ConfigMapRecord, RecordNotOurs, delete_record
+from vmclock.kopfapp.records import ConfigMapRecord, RecordUnusable, delete_record
 from vmclock.kopfapp.rolling import RolloutContext, roll_slice, with_rollout
 from vmclock.kopfapp.runtimes import PolicyRuntime, Runtimes
 from vmclock.kopfapp.statuswrite import status_patch
@@ -76,7 +76,6 @@ DRAIN_SECONDS = 10.0
 STARTUP_JOIN_SECONDS = 30.0  # a policy resumed within this of its connection's start-up round joins it
 RESTORE_PENDING_EVENT = "RestorePending"
 SUCCESS, ERROR, REQUEUE = "success", "error", "requeue"  # controller-runtime's reconcile results
-RECORD_CONFLICT = "RecordConflict"
 STATUS_REJECTED = "StatusRejected"
 
 
@@ -425,8 +424,8 @@ class PolicyController:
                 result = await reconcile(
                     state, connect, self._others(ref), self._now(), stored_conditions, io=io
                 )
-            except RecordNotOurs as problem:
-                await self._blocked(runtime, body, state, sink, reason=RECORD_CONFLICT, message=str(problem))
+            except RecordUnusable as problem:
+                await self._blocked(runtime, body, state, sink, reason=problem.reason, message=str(problem))
                 return ERROR
             except BaseException:
                 self._written(ref, spec, self._uuids_of(runtime, state))  # what it wrote is not known
@@ -556,7 +555,7 @@ class PolicyController:
         if before.get("reason") != reason:
             post_events(body, [EventSpec("Warning", reason, message)])
         delay = self.queue.add_rate_limited(runtime.ref)
-        log.warning("VmClockPolicy %s: %s; trying again in %.1fs", runtime.ref, message, delay)
+        log.warning("VmClockPolicy %s: %s: %s; trying again in %.1fs", runtime.ref, reason, message, delay)
 
     # --- deletion of a Restore policy -------------------------------------------------------------------
 
@@ -576,8 +575,8 @@ class PolicyController:
         record = ConfigMapRecord(self._kube, runtime)
         try:
             await record.load()
-        except RecordNotOurs as problem:
-            await self._restore_blocked(runtime, body, state, sink, str(problem))
+        except RecordUnusable as problem:
+            await self._restore_blocked(runtime, body, state, sink, f"{problem.reason}: {problem}")
             return ERROR
         # A connection that is being deleted is still a connection for restores: it waits for this policy.
         raw = await self._connection_spec(ref.namespace, spec.connection_name, for_restore=True)

@@ -27,9 +27,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from vmclock.connections.optin import OperatorAccount, namespace_not_enabled
+from vmclock.connections.problems import NAMESPACE_NOT_ENABLED
 from vmclock.engine.pending import PendingRestart, decode_restarts, encode_restarts
 from vmclock.engine.records import Origins, decode_record_with_origins, encode_record
 from vmclock.engine.spec import GROUP, VERSION
@@ -39,6 +41,8 @@ from vmclock.refs import Ref
 from vmclock.zstack.models import Track
 
 log = logging.getLogger(__name__)
+
+RECORD_CONFLICT = "RecordConflict"
 
 PREFIX = "vmclock-tracks-"
 KEY = "previousTracks"
@@ -78,8 +82,32 @@ def owning_name(body: Mapping[str, Any]) -> str | None:
     return str(name) if name else None
 
 
-class RecordNotOurs(Exception):
+class RecordUnusable(Exception):
+    """The policy may not use its record now; `reason` is the condition reason that says why."""
+
+    reason = RECORD_CONFLICT
+
+
+class RecordNotOurs(RecordUnusable):
     """The record's ConfigMap exists and is not owned by this incarnation of the policy."""
+
+
+class RecordForbidden(RecordUnusable):
+    """The namespace does not let the operator at its ConfigMaps (403): it never opted in, opted out, or is
+    being deleted (the namespace controller may remove its RoleBindings before its policies). Like a
+    connection there, that is the namespace's choice, not an operator fault: a condition and a Warning, no
+    traceback, and the policy is tried again with backoff."""
+
+    reason = NAMESPACE_NOT_ENABLED
+
+
+@contextlib.asynccontextmanager
+async def _allowed(namespace: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except Forbidden:
+        problem = namespace_not_enabled(namespace, OperatorAccount.from_environment())
+        raise RecordForbidden(str(problem)) from None
 
 
 class _OwnedConfigMap:
@@ -95,6 +123,15 @@ class _OwnedConfigMap:
 
     async def read(self) -> tuple[str, str | None]:
         """The text and the resourceVersion to replace it under (None: there is no ConfigMap)."""
+        async with _allowed(self._policy.namespace):
+            return await self._read()
+
+    async def write(self, text: str, version: str | None) -> str:
+        """Replace (or create) it with `text`; the new resourceVersion."""
+        async with _allowed(self._policy.namespace):
+            return await self._write(text, version)
+
+    async def _read(self) -> tuple[str, str | None]:
         body = await self._kube.get_config_map(self._policy.namespace, self._name)
         if body is not None and owning_name(body) == self._policy.name and owning_uid(body) != self._uid:
             if not self._tidy:
@@ -111,8 +148,7 @@ class _OwnedConfigMap:
         text = str((body.get("data") or {}).get(self._key) or "")
         return text, str(body["metadata"].get("resourceVersion") or "")
 
-    async def write(self, text: str, version: str | None) -> str:
-        """Replace (or create) it with `text`; the new resourceVersion."""
+    async def _write(self, text: str, version: str | None) -> str:
         body = self._body(text)
         if version is None:
             written = await self._kube.create_config_map(self._policy.namespace, body)

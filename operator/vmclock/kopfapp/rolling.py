@@ -22,12 +22,10 @@ from vmclock.engine.reconcile import CONNECTED, ReconcileIO, ReconcileResult
 from vmclock.engine.report import Condition, EventSpec, find_condition, merge_conditions
 from vmclock.engine.rollout import ROLLOUT, Rebooter, RolloutIO, RolloutResult, roll
 from vmclock.engine.spec import RECONCILE_REQUESTED_ANNOTATION, PolicySpec, format_timestamp
-from vmclock.kopfapp.records import RecordNotOurs
+from vmclock.kopfapp.records import RECORD_CONFLICT, RecordNotOurs
 from vmclock.kopfapp.rolloutrecord import ConfigMapRolloutStore
 from vmclock.kubeapi import KubeApi
 from vmclock.refs import Ref
-
-RECORD_CONFLICT = "RecordConflict"
 
 
 @dataclass(frozen=True)
