@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from bench_operator_probes import ReconcileLog
+from bench_operator_probes import Reconcile, ReconcileLog
 
 POLL = 0.2
 GAP = 1.5
@@ -108,3 +108,51 @@ class BurstMeter(Generic[T]):
                 elif bursts and done(bursts) and opening is not None:
                     return Window(round(now - opened, 2), bursts, opening, self._snapshot())
         raise TimeoutError(f"the wanted resync rounds did not happen within {timeout:.0f}s")
+
+
+class ReconcileWindow(Generic[T]):
+    """Counts ZStack calls against finished reconciles over a window bounded by reconcile log lines.
+
+    `BurstMeter` needs a quiet moment between rounds, and 1,000 policies resyncing every 10 s leave none:
+    their rounds run back to back. Here the window opens right after a reconcile's line is read and closes
+    as soon as `reconciles` more lines were read, quiet or not, so it always ends. Costs per round are then
+    totals x policies / reconciles, as with bursts. For one policy this is exact (the window holds the
+    reads of exactly the rounds whose lines it counts); with many, a batch read shared by reconciles on
+    both sides of an edge is counted whole or not at all, an error of at most one batch over the window,
+    small against several rounds.
+    """
+
+    def __init__(
+        self,
+        calls: Callable[[], Counter[str]],
+        log: ReconcileLog,
+        snapshot: Callable[[], T],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._calls = calls
+        self._log = log
+        self._snapshot = snapshot
+        self._clock = clock
+
+    def measure(self, reconciles: int, timeout: float) -> Window[T]:
+        deadline = self._clock() + timeout
+        offset = self._log.offset()
+        while True:  # open: right after a reconcile's line, before whatever it prompts next
+            found, offset = self._wait(offset, deadline)
+            if found:
+                break
+        counts, opening, opened = self._calls(), self._snapshot(), self._clock()
+        burst = Burst(started=0.0, ended=0.0)
+        while len(burst.policies) < reconciles:
+            found, offset = self._wait(offset, deadline)
+            burst.policies.extend(r.name for r in found)
+            burst.writes_logged += sum(r.writes for r in found)
+        burst.calls = self._calls() - counts
+        burst.ended = self._clock() - opened
+        return Window(round(burst.ended, 2), [burst], opening, self._snapshot())
+
+    def _wait(self, offset: int, deadline: float) -> tuple[list[Reconcile], int]:
+        if self._clock() >= deadline:
+            raise TimeoutError("the wanted reconciles were not logged in time")
+        time.sleep(POLL)
+        return self._log.read(offset)
