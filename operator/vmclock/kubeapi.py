@@ -123,6 +123,10 @@ class KubeApi:
                     except config.ConfigException as missing:
                         raise NoKubeConfig(str(missing)) from None
                 configuration.connection_pool_maxsize = POOL_SIZE
+                # The client's session trusts the environment by default, and aiohttp then looks up
+                # ~/.netrc in a thread for every request: a thread hop per status write, and credentials
+                # from a file could meet the API server. Like kopf's own session, no proxy or netrc.
+                configuration.client_session_kwargs = {"trust_env": False}
                 self._api = client.ApiClient(configuration=configuration)
             return self._api
 

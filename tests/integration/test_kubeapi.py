@@ -6,7 +6,10 @@ shows the real API server gives exactly those answers to the real calls, through
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 
@@ -14,6 +17,7 @@ from controlplane import ControlPlane, Kubectl
 from vmclock.engine.spec import POLICY_PLURAL
 from vmclock.kubeapi import Gone, KubeApi, Rejected, Stale
 
+T = TypeVar("T")
 POLICY = "p"
 UUID = "0123456789abcdef0123456789abcdef"
 
@@ -119,3 +123,37 @@ async def test_config_maps_are_created_replaced_and_deleted_exactly_as_read(
     )
     assert not await kube.delete_config_map(namespace, "rec", uid=uid, resource_version="1")
     assert await kube.get_config_map(namespace, "rec") is None
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """The loop's default executor, counting what is handed to a thread."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.usefixtures("installed_crds")
+async def test_calls_stay_on_the_event_loop(
+    kube: KubeApi, kubectl: Kubectl, namespace: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status write per small reconcile must not cost a thread hop: aiohttp's session, trusting the
+    environment, reads ~/.netrc in the default executor before every request."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-for-the-api-server\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    apply_policy(kubectl, namespace)
+    await read_meta(kube, namespace)  # the client is built (its kubeconfig read) on the first call
+    executor = CountingExecutor()
+    asyncio.get_running_loop().set_default_executor(executor)
+    try:
+        uid, version = await read_meta(kube, namespace)
+        await kube.write_status(POLICY_PLURAL, namespace, POLICY, status(), uid=uid, resource_version=version)
+        await kube.read_config_map(namespace, "absent")
+    finally:
+        executor.shutdown()
+    assert executor.submitted == 0
