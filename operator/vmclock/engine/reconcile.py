@@ -195,7 +195,7 @@ class ReconcileIO:
     """What the caller lends a reconcile besides the policy itself (defaults: standalone, unbounded).
 
     - `read(client, uuids)`: observe VMs; the operator passes a connection's SharedObserver here.
-    - `save(status)`: persist a status now (intent before the first write, progress while writing); raising
+    - `save(status)`: persist a status now (progress while a long apply writes); raising
       stops the reconcile before anything more is written.
     - `stop_reason()`: why no further write may be submitted (a newer generation, the time bound), or None.
     - `concurrency`: writes in flight at once (each is an async ZStack job, mostly waiting).
@@ -213,7 +213,11 @@ class ReconcileIO:
 
 
 def reconciling_status(state: PolicyState, now: datetime) -> dict[str, Any]:
-    """Written before any work on a new generation, so no one mistakes the old verdict for the new one."""
+    """Written before any work on a new generation, so no one mistakes the old verdict for the new one. A
+    policy without any status yet has no verdict to mistake: it stays as it is (nothing to write), so a
+    new policy's first reconcile writes its status once, at the end."""
+    if not state.status:
+        return {}
     message = f"working on generation {state.generation}"
     return {
         **state.status,
@@ -385,10 +389,11 @@ async def reconcile(
         # (in the record, shown in status too) before the first SetVmClockTrack for it leaves.
         record, origins = record_before(record, plan.writes, scope.readings, origins, client.destination)
         # Stored before every apply, changed or not: the ConfigMap may have been deleted or edited since
-        # it was last read, and a write must never leave without its intent on record.
+        # it was last read, and a write must never leave without its intent on record. Status shows the
+        # intent from the first progress write on (the VMs not done yet are Pending, "being written now"):
+        # an apply that finishes before it writes status once, at the end.
         await io.record.store(record, origins)
         stored = record
-        await io.save(draft.status({}, unsent=dict.fromkeys((w.uuid for w in plan.writes), APPLYING)))
 
     async def progress(done: Mapping[str, WriteOutcome]) -> None:
         await io.save(

@@ -369,7 +369,7 @@ class PolicyController:
         new_generation = needs_reconciling_mark(state)
         if new_generation:
             await sink.save(reconciling_status(state, self._now()))
-            stored_conditions = sink.stored["conditions"]
+            stored_conditions = sink.stored.get("conditions")
         spec = _spec_or_none(state)
         raw = await self._connection_spec(ref.namespace, spec.connection_name) if spec else None
         connection_spec = parse_connection_spec(raw) if raw is not None else None
