@@ -65,8 +65,10 @@ from vmclock.workqueue import DEFAULT_BACKOFF, ShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
 
-WORKERS = 32  # coroutines: cheap; what a management node gets is bounded per connection, not here
-PER_CONNECTION = 8  # workers one connection may hold at most (fewer while many connections are busy)
+WORKERS = 64  # coroutines: cheap; what a management node gets is bounded per connection, not here
+PER_CONNECTION = 32  # workers one connection may hold at most (fewer while many connections are busy);
+# small policies spend most of a reconcile waiting on a job, so a connection with 1,000 of them needs many
+# at once to keep its request slots busy; half the workers stay free for the other connections
 RECONCILE_SECONDS = 120.0  # one reconcile's time for ZStack: reads, submissions, job waits (design §5.10)
 GRACE_SECONDS = 30.0  # after it: the final status and Events, then everything is cancelled
 STATUS_ATTEMPTS = 3  # a status write that found the object changed (kopf's own patches) re-reads and retries
