@@ -63,7 +63,7 @@ from bench_core_probes import (  # noqa: E402
 from bench_core_profile import Profile, summarize  # noqa: E402
 from bench_core_report import table  # noqa: E402
 from bench_operator import round_costs  # noqa: E402
-from bench_operator_probes import ReconcileLog, sample  # noqa: E402
+from bench_operator_probes import ReconcileLog, cpu_seconds, sample  # noqa: E402
 from bench_operator_rounds import ReconcileWindow, reads  # noqa: E402
 from bench_operator_watch import PolicyWatch  # noqa: E402
 from controlplane import ControlPlane, Kubectl, require_binaries  # noqa: E402
@@ -285,6 +285,7 @@ class Session:
         """Apply -> every policy Ready, with the ZStack calls it took and the liveness answers meanwhile."""
         sim = self.lab.sim.admin
         sim.reset_stats()
+        cpu = cpu_seconds(self.pid)
         with contextlib.ExitStack() as around:
             probe = around.enter_context(LoopStallProbe(self.operator.liveness_url))
             if profile is not None:
@@ -297,6 +298,7 @@ class Session:
             "p50Seconds": times[len(times) // 2],
             "reads": reads(calls),
             "writes": calls["SetVmClockTrack"],
+            "cpuSeconds": round(cpu_seconds(self.pid) - cpu, 1),  # the operator's: less load-bound than time
             "liveness": asdict(probe.result()),
         }
 
