@@ -71,10 +71,14 @@ async def test_a_status_write_lands_only_on_the_incarnation_and_version_it_saw(
             POLICY_PLURAL, namespace, POLICY, status("Pending"), uid=uid, resource_version=version
         )
     kubectl("annotate", "vmclockpolicy", POLICY, "-n", namespace, "touched=yes")  # kopf patches like this
-    with pytest.raises(Stale):
+    with pytest.raises(Stale) as stale:
         await kube.write_status(
             POLICY_PLURAL, namespace, POLICY, status(), uid=uid, resource_version=written.resource_version
         )
+    # what it read to tell Stale from Gone comes along, so the caller need not read it again
+    assert stale.value.current is not None
+    assert stale.value.current["metadata"]["annotations"]["touched"] == "yes"
+    assert stale.value.current["metadata"]["resourceVersion"] == (await read_meta(kube, namespace))[1]
 
     kubectl("delete", "vmclockpolicy", POLICY, "-n", namespace)
     apply_policy(kubectl, namespace)  # a namesake: same name, another uid

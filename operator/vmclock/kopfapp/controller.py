@@ -117,18 +117,20 @@ class StatusSink:
             except Gone:
                 self.void = True
                 raise
-            except Stale:
+            except Stale as stale:
                 if attempt + 1 == STATUS_ATTEMPTS:
                     raise
-                await self._reread()
+                await self._reread(stale.current)
                 continue
             rt.resource_version = written.resource_version
             self.stored = dict(wanted)
             rt.status = self.stored
             return
 
-    async def _reread(self) -> None:
-        body = await self._kube.read_object(POLICY_PLURAL, *self._runtime.ref)
+    async def _reread(self, body: Mapping[str, Any] | None) -> None:
+        """The object as the failed write's own re-read found it (one GET, not two), else read now."""
+        if body is None:
+            body = await self._kube.read_object(POLICY_PLURAL, *self._runtime.ref)
         meta = (body or {}).get("metadata") or {}
         if body is None or meta.get("uid") != self._runtime.uid:
             self.void = True
