@@ -386,7 +386,7 @@ async def reconcile(
     record, stored, origins = scope.record, scope.stored_record, io.record.origins()
     if plan.writes:
         # Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored
-        # (in the record, shown in status too) before the first SetVmClockTrack for it leaves.
+        # in the record before the first SetVmClockTrack for it leaves.
         record, origins = record_before(record, plan.writes, scope.readings, origins, client.destination)
         # Stored before every apply, changed or not: the ConfigMap may have been deleted or edited since
         # it was last read, and a write must never leave without its intent on record. Status shows the
@@ -485,8 +485,8 @@ async def _scope(
 
 
 class _Draft:
-    """The status of one reconcile at any point of its apply: before the first write (intent), while
-    writes finish (progress) and at the end. One place builds all three, so they can never disagree."""
+    """The status of one reconcile at any point of its apply: while a long apply writes (its intent and
+    progress) and at the end. One place builds both, so they can never disagree."""
 
     def __init__(
         self,
