@@ -59,13 +59,9 @@ def reads(calls: Counter[str]) -> int:
     return sum(n for api, n in calls.items() if api not in WRITE_APIS)
 
 
-class BurstMeter(Generic[T]):
-    """Samples `calls()` (cumulative ZStack calls by API) and `log` until `done(bursts)` at a quiet moment.
-
-    The window opens at the first quiet moment (no call and no reconcile for ``GAP`` seconds), so it never
-    starts in the middle of a round, and closes at a quiet moment too, so every round in it is whole.
-    `snapshot()` is taken only when the window opens and when it closes (it may be slow, e.g. /metrics).
-    """
+class _Meter(Generic[T]):
+    """What a meter samples: `calls()` (cumulative ZStack calls by API), the reconcile `log`, and
+    `snapshot()`, taken only when its window opens and closes (it may be slow, e.g. /metrics)."""
 
     def __init__(
         self,
@@ -78,6 +74,14 @@ class BurstMeter(Generic[T]):
         self._log = log
         self._snapshot = snapshot
         self._clock = clock
+
+
+class BurstMeter(_Meter[T]):
+    """Samples calls and the log until `done(bursts)` at a quiet moment.
+
+    The window opens at the first quiet moment (no call and no reconcile for ``GAP`` seconds), so it never
+    starts in the middle of a round, and closes at a quiet moment too, so every round in it is whole.
+    """
 
     def measure(self, done: Callable[[list[Burst]], bool], timeout: float) -> Window[T]:
         deadline = self._clock() + timeout
@@ -110,7 +114,7 @@ class BurstMeter(Generic[T]):
         raise TimeoutError(f"the wanted resync rounds did not happen within {timeout:.0f}s")
 
 
-class ReconcileWindow(Generic[T]):
+class ReconcileWindow(_Meter[T]):
     """Counts ZStack calls against finished reconciles over a window bounded by reconcile log lines.
 
     `BurstMeter` needs a quiet moment between rounds, and 1,000 policies resyncing every 10 s leave none:
@@ -121,18 +125,6 @@ class ReconcileWindow(Generic[T]):
     both sides of an edge is counted whole or not at all, an error of at most one batch over the window,
     small against several rounds.
     """
-
-    def __init__(
-        self,
-        calls: Callable[[], Counter[str]],
-        log: ReconcileLog,
-        snapshot: Callable[[], T],
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._calls = calls
-        self._log = log
-        self._snapshot = snapshot
-        self._clock = clock
 
     def measure(self, reconciles: int, timeout: float) -> Window[T]:
         deadline = self._clock() + timeout
