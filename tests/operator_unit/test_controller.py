@@ -535,3 +535,26 @@ async def test_a_status_write_that_found_the_object_changed_does_not_read_it_aga
     await StatusSink(kube, runtime, {}).save({"observedGeneration": 1})
     assert kube.objects[(POLICY_PLURAL, NS, "p")]["status"] == {"observedGeneration": 1}
     assert kube.reads == 0
+
+
+def test_a_rounds_policies_stay_due_together_however_long_each_took() -> None:
+    """design.md §5.5: the policies of a round are read in one batch only if they are due together again;
+    counted from each one's finish, 1,000 small checks finishing seconds apart drift into many small rounds,
+    each with its own reads."""
+    now = [100.0]
+    runtimes = Runtimes(lambda: now[0])
+    a, b = runtimes.bind(Ref(NS, "a"), "uid-a"), runtimes.bind(Ref(NS, "b"), "uid-b")
+    runtimes.schedule(a, 10.0)
+    runtimes.schedule(b, 10.0)
+    now[0] = 110.0
+    assert runtimes.round([(a.ref, 10.0), (b.ref, 10.0)]) == [a.ref, b.ref]
+    now[0] = 110.5
+    runtimes.schedule(a, 10.0)  # its check took half a second
+    now[0] = 114.0
+    runtimes.schedule(b, 10.0)  # this one waited for a worker behind 1,000 others
+    assert a.due == b.due == 120.0
+    now[0] = 120.0
+    assert runtimes.round([(a.ref, 10.0), (b.ref, 10.0)]) == [a.ref, b.ref]
+    now[0] = 128.0  # a round that ran long: the next check is still half an interval away, not at once
+    runtimes.schedule(a, 10.0)
+    assert a.due == 133.0
