@@ -70,6 +70,12 @@ ROWS: list[tuple[str, str, Value, str]] = [
     ("many", "   apply ZStack reads one / many", pair("one.apply.reads", "many.apply.reads"), ""),
     (
         "many",
+        "   operator CPU during apply one / many (s)",
+        pair("one.apply.cpuSeconds", "many.apply.cpuSeconds"),
+        "",
+    ),
+    (
+        "many",
         "   in-sync reads per round one / many",
         pair("one.round.readsPerRound", "many.round.readsPerRound"),
         "",

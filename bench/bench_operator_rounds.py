@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from bench_operator_probes import ReconcileLog
+from bench_operator_probes import Reconcile, ReconcileLog
 
 POLL = 0.2
 GAP = 1.5
@@ -59,13 +59,9 @@ def reads(calls: Counter[str]) -> int:
     return sum(n for api, n in calls.items() if api not in WRITE_APIS)
 
 
-class BurstMeter(Generic[T]):
-    """Samples `calls()` (cumulative ZStack calls by API) and `log` until `done(bursts)` at a quiet moment.
-
-    The window opens at the first quiet moment (no call and no reconcile for ``GAP`` seconds), so it never
-    starts in the middle of a round, and closes at a quiet moment too, so every round in it is whole.
-    `snapshot()` is taken only when the window opens and when it closes (it may be slow, e.g. /metrics).
-    """
+class _Meter(Generic[T]):
+    """What a meter samples: `calls()` (cumulative ZStack calls by API), the reconcile `log`, and
+    `snapshot()`, taken only when its window opens and closes (it may be slow, e.g. /metrics)."""
 
     def __init__(
         self,
@@ -78,6 +74,14 @@ class BurstMeter(Generic[T]):
         self._log = log
         self._snapshot = snapshot
         self._clock = clock
+
+
+class BurstMeter(_Meter[T]):
+    """Samples calls and the log until `done(bursts)` at a quiet moment.
+
+    The window opens at the first quiet moment (no call and no reconcile for ``GAP`` seconds), so it never
+    starts in the middle of a round, and closes at a quiet moment too, so every round in it is whole.
+    """
 
     def measure(self, done: Callable[[list[Burst]], bool], timeout: float) -> Window[T]:
         deadline = self._clock() + timeout
@@ -108,3 +112,39 @@ class BurstMeter(Generic[T]):
                 elif bursts and done(bursts) and opening is not None:
                     return Window(round(now - opened, 2), bursts, opening, self._snapshot())
         raise TimeoutError(f"the wanted resync rounds did not happen within {timeout:.0f}s")
+
+
+class ReconcileWindow(_Meter[T]):
+    """Counts ZStack calls against finished reconciles over a window bounded by reconcile log lines.
+
+    `BurstMeter` needs a quiet moment between rounds, and 1,000 policies resyncing every 10 s leave none:
+    their rounds run back to back. Here the window opens right after a reconcile's line is read and closes
+    as soon as `reconciles` more lines were read, quiet or not, so it always ends. Costs per round are then
+    totals x policies / reconciles, as with bursts. For one policy this is exact (the window holds the
+    reads of exactly the rounds whose lines it counts); with many, a batch read shared by reconciles on
+    both sides of an edge is counted whole or not at all, an error of at most one batch over the window,
+    small against several rounds.
+    """
+
+    def measure(self, reconciles: int, timeout: float) -> Window[T]:
+        deadline = self._clock() + timeout
+        offset = self._log.offset()
+        while True:  # open: right after a reconcile's line, before whatever it prompts next
+            found, offset = self._wait(offset, deadline)
+            if found:
+                break
+        counts, opening, opened = self._calls(), self._snapshot(), self._clock()
+        burst = Burst(started=0.0, ended=0.0)
+        while len(burst.policies) < reconciles:
+            found, offset = self._wait(offset, deadline)
+            burst.policies.extend(r.name for r in found)
+            burst.writes_logged += sum(r.writes for r in found)
+        burst.calls = self._calls() - counts
+        burst.ended = self._clock() - opened
+        return Window(round(burst.ended, 2), [burst], opening, self._snapshot())
+
+    def _wait(self, offset: int, deadline: float) -> tuple[list[Reconcile], int]:
+        if self._clock() >= deadline:
+            raise TimeoutError("the wanted reconciles were not logged in time")
+        time.sleep(POLL)
+        return self._log.read(offset)

@@ -11,6 +11,7 @@ import http.server
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from bench_core import parse_tree
 from bench_core_probes import LoopStallProbe, wait_written
 from bench_core_profile import summarize
 from bench_core_report import grid
+from bench_operator_probes import Reconcile
+from bench_operator_rounds import ReconcileWindow, Window, reads
 
 ENTRY = "_run_module_as_main (<frozen runpy>:198);<module> (vmclock/__main__.py:7);main (vmclock/cli.py:155)"
 LOOP = f"{ENTRY};run (asyncio/runners.py:190)"
@@ -148,3 +151,43 @@ def test_report_keeps_the_tree_order_and_shows_missing_figures_as_dash() -> None
     assert corrected == ["   restart -> 1 drifted VMs corrected (s)", "4.2", "-", "<= 10"]
     assert ["load average after restart", "1.0, 2.0, 3.0", "-", ""] in rows
     assert not any(r[0].startswith("1.") for r in rows)  # part 1 ran for no tree: no rows
+
+
+class _World:
+    """A scripted operator seen from outside: each poll of the log advances it one step, a step being
+    (reads made, reconcile lines logged). Deterministic: no threads, no clock."""
+
+    def __init__(self, steps: list[tuple[int, list[str]]]) -> None:
+        self.steps = steps
+        self.reads: Counter[str] = Counter()
+        self.lines: list[Reconcile] = []
+
+    def offset(self) -> int:
+        return len(self.lines)
+
+    def read(self, offset: int) -> tuple[list[Reconcile], int]:
+        if self.steps:
+            reads, names = self.steps.pop(0)
+            self.reads["QueryVmInstance"] += reads
+            self.lines += [Reconcile(name, 0) for name in names]
+        return self.lines[offset:], len(self.lines)
+
+
+def test_reconcile_window_counts_whole_rounds_of_one_policy() -> None:
+    # one policy: each round reads 3 times, then logs its line; a quiet gap between rounds or not
+    world = _World([(3, []), (0, ["big"])] * 5)
+    window: Window[None] = ReconcileWindow(lambda: Counter(world.reads), world, lambda: None).measure(  # type: ignore[arg-type]
+        2, timeout=60
+    )
+    # opened after the first line: rounds 2 and 3, and nothing of round 1 or 4
+    assert (window.reconciles, reads(window.calls)) == (2, 6)
+
+
+def test_reconcile_window_ends_without_a_quiet_moment() -> None:
+    # many policies, back to back: reads and lines in every step, never a pause
+    world = _World([(1, ["a", "b"])] * 50)
+    window: Window[None] = ReconcileWindow(lambda: Counter(world.reads), world, lambda: None).measure(  # type: ignore[arg-type]
+        6, timeout=60
+    )
+    assert window.reconciles == 6
+    assert reads(window.calls) == 3  # one batch per two reconciles

@@ -49,7 +49,14 @@ class Gone(KubeApiError):
 
 
 class Stale(KubeApiError):
-    """409, or a resourceVersion precondition failed: what was read changed since; read again."""
+    """409, or a resourceVersion precondition failed: what was read changed since; read again. `current`:
+    the object as read right after, when the call had to read it anyway (a guarded status write does)."""
+
+    def __init__(
+        self, status: int | None, reason: str, what: str, *, current: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(status, reason, what)
+        self.current = current
 
 
 class Rejected(KubeApiError):
@@ -123,6 +130,10 @@ class KubeApi:
                     except config.ConfigException as missing:
                         raise NoKubeConfig(str(missing)) from None
                 configuration.connection_pool_maxsize = POOL_SIZE
+                # The client's session trusts the environment by default, and aiohttp then looks up
+                # ~/.netrc in a thread for every request: a thread hop per status write, and credentials
+                # from a file could meet the API server. Like kopf's own session, no proxy or netrc.
+                configuration.client_session_kwargs = {"trust_env": False}
                 self._api = client.ApiClient(configuration=configuration)
             return self._api
 
@@ -258,7 +269,7 @@ class KubeApi:
         So a write that was overtaken — a cancelled progress PATCH still on the wire, a reconcile of a
         deleted object — fails instead of landing over something newer. A merge patch cannot do this (the
         status subresource ignores metadata in it). A failed test answers 422 without causes; re-reading
-        tells whether the incarnation is gone (Gone) or only changed (Stale)."""
+        tells whether the incarnation is gone (Gone) or only changed (Stale, carrying what it read)."""
         operations = [
             {"op": "test", "path": "/metadata/uid", "value": uid},
             {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
@@ -268,11 +279,11 @@ class KubeApi:
         try:
             written = await self._patch_status(plural, namespace, name, operations, JSON_PATCH)
             assert written is not None  # absent: Gone was raised
-        except Stale:
+        except Stale as stale:
             current = await self.read_object(plural, namespace, name)
             if current is None or (current.get("metadata") or {}).get("uid") != uid:
                 raise Gone(NOT_FOUND, "replaced", what) from None
-            raise
+            raise Stale(stale.status, stale.reason, what, current=current) from None
         return Written(str((written.get("metadata") or {}).get("resourceVersion") or ""))
 
     async def patch_status(

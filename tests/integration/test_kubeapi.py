@@ -6,10 +6,13 @@ shows the real API server gives exactly those answers to the real calls, through
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,6 +20,7 @@ from controlplane import ControlPlane, Kubectl
 from vmclock.engine.spec import POLICY_PLURAL
 from vmclock.kubeapi import Gone, KubeApi, Rejected, Stale
 
+T = TypeVar("T")
 POLICY = "p"
 UUID = "0123456789abcdef0123456789abcdef"
 
@@ -70,10 +74,14 @@ async def test_a_status_write_lands_only_on_the_incarnation_and_version_it_saw(
             POLICY_PLURAL, namespace, POLICY, status("Pending"), uid=uid, resource_version=version
         )
     kubectl("annotate", "vmclockpolicy", POLICY, "-n", namespace, "touched=yes")  # kopf patches like this
-    with pytest.raises(Stale):
+    with pytest.raises(Stale) as stale:
         await kube.write_status(
             POLICY_PLURAL, namespace, POLICY, status(), uid=uid, resource_version=written.resource_version
         )
+    # what it read to tell Stale from Gone comes along, so the caller need not read it again
+    assert stale.value.current is not None
+    assert stale.value.current["metadata"]["annotations"]["touched"] == "yes"
+    assert stale.value.current["metadata"]["resourceVersion"] == (await read_meta(kube, namespace))[1]
 
     kubectl("delete", "vmclockpolicy", POLICY, "-n", namespace)
     apply_policy(kubectl, namespace)  # a namesake: same name, another uid
@@ -158,3 +166,37 @@ def test_a_secret_is_read_without_the_generated_core_api_module(
         check=True,
     )
     assert done.stdout.split() == ["v", "None", "False"], done.stdout + done.stderr
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """The loop's default executor, counting what is handed to a thread."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.usefixtures("installed_crds")
+async def test_calls_stay_on_the_event_loop(
+    kube: KubeApi, kubectl: Kubectl, namespace: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status write per small reconcile must not cost a thread hop: aiohttp's session, trusting the
+    environment, reads ~/.netrc in the default executor before every request."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-for-the-api-server\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    apply_policy(kubectl, namespace)
+    await read_meta(kube, namespace)  # the client is built (its kubeconfig read) on the first call
+    executor = CountingExecutor()
+    asyncio.get_running_loop().set_default_executor(executor)
+    try:
+        uid, version = await read_meta(kube, namespace)
+        await kube.write_status(POLICY_PLURAL, namespace, POLICY, status(), uid=uid, resource_version=version)
+        await kube.read_config_map(namespace, "absent")
+    finally:
+        executor.shutdown()
+    assert executor.submitted == 0

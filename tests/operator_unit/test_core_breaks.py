@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from vmclock.connections import ConnectionManager
 from vmclock.connections.trust import EndpointPolicy
+from vmclock.engine.external import apply_writes
 from vmclock.engine.report import listed_first
 from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
 from vmclock.kopfapp.controller import PolicyController
@@ -88,11 +89,14 @@ class RejectsTheVerdict(FakeKube):
 
 
 async def test_a_rejected_final_status_does_not_put_back_the_picture_from_before_the_reconcile(
-    sim: Any,
+    sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """§5.7 "no stale writes" (and §5.4: status shows each VM's previousTrack before its write leaves): when
-    the final status is refused, the StatusRejected condition must land on the status as it is now, not on
-    the status the reconcile read before it wrote anything."""
+    """§5.7 "no stale writes" (and §5.4: a long apply shows each VM's previousTrack in status while it
+    writes): when the final status is refused, the StatusRejected condition must land on the status as it
+    is now, not on the status the reconcile read before it wrote anything."""
+    assert apply_writes.__kwdefaults__ is not None
+    monkeypatch.setitem(apply_writes.__kwdefaults__, "progress_every", 0.05)
+    sim.faults.latency = 0.2  # long enough for a progress write before the verdict
     kube = RejectsTheVerdict()
     async with running_parts(sim, kube) as parts:
         vms = parts.host_vms(2)

@@ -8,6 +8,7 @@ the user-facing annotation prefix made kopf blind to `vmclock.zstack.io/paused`.
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 from typing import Any
 
@@ -116,6 +117,20 @@ def test_only_connections_run_a_daemon(registry: kopf.OperatorRegistry) -> None:
     daemons = registry._spawning._handlers
     assert [h.id for h in daemons if h.selector is not None and h.selector.check(CONNECTIONS)] == ["resync"]
     assert [h.id for h in daemons if h.selector is not None and h.selector.check(POLICIES)] == []
+
+
+def test_handlers_run_on_the_event_loop(registry: kopf.OperatorRegistry) -> None:
+    """kopf runs a plain function in its thread pool: for the index that is a thread hop on every watch
+    event (each status write comes back as one), for the probe one per liveness request. Only the login,
+    once at start, may block."""
+    handlers = [
+        *registry._indexing._handlers,
+        *registry._watching._handlers,
+        *registry._changing._handlers,
+        *registry._spawning._handlers,
+        *(h for h in registry._activities._handlers if h.id != "login"),
+    ]
+    assert [h.id for h in handlers if not inspect.iscoroutinefunction(h.fn)] == []
 
 
 def test_settings_are_production_shaped() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vmclock.simulator import Simulator, SimulatorConfig
-from vmclock.zstack import StorageMode, ZStackClient, ZStackError, ZStackVersion
+from vmclock.zstack import StorageMode, ZStackClient, ZStackError, ZStackVersion, listing
 from vmclock.zstack.options import MAX_REQUEST_LINE
 from vmclock.zstack.selection import PLATFORMS, Selector
 
@@ -52,7 +52,10 @@ async def test_pagination_stops_at_a_short_page_or_the_total(
         assert sim.stats.calls["QueryVmInstance"] == pages
 
 
-async def test_2000_uuids_are_batched_under_8_kib_request_lines(make_client: MakeClient) -> None:
+async def test_2000_uuids_are_batched_under_8_kib_request_lines(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listing, "WHOLE_LISTING_FROM", 10**6)  # batches always (the choice: test_bulk_tracks)
     async with Simulator(SimulatorConfig(vms=2000, seed=5)) as sim, RecordingProxy(sim.endpoint) as proxy:
         client = make_client(proxy.endpoint)
         uuids = sim.state.vm_uuids()

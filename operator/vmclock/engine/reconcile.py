@@ -204,7 +204,7 @@ class ReconcileIO:
     """What the caller lends a reconcile besides the policy itself (defaults: standalone, unbounded).
 
     - `read(client, uuids)`: observe VMs; the operator passes a connection's SharedObserver here.
-    - `save(status)`: persist a status now (intent before the first write, progress while writing); raising
+    - `save(status)`: persist a status now (progress while a long apply writes); raising
       stops the reconcile before anything more is written.
     - `stop_reason()`: why no further write may be submitted (a newer generation, the time bound), or None.
     - `concurrency`: writes in flight at once (each is an async ZStack job, mostly waiting).
@@ -222,7 +222,11 @@ class ReconcileIO:
 
 
 def reconciling_status(state: PolicyState, now: datetime) -> dict[str, Any]:
-    """Written before any work on a new generation, so no one mistakes the old verdict for the new one."""
+    """Written before any work on a new generation, so no one mistakes the old verdict for the new one. A
+    policy without any status yet has no verdict to mistake: it stays as it is (nothing to write), so a
+    new policy's first reconcile writes its status once, at the end."""
+    if not state.status:
+        return {}
     message = f"working on generation {state.generation}"
     return {
         **state.status,
@@ -395,7 +399,6 @@ async def reconcile(
             io.record, plan, scope, origins, destination=client.destination, now=draft.stamp
         )
         stored = record
-        await io.save(draft.status({}, unsent=dict.fromkeys((w.uuid for w in plan.writes), APPLYING)))
 
     async def progress(done: Mapping[str, WriteOutcome]) -> None:
         await io.save(
@@ -443,11 +446,12 @@ async def reconcile(
 async def _record_intent(
     record: TrackRecord, plan: Plan, scope: _Scope, origins: Origins, *, destination: str, now: str
 ) -> tuple[dict[str, Track], dict[str, str]]:
-    """Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored (in
-    the record, shown in status too) before the first SetVmClockTrack for it leaves, and so has every wait
-    for a restart those writes will start. The previous tracks are stored before every apply, changed or
-    not: the ConfigMap may have been deleted or edited since it was last read, and a write must never leave
-    without its intent on record."""
+    """Intent before action (design.md §5.4): every VM about to be written has its previousTrack stored in
+    the record before the first SetVmClockTrack for it leaves, and so has every wait for a restart those
+    writes will start. The previous tracks are stored before every apply, changed or not: the ConfigMap may
+    have been deleted or edited since it was last read, and a write must never leave without its intent on
+    record. Status shows the intent from the first progress write on (the VMs not done yet are Pending,
+    "being written now"): an apply that finishes before it writes status once, at the end."""
     tracks, origins = record_before(scope.record, plan.writes, scope.readings, origins, destination)
     await record.store(tracks, origins)
     waiting = record.pending_restarts()
@@ -523,8 +527,8 @@ async def _scope(
 
 
 class _Draft:
-    """The status of one reconcile at any point of its apply: before the first write (intent), while
-    writes finish (progress) and at the end. One place builds all three, so they can never disagree."""
+    """The status of one reconcile at any point of its apply: while a long apply writes (its intent and
+    progress) and at the end. One place builds both, so they can never disagree."""
 
     def __init__(
         self,

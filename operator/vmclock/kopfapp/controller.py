@@ -67,8 +67,10 @@ from vmclock.workqueue import DEFAULT_BACKOFF, ShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
 
-WORKERS = 32  # coroutines: cheap; what a management node gets is bounded per connection, not here
-PER_CONNECTION = 8  # workers one connection may hold at most (fewer while many connections are busy)
+WORKERS = 64  # coroutines: cheap; what a management node gets is bounded per connection, not here
+PER_CONNECTION = 32  # workers one connection may hold at most (fewer while many connections are busy);
+# small policies spend most of a reconcile waiting on a job, so a connection with 1,000 of them needs many
+# at once to keep its request slots busy; half the workers stay free for the other connections
 RECONCILE_SECONDS = 120.0  # one reconcile's time for ZStack: reads, submissions, job waits (design §5.10)
 GRACE_SECONDS = 30.0  # after it: the final status and Events, then everything is cancelled
 STATUS_ATTEMPTS = 3  # a status write that found the object changed (kopf's own patches) re-reads and retries
@@ -117,18 +119,20 @@ class StatusSink:
             except Gone:
                 self.void = True
                 raise
-            except Stale:
+            except Stale as stale:
                 if attempt + 1 == STATUS_ATTEMPTS:
                     raise
-                await self._reread()
+                await self._reread(stale.current)
                 continue
             rt.resource_version = written.resource_version
             self.stored = dict(wanted)
             rt.saw_status(self.stored)
             return
 
-    async def _reread(self) -> None:
-        body = await self._kube.read_object(POLICY_PLURAL, *self._runtime.ref)
+    async def _reread(self, body: Mapping[str, Any] | None) -> None:
+        """The object as the failed write's own re-read found it (one GET, not two), else read now."""
+        if body is None:
+            body = await self._kube.read_object(POLICY_PLURAL, *self._runtime.ref)
         meta = (body or {}).get("metadata") or {}
         if body is None or meta.get("uid") != self._runtime.uid:
             self.void = True
@@ -407,7 +411,7 @@ class PolicyController:
         new_generation = needs_reconciling_mark(state)
         if new_generation:
             await sink.save(reconciling_status(state, self._now()))
-            stored_conditions = sink.stored["conditions"]
+            stored_conditions = sink.stored.get("conditions")
         spec = _spec_or_none(state)
         raw = await self._connection_spec(ref.namespace, spec.connection_name) if spec else None
         connection_spec = parse_connection_spec(raw) if raw is not None else None

@@ -7,7 +7,8 @@ the policy and let policies sharing its VMs take over. Connections: checks on cr
 daemon each for checks and resync rounds, and a deletion handler that keeps the connection while Restore
 policies may still need it. Handlers return nothing, so kopf writes nothing of its own into status. Every
 handler that touches the controller is a coroutine: kopf runs plain functions in threads, and the work
-queue belongs to the event loop.
+queue belongs to the event loop. So are the index (run on every watch event: each status write comes back as
+one) and the liveness probe: a thread hop each would cost more than the handler itself.
 
 The restore handler has no timeout and retries forever: a Restore policy's deletion completes only when its
 VMs are restored, or when a person decides otherwise (design.md §5.6).
@@ -71,11 +72,11 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         await runtime.connections.close_all()
 
     @kopf.on.probe(id="resync", errors=kopf.ErrorsMode.PERMANENT, registry=registry)
-    def resync_loops_alive(**_: Any) -> dict[str, int]:
+    async def resync_loops_alive(**_: Any) -> dict[str, int]:
         return runtime.heartbeats.check()
 
     @kopf.index(*POLICIES, id=INDEX_ID, registry=registry)
-    def vmclock_policies(*, body: kopf.Body, **_: Any) -> dict[Ref, IndexedPolicy]:
+    async def vmclock_policies(*, body: kopf.Body, **_: Any) -> dict[Ref, IndexedPolicy]:
         return index_entry(body)
 
     @kopf.on.resume(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)

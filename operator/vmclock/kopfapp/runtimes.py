@@ -67,6 +67,7 @@ class PolicyRuntime:
     connection: str = ""
     due: float | None = None  # next drift check (monotonic); None: not scheduled yet
     interval: float = 0.0
+    round_started: float | None = None  # when the round that queued its current check began
     observed_at: float | None = None  # wall-clock time of the observation the status reflects
 
     def saw_status(self, status: Mapping[str, Any]) -> None:
@@ -139,9 +140,15 @@ class Runtimes:
     # --- resync rounds ---------------------------------------------------------------------------------
 
     def schedule(self, runtime: PolicyRuntime, interval: float) -> None:
-        """A reconcile just finished: the next drift check is one interval away."""
+        """A reconcile just finished: the next drift check is one interval away, counted from the start of
+        the round that asked for it, so a round's policies stay due together however long each took (1,000
+        of them finish seconds apart; counted from each finish, they would drift into rounds of a few, each
+        with its own reads). At least half an interval from now all the same: a round that ran long does not
+        start the next one at once."""
+        now = self._clock()
+        start, runtime.round_started = runtime.round_started, None
         runtime.interval = interval
-        runtime.due = self._clock() + interval
+        runtime.due = max(now + interval * PULL_IN, (start if start is not None else now) + interval)
 
     def round(self, candidates: Iterable[tuple[Ref, float]]) -> list[Ref]:
         """The policies (with their intervals) to look at now: none unless one is due, then every one due
@@ -157,4 +164,5 @@ class Runtimes:
         chosen = [r for r, interval in known if r.due is not None and r.due <= now + interval * PULL_IN]
         for runtime in chosen:
             runtime.due = None  # until its reconcile schedules the next one
+            runtime.round_started = now
         return [runtime.ref for runtime in chosen]

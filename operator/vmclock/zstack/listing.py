@@ -10,6 +10,11 @@ otherwise be asked for again forever (15.7k requests in 15 s against a hostile e
   listing and a total above n is a BAD_REPLY;
 - any other listing ends with REPLY_TOO_LARGE past `max_listing_rows`;
 - rows of a listing with `fields=` keep only those fields, texts cut, so the rows held are small.
+
+A long `?=` list costs one request per ~230 UUIDs (the 8 KiB request line), while the whole listing costs one
+per page of 1,000 rows. From `WHOLE_LISTING_FROM` batches on, a `count=true` request tells which is fewer,
+so the union of many small policies' VMs read together (engine/external.py's SharedObserver) costs about
+what one big selector policy's listings cost, and a few VMs in a huge installation still cost batches.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from vmclock.zstack.errors import BAD_REPLY, GARBAGE, REPLY_TOO_LARGE, ZStackErr
 from vmclock.zstack.options import MAX_REQUEST_LINE
 from vmclock.zstack.query import Condition, Page, Shape, any_of, batch_any_of, encode_query
 
+WHOLE_LISTING_FROM = 8  # batches (~1,800 UUIDs): below it, batches are read without asking for a count
 ROW_TEXT_MAX = 256  # the longest text status keeps of any row field (a VM name: 255)
 
 
@@ -120,9 +126,39 @@ async def query_any_of(
         query = encode_query([*conditions, extra], page=Page.widest(page_size), shape=listing.shape)
         return api.endpoint.request_line_length("GET", listing.path, query)
 
+    batches = batch_any_of(key, values, measure, MAX_REQUEST_LINE)
+    if len(batches) >= WHOLE_LISTING_FROM and (not listing.shape.fields or key in listing.shape.fields):
+        whole = await _whole_listing_if_fewer(api, listing, conditions, len(batches), page_size=page_size)
+        if whole is not None:
+            wanted = set(values)
+            return [row for row in whole if row.get(key) in wanted]
     rows: list[dict[str, Any]] = []
-    for batch in batch_any_of(key, values, measure, MAX_REQUEST_LINE):
+    for batch in batches:
         batch_conditions = [*conditions, any_of(key, batch)]
         max_rows = len(batch) if key == listing.unique else None
         rows.extend(await query_all(api, listing, batch_conditions, page_size=page_size, max_rows=max_rows))
     return rows
+
+
+async def _whole_listing_if_fewer(
+    api: Api, listing: Listing, conditions: Sequence[Condition], batches: int, *, page_size: int
+) -> list[dict[str, Any]] | None:
+    """Every row matching `conditions` when its pages are fewer requests than `batches`, else None. The
+    count is only an estimate (rows come and go): a listing grown past `max_listing_rows` meanwhile is left
+    to the batches too."""
+    body = await api.sync(listing.api, "GET", listing.path, query=_counting(conditions))
+    total = body.get("total")
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        return None  # not what ZStack answers: the batches are bounded, a guessed listing might not be
+    if total > api.options.max_listing_rows or -(-total // page_size) >= batches:
+        return None
+    try:
+        return await query_all(api, listing, conditions, page_size=page_size)
+    except ZStackError as exc:
+        if exc.code != REPLY_TOO_LARGE:
+            raise
+        return None
+
+
+def _counting(conditions: Sequence[Condition]) -> str:
+    return "&".join(filter(None, [encode_query(conditions), "count=true"]))
