@@ -69,7 +69,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: Python raises KeyboardInterrupt on it only if it was not ignored when the process started,
+    # and a shell without job control starts a background job (`make dev &` in a script or CI step) with
+    # SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_stop)
     args.state_dir.mkdir(parents=True, exist_ok=True)
     code = 0

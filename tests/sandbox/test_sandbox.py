@@ -34,7 +34,12 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], OutputPum
     state = tmp_path / "state"
     argv = [sys.executable, "-m", "tests.sandbox", "--state-dir", str(state), "--sim-port", "0"]
     argv += ["--vms", "60", "--namespace", NAMESPACE]
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Started as a shell without job control starts a background job, SIGINT ignored (`exec` keeps that):
+    # the sandbox must not inherit it as "Ctrl-C does nothing".
+    ignoring_sigint = ["sh", "-c", 'trap "" INT; exec "$@"', "sh"]
+    proc = subprocess.Popen(
+        ignoring_sigint + argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     assert proc.stdout is not None
     output = OutputPump(proc.stdout)
     try:
