@@ -5,12 +5,16 @@ loopback) into a moment where a promise of design.md §5 or README "How reconcil
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
+from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
+from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
 from vmclock.zstack import AccountCredentials, ZStackClient
 from vmclock.zstack.options import ClientOptions
 
 from . import test_controller
+from .test_controller import CONNECTION, NS, Parts
 
 sim = test_controller.sim
 parts = test_controller.parts
@@ -44,3 +48,49 @@ async def test_a_vm_expunged_between_the_whole_listings_pages_hides_an_existing_
             f"{len(missing)} existing VMs read as absent ({missing[:3]}): the pages of a listing that "
             f"changed between them skipped rows ({dict(calls)})"
         )
+
+
+def _second_connection(parts: Parts, name: str) -> Ref:
+    """Another ZStackConnection in the same namespace (a second management node of the tenant; here the
+    same simulator, which changes nothing for the queue: its flows are the connections)."""
+    parts.kube.objects[(CONNECTION_PLURAL, NS, name)] = {
+        "metadata": {"namespace": NS, "name": name, "generation": 1, "uid": f"uid-{name}"},
+        "spec": {"endpoint": parts.sim.endpoint, "credentialsSecretRef": {"name": "creds"}},
+    }
+    return Ref(NS, name)
+
+
+async def test_a_connection_turning_ready_at_start_up_does_not_starve_the_other_connection(
+    parts: Parts,
+) -> None:
+    """Fairness across connections (design.md §5.11, README "How reconciles are scheduled": a flow with
+    1,000 queued keys delays another flow's one by at most one turn). After an operator start no policy has
+    a runtime yet; a connection whose first check finds it changed (Ready again, or edited while the
+    operator was away) kicks all its policies (`kick_connection`), and so does a second connection of the
+    namespace. `_flow_of` files every key without a runtime under the flow (namespace, ""), so both
+    connections' policies share one FIFO and the second connection's one policy waits behind all of the
+    first's; the resume handler that would name its connection comes too late (the key is dirty already)."""
+    sim = parts.sim
+    sim.faults.latency = 0.02
+    other = _second_connection(parts, "other")
+    vms = sim.state.vm_uuids()
+    busy = [parts.policy(f"busy{i:02d}", [vms[i]]) for i in range(30)]
+    lone = parts.policy("lone", [vms[39]], connectionRef={"name": other.name})
+    started: list[str] = []
+    read_object = parts.kube.read_object
+
+    async def reading(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if plural == POLICY_PLURAL and name not in started:
+            started.append(name)
+        return await read_object(plural, namespace, name)
+
+    parts.kube.read_object = reading  # type: ignore[method-assign]
+    parts.controller.kick_connection(CONNECTION)  # its first check after the start: Ready again
+    parts.controller.kick_connection(other)
+    await parts.settle(lambda: all(parts.due(ref) for ref in [*busy, lone]), within=60)
+
+    workers = 4  # test_controller's running_parts
+    assert started.index(lone.name) <= workers, (
+        f"the other connection's policy began {started.index(lone.name) + 1}th of {len(started)}: it "
+        "waited behind every policy of the busy connection (one flow for all keys without a runtime)"
+    )
