@@ -50,6 +50,38 @@ async def test_a_vm_expunged_between_the_whole_listings_pages_hides_an_existing_
         )
 
 
+async def test_vms_expunged_between_the_whole_listings_pages_misread_other_vms_tracks() -> None:
+    """The same whole-listing read for tracks (QueryResourceConfig by `resourceUuid?=`, 2,500 of 3,000
+    VMs): every VM drifted to `host` on its own resource config while the global default is `guest`. Other
+    VMs are expunged (with their config rows) between page 1 and page 2, so rows of ours at the page
+    boundary are skipped and those VMs read as inheriting the global `guest`: a drift the policy must report
+    and correct reads as in sync. Promise broken: observe before acting; a drift is reported within the
+    resync interval (design.md §3.5), never hidden by a listing that changed under its pages."""
+    calls: Counter[str] = Counter()
+    async with Simulator(SimulatorConfig(vms=3000, seed=22)) as simulator:
+        simulator.state.set_global_track("guest")
+        uuids = sorted(simulator.state.vm_uuids())
+        for uuid in uuids:
+            simulator.state.set_track_behind(uuid, "host")
+        wanted, others = uuids[:2500], uuids[2500:]
+
+        def on_call(api: str, code: str, seconds: float) -> None:
+            calls[api] += 1
+            if api == "QueryResourceConfig" and calls[api] == 2:  # the count, then page 1 came back
+                for uuid in others:
+                    simulator.state.delete_vm(uuid)  # expunged by someone else, outside our set
+
+        options = ClientOptions(retry_base_delay=0.001, retry_max_delay=0.01)
+        async with ZStackClient(simulator.endpoint, ADMIN, options, on_call=on_call) as client:
+            tracks = await client.get_clock_tracks(wanted, existing=wanted)
+        misread = sorted(u for u in wanted if tracks.get(u) != "host")
+        assert misread == [], (
+            f"{len(misread)} VMs on track host read as {tracks.get(misread[0]) if misread else None} "
+            f"(the global default): their own rows were skipped by pages of a changing listing "
+            f"({dict(calls)})"
+        )
+
+
 def _second_connection(parts: Parts, name: str) -> Ref:
     """Another ZStackConnection in the same namespace (a second management node of the tenant; here the
     same simulator, which changes nothing for the queue: its flows are the connections)."""
