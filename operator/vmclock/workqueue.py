@@ -94,12 +94,15 @@ class WorkQueue(Generic[K]):
         self._shut = False
         self._paused = False
 
-    def add(self, key: K, *, continuing: bool = False, since: float | None = None) -> None:
+    def add(
+        self, key: K, *, continuing: bool = False, since: float | None = None, flow: Hashable | None = None
+    ) -> None:
         """Request a look at `key` now; coalesces with a pending request, never lost while it is processed.
         `continuing`: the work goes on where it stopped (a cut slice), so it is no new request, and what
         was observed for the last one still answers it. `since`: the request is about the world as of
         that earlier moment (an operator start), so an observation taken after it answers the request;
-        it never relaxes a later request of the key."""
+        it never relaxes a later request of the key. `flow`: the caller knows the key's flow better than
+        `flow_of` can yet (a key nothing was learnt of since the start)."""
         if self._shut:
             return
         if not continuing or key not in self._requested:
@@ -112,7 +115,7 @@ class WorkQueue(Generic[K]):
         self._dirty.add(key)
         if key in self._processing:
             return  # `done` puts it back
-        self._enqueue(key)
+        self._enqueue(key, flow)
 
     def add_after(self, key: K, delay: float) -> None:
         """Request a look in `delay` seconds; an earlier pending wake-up for the key wins."""
@@ -227,8 +230,8 @@ class WorkQueue(Generic[K]):
     def __contains__(self, key: object) -> bool:
         return key in self._dirty or key in self._processing or key in self._timers
 
-    def _enqueue(self, key: K) -> None:
-        flow = self._flow_of(key)
+    def _enqueue(self, key: K, flow: Hashable | None = None) -> None:
+        flow = self._flow_of(key) if flow is None else flow
         queue = self._flows.get(flow)
         if queue is None:
             queue = self._flows[flow] = deque()

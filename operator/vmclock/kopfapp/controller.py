@@ -267,7 +267,7 @@ class PolicyController:
             if entry.ref in wanted:
                 observer.hint(entry.uuids)
         for ref in refs:
-            self.queue.add(ref)
+            self.queue.add(ref, flow=connection)  # right after a start no runtime knows it yet
 
     def deleted(self, ref: Ref, uid: str) -> None:
         """kopf's DELETED event of incarnation `uid`: the object is gone, so its forward writes stop now (an

@@ -53,15 +53,18 @@ async def query_all(
     *,
     page_size: int,
     max_rows: int | None = None,
+    steady: bool = False,
 ) -> list[dict[str, Any]]:
     """Every row matching `conditions`, page by page.
 
     `max_rows`: how many rows can match at most, known to the caller; reaching it ends the listing. Without
     it, more than the client's `max_listing_rows` rows is a REPLY_TOO_LARGE error.
+    `steady`: raise ListingChanged when a page's total differs from the first page's (see ListingChanged).
     """
     exact = max_rows is not None
     cap = max_rows if max_rows is not None else api.options.max_listing_rows
     rows: list[dict[str, Any]] = []
+    first_total: int | None = None
     while len(rows) < cap or not exact:
         # An open listing asks for one row past its cap, to tell "exactly the cap" from "more".
         limit = min(page_size, cap - len(rows) + (0 if exact else 1))
@@ -73,9 +76,18 @@ async def query_all(
         total = total if isinstance(total, int) and not isinstance(total, bool) else None
         if len(rows) > cap or (total is not None and total > cap):
             raise _over(listing.api, cap, exact)
+        first_total = total if first_total is None else first_total
+        if steady and total != first_total:
+            raise ListingChanged(listing.api)
         if len(page) < limit or (total is not None and len(rows) >= total):
             break
     return rows
+
+
+class ListingChanged(Exception):
+    """Rows came or went between two pages of one listing. Pages are cut by offset, so a row removed before
+    the offset shifts the next one out of every page (an existing VM read as absent, or a VM's own track
+    row missed and the global default taken for it): the listing must be read again another way."""
 
 
 def _page(body: dict[str, Any], limit: int, api: str) -> list[dict[str, Any]]:
@@ -144,8 +156,9 @@ async def _whole_listing_if_fewer(
     api: Api, listing: Listing, conditions: Sequence[Condition], batches: int, *, page_size: int
 ) -> list[dict[str, Any]] | None:
     """Every row matching `conditions` when its pages are fewer requests than `batches`, else None. The
-    count is only an estimate (rows come and go): a listing grown past `max_listing_rows` meanwhile is left
-    to the batches too."""
+    count is only an estimate (rows come and go): a listing grown past `max_listing_rows` meanwhile, or one
+    whose total moved between its pages, is left to the batches too (each batch is one page: nothing can
+    shift out of it)."""
     body = await api.sync(listing.api, "GET", listing.path, query=_counting(conditions))
     total = body.get("total")
     if not isinstance(total, int) or isinstance(total, bool) or total < 0:
@@ -153,7 +166,9 @@ async def _whole_listing_if_fewer(
     if total > api.options.max_listing_rows or -(-total // page_size) >= batches:
         return None
     try:
-        return await query_all(api, listing, conditions, page_size=page_size)
+        return await query_all(api, listing, conditions, page_size=page_size, steady=True)
+    except ListingChanged:
+        return None
     except ZStackError as exc:
         if exc.code != REPLY_TOO_LARGE:
             raise
