@@ -26,9 +26,13 @@ TOKEN_DURATION = "1h"
 POD_NAME = f"{OPERATOR}-sa-{secrets.token_hex(3)}"
 TENANT_ROLE = "vmclock-tenant"
 
-# A refused request as the API server, kopf or the operator's own client report it.  The 403 must stand
-# alone, so fractions of seconds (".403") and ports (":40312") in timestamps and URLs do not count.
-PERMISSION_DENIED = re.compile(r"forbidden|not enough permissions|(?<![\w.:])403(?!\w)", re.IGNORECASE)
+# A refused request as the API server, kopf or the operator's own client report it.  A bare 403 counts only
+# as a status ("403 (Forbidden)", "403 from the Kubernetes API", "status=403", "HTTP 403"): fractions of
+# seconds (".403"), ports (":40312") and counts ("'pendingRestart': 403") are not refusals.
+PERMISSION_DENIED = re.compile(
+    r"forbidden|not enough permissions|(?<![\w.:])403(?= \(| from)|\b(?:HTTP|status)[ =:\"']*403\b",
+    re.IGNORECASE,
+)
 
 
 def refusals(log: str, *, enabled: Collection[str]) -> list[str]:

@@ -269,6 +269,21 @@ async def parts(sim: Simulator) -> AsyncIterator[Parts]:
         yield made
 
 
+def reconcile_starts(parts: Parts) -> list[str]:
+    """The names of the policies in the order their reconciles begin from now on (each begins by reading
+    its policy)."""
+    started: list[str] = []
+    read_object = parts.kube.read_object
+
+    async def reading(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if plural == POLICY_PLURAL and name not in started:
+            started.append(name)
+        return await read_object(plural, namespace, name)
+
+    parts.kube.read_object = reading  # type: ignore[method-assign]
+    return started
+
+
 def ready(status: Mapping[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
 

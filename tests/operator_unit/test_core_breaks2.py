@@ -5,16 +5,15 @@ loopback) into a moment where a promise of design.md §5 or README "How reconcil
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
-from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
+from vmclock.engine.spec import CONNECTION_PLURAL
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
 from vmclock.zstack import AccountCredentials, ZStackClient
 from vmclock.zstack.options import ClientOptions
 
 from . import test_controller
-from .test_controller import CONNECTION, NS, Parts
+from .test_controller import CONNECTION, NS, Parts, reconcile_starts
 
 sim = test_controller.sim
 parts = test_controller.parts
@@ -108,15 +107,7 @@ async def test_a_connection_turning_ready_at_start_up_does_not_starve_the_other_
     vms = sim.state.vm_uuids()
     busy = [parts.policy(f"busy{i:02d}", [vms[i]]) for i in range(30)]
     lone = parts.policy("lone", [vms[39]], connectionRef={"name": other.name})
-    started: list[str] = []
-    read_object = parts.kube.read_object
-
-    async def reading(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        if plural == POLICY_PLURAL and name not in started:
-            started.append(name)
-        return await read_object(plural, namespace, name)
-
-    parts.kube.read_object = reading  # type: ignore[method-assign]
+    started = reconcile_starts(parts)
     parts.controller.kick_connection(CONNECTION)  # its first check after the start: Ready again
     parts.controller.kick_connection(other)
     await parts.settle(lambda: all(parts.due(ref) for ref in [*busy, lone]), within=60)

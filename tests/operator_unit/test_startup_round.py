@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
 
 import kopf
 
@@ -19,7 +18,7 @@ from vmclock.refs import Ref
 from vmclock.zstack.inventory import QUERY_VM
 
 from . import test_controller
-from .test_controller import CONNECTION, Parts
+from .test_controller import CONNECTION, Parts, reconcile_starts
 
 sim = test_controller.sim
 parts = test_controller.parts
@@ -123,15 +122,7 @@ async def test_policies_the_round_found_drifted_are_reconciled_before_the_in_syn
     for ref in refs[-2:]:
         sim.state.set_track_behind(parts.kube.objects[(POLICY_PLURAL, *ref)]["spec"]["vmUuids"][0], "host")
     sim.faults.latency = 0.02
-    started: list[str] = []  # the order reconciles began in (each begins by reading its policy)
-    read_object = parts.kube.read_object
-
-    async def reading(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        if plural == POLICY_PLURAL and name not in started:
-            started.append(name)
-        return await read_object(plural, namespace, name)
-
-    parts.kube.read_object = reading  # type: ignore[method-assign]
+    started = reconcile_starts(parts)
     for ref in refs:
         resume(parts, ref)
     await parts.settle(lambda: all(parts.due(ref) for ref in refs), within=30)
