@@ -103,9 +103,10 @@ def wait_rolled_out(e2e: E2E, name: str) -> Obj:
         lambda p: (
             condition_is(p, "Rollout", "True", "Complete")
             and not any(e.get("pendingRestart") for e in vm_entries(p).values())
+            and condition_is(p, "Effective", "True", "TrackEffective")
         ),
         timeout=ROLLOUT_TIMEOUT,
-        what="the rollout to finish and every pendingRestart to clear",
+        what="the rollout to finish, every pendingRestart to clear and the track to be Effective",
     )
 
 
@@ -146,7 +147,10 @@ def test_a_window_that_is_not_open_reboots_nothing(e2e: E2E) -> None:
 
     assert "2 VMs wait for a restart" in rollout(got)["message"], rollout(got)
     holds_for(lambda: reboots(e2e, uuids), lambda seen: seen == [], duration=5.0, what="no reboot")
-    assert all(e["pendingRestart"] for e in vm_entries(e2e.tenant.policy("later")).values())
+    waiting = e2e.tenant.policy("later")
+    assert all(e["pendingRestart"] for e in vm_entries(waiting).values())
+    assert condition_is(waiting, "Effective", "False", "RestartPending"), condition(waiting, "Effective")
+    assert waiting["status"]["summary"]["pendingRestart"] == 2
 
 
 def test_a_vm_that_does_not_come_back_halts_the_rollout_until_asked_again(e2e: E2E) -> None:
