@@ -35,6 +35,10 @@ PERMISSION_DENIED = re.compile(
 )
 
 
+# The API server's 403 for new objects (kopf's Events) in a namespace being deleted: not a permission.
+TERMINATING = "because it is being terminated"
+
+
 def refusals(log: str, *, enabled: Collection[str]) -> list[str]:
     """The operator log's lines reporting a refused request: a permission its RBAC lacks. A connection in a
     namespace that has not opted in (`NamespaceNotEnabled`, the designed answer to a 403 there) counts only
@@ -43,6 +47,7 @@ def refusals(log: str, *, enabled: Collection[str]) -> list[str]:
         line
         for line in log.splitlines()
         if PERMISSION_DENIED.search(line)
+        and TERMINATING not in line
         and ("NamespaceNotEnabled" not in line or any(namespace in line for namespace in enabled))
     ]
 

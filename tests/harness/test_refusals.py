@@ -17,6 +17,8 @@ NOT_REFUSED = [
     "VmClockPolicy t/fleet generation 1: 1000 writes, {'total': 1000, 'inSync': 1000, 'pendingRestart': 403}",
     '"timestamp": "2026-12-07T22:31:33.403002+00:00"',
     "listening on http://127.0.0.1:40312/metrics",
+    "Request attempt #1/9 failed; will retry: POST .../namespaces/t/events: events is forbidden: unable to"
+    " create new content in namespace t because it is being terminated, status=403",
 ]
 
 
