@@ -110,16 +110,18 @@ async def _allowed(namespace: str) -> AsyncIterator[None]:
         raise RecordForbidden(str(problem)) from None
 
 
-class _OwnedConfigMap:
+class OwnedConfigMap:
     """One ConfigMap of text that one incarnation (uid) of one policy owns, under one data key: read (a
     deleted namesake's is tidied away first) and replaced whole under the resourceVersion last seen."""
 
-    def __init__(self, kube: KubeApi, runtime: PolicyRuntime, part: tuple[str, str, str], tidy: bool) -> None:
+    def __init__(
+        self, kube: KubeApi, policy: Ref, uid: str, part: tuple[str, str, str], *, tidy: bool = True
+    ) -> None:
         """`part`: the name prefix, the data key, and what it keeps (for the message when it is not ours)."""
         self._kube, self._tidy = kube, tidy
-        self._policy, self._uid = runtime.ref, runtime.uid
+        self._policy, self._uid = policy, uid
         prefix, self._key, self._keeps = part
-        self._name = record_name(runtime.ref.name, prefix)
+        self._name = record_name(policy.name, prefix)
 
     async def read(self) -> tuple[str, str | None]:
         """The text and the resourceVersion to replace it under (None: there is no ConfigMap)."""
@@ -191,9 +193,10 @@ class ConfigMapRecord:
         """`tidy`: remove a deleted namesake's leftover record (the operator does; a read-only reader
         such as `vmclock plan` reads it as empty instead)."""
         self._runtime = runtime
-        self._tracks = _OwnedConfigMap(kube, runtime, (PREFIX, KEY, "the VMs' previous tracks"), tidy)
-        self._restarts = _OwnedConfigMap(
-            kube, runtime, (RESTARTS_PREFIX, RESTARTS_KEY, "which VMs wait for a restart"), tidy
+        policy, uid = runtime.ref, runtime.uid
+        self._tracks = OwnedConfigMap(kube, policy, uid, (PREFIX, KEY, "the VMs' previous tracks"), tidy=tidy)
+        self._restarts = OwnedConfigMap(
+            kube, policy, uid, (RESTARTS_PREFIX, RESTARTS_KEY, "which VMs wait for a restart"), tidy=tidy
         )
 
     async def load(self) -> dict[str, Track]:

@@ -22,7 +22,7 @@ from vmclock.engine.reconcile import CONNECTED, ReconcileIO, ReconcileResult
 from vmclock.engine.report import Condition, EventSpec, find_condition, merge_conditions
 from vmclock.engine.rollout import ROLLOUT, Rebooter, RolloutIO, RolloutResult, roll
 from vmclock.engine.spec import RECONCILE_REQUESTED_ANNOTATION, PolicySpec, format_timestamp
-from vmclock.kopfapp.records import RECORD_CONFLICT, RecordNotOurs
+from vmclock.kopfapp.records import RecordUnusable
 from vmclock.kopfapp.rolloutrecord import ConfigMapRolloutStore
 from vmclock.kubeapi import KubeApi
 from vmclock.refs import Ref
@@ -100,9 +100,9 @@ async def roll_slice(
             blocked=blocked_by(state, spec, result),
             previous_reason=str(previous) if previous else None,
         )
-    except RecordNotOurs as problem:
-        condition = Condition(ROLLOUT, "False", RECORD_CONFLICT, f"no reboots: {problem}")
-        events = (EventSpec("Warning", RECORD_CONFLICT, str(problem)),) * (previous != RECORD_CONFLICT)
+    except RecordUnusable as problem:  # not ours (RecordConflict), or the namespace withdrew access
+        condition = Condition(ROLLOUT, "False", problem.reason, f"no reboots: {problem}")
+        events = (EventSpec("Warning", problem.reason, str(problem)),) * (previous != problem.reason)
         return RolloutResult(condition, events)
     finally:
         await leases.aclose()
