@@ -8,7 +8,7 @@ reconcile (reconcile.py) reads through external.py, decides here, and reports th
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -224,6 +224,12 @@ class PolicyClaim:
 
     def same_policy(self, other: PolicyClaim) -> bool:
         return (self.namespace, self.name) == (other.namespace, other.name)
+
+
+Others = Callable[[Collection[str]], Sequence[PolicyClaim]]
+"""The other policies' claims that touch any of these VMs (a superset is fine: every rule below only looks
+at the VMs a claim shares with the ones asked about). A reconcile asks once it knows its VMs, so the
+caller's index answers in proportion to those VMs, not to the cluster's policies."""
 
 
 def conflicting_owners(me: PolicyClaim, others: Iterable[PolicyClaim]) -> dict[str, PolicyClaim]:

@@ -1,8 +1,10 @@
 """The in-memory index of policies (a kopf index: no finalizer, populated before any handler runs).
 
-Entries are keyed by the policy's connection, so a connection's resync round finds its policies directly;
-ownership checks walk all entries. kopf fills every index from the initial listing before it invokes the
-first handler, so a reconcile never misses an older policy that would own its VMs.
+Entries are keyed by the policy's connection, so a connection's resync round finds its policies directly.
+Ownership checks find the policies naming a VM in `ClaimsByVm`, fed by the same indexing call, so they cost
+what the policy's own VMs cost, not what the cluster's policies cost. kopf fills every index from the
+initial listing before it invokes the first handler, so a reconcile never misses an older policy that
+would own its VMs.
 """
 
 from __future__ import annotations
@@ -69,9 +71,52 @@ def index_entry(body: Mapping[str, Any]) -> dict[Ref, IndexedPolicy]:
     return {Ref(state.namespace, connection): entry}
 
 
-def all_entries(index: PolicyIndex) -> Iterable[IndexedPolicy]:
-    for store in index.values():
-        yield from store
+class ClaimsByVm:
+    """Every policy's index entry, found by the VMs it names. Keyed by uid, like kopf's own index: the
+    events of a deleted policy and of its re-creation under the same name are handled side by side, so
+    one incarnation's removal must not drop the other's VMs.
+
+    A selector policy's VMs are what its last resolution found (the controller's runtime), not in its
+    entry, so every selector policy is a candidate for any VM; the caller intersects."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, IndexedPolicy] = {}
+        self._by_vm: dict[str, set[str]] = {}
+        self._selectors: set[str] = set()
+
+    def put(self, uid: str, entry: IndexedPolicy) -> None:
+        """kopf indexed incarnation `uid` (any watch event but its deletion)."""
+        before = self._entries.get(uid)
+        self._unlink(uid, before.uuids - entry.uuids if before is not None else frozenset())
+        for uuid in entry.uuids - (before.uuids if before is not None else frozenset()):
+            self._by_vm.setdefault(uuid, set()).add(uid)
+        self._entries[uid] = entry
+        if entry.claim is not None and entry.claim.by_selector:
+            self._selectors.add(uid)
+        else:
+            self._selectors.discard(uid)
+
+    def drop(self, uid: str) -> None:
+        """Incarnation `uid` is gone (its DELETED event)."""
+        entry = self._entries.pop(uid, None)
+        if entry is not None:
+            self._unlink(uid, entry.uuids)
+        self._selectors.discard(uid)
+
+    def touching(self, uuids: Iterable[str]) -> list[IndexedPolicy]:
+        """The entries that may claim any of `uuids`: those naming one, and every selector policy."""
+        uids = set(self._selectors)
+        for uuid in uuids:
+            uids |= self._by_vm.get(uuid, set())
+        return [self._entries[uid] for uid in uids]
+
+    def _unlink(self, uid: str, uuids: Iterable[str]) -> None:
+        for uuid in uuids:
+            holders = self._by_vm.get(uuid)
+            if holders is not None:
+                holders.discard(uid)
+                if not holders:
+                    del self._by_vm[uuid]
 
 
 def of_connection(index: PolicyIndex, connection: Ref) -> list[IndexedPolicy]:

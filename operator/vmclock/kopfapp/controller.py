@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -35,6 +35,7 @@ from vmclock.engine import (
     ClockTrackClient,
     ConnectionUnavailable,
     EventSpec,
+    Others,
     PolicyClaim,
     PolicyState,
     needs_reconciling_mark,
@@ -55,7 +56,7 @@ from vmclock.engine.spec import (
     PolicySpec,
     parse_policy_spec,
 )
-from vmclock.kopfapp.claims import IndexedPolicy, PolicyIndex, all_entries, of_connection
+from vmclock.kopfapp.claims import ClaimsByVm, IndexedPolicy, PolicyIndex, index_entry, of_connection
 from vmclock.kopfapp.metrics import Metrics
 from vmclock.kopfapp.records import ConfigMapRecord, RecordUnusable, delete_record
 from vmclock.kopfapp.rolling import RolloutContext, roll_slice, with_rollout
@@ -174,6 +175,7 @@ class PolicyController:
         metrics.watch_queue(self.queue.depth, self.queue.running_since)
         metrics.set_workers(workers, self.queue.active)
         self._index: PolicyIndex | None = None
+        self.claims = ClaimsByVm()  # fed by the registry's indexing handler and `deleted`
         self._observers: dict[Ref, SharedObserver] = {}
         self._startups: dict[Ref, float] = {}  # connection -> when its start-up round began
         self._startup_join = STARTUP_JOIN_SECONDS
@@ -188,6 +190,15 @@ class PolicyController:
         self._index = index
         if not self._tasks:
             self.start()
+
+    def indexed(self, body: Mapping[str, Any]) -> dict[Ref, IndexedPolicy]:
+        """kopf's indexing handler (every watch event of a policy but its deletion): the policy's entry in
+        kopf's index, also kept in `claims` by VM for the ownership checks."""
+        entries = index_entry(body)
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        for entry in entries.values():
+            self.claims.put(uid, entry)
+        return entries
 
     def enqueue(
         self,
@@ -245,7 +256,8 @@ class PolicyController:
         """Ownership of shared VMs may have changed: the other policies selecting them look again now."""
         runtime = self.runtimes.get(me)
         shared = set(uuids) | (runtime.selection or frozenset() if runtime is not None else frozenset())
-        for claim in overlapping(shared, me, self._claims()):
+        claims = [c for e in self.claims.touching(shared) if (c := self._claim(e)) is not None]
+        for claim in overlapping(shared, me, claims):
             self.queue.add(Ref(claim.namespace, claim.name))
 
     def kick_connection(self, connection: Ref) -> None:
@@ -272,6 +284,7 @@ class PolicyController:
     def deleted(self, ref: Ref, uid: str) -> None:
         """kopf's DELETED event of incarnation `uid`: the object is gone, so its forward writes stop now (an
         Orphan policy has no finalizer: this is the only word of its deletion); the worker forgets it."""
+        self.claims.drop(uid)
         runtime = self.runtimes.get(ref)
         if runtime is not None and runtime.uid == uid:
             runtime.deleting = True
@@ -527,7 +540,8 @@ class PolicyController:
         """This policy's VMs another policy takes precedence for now (design.md §3.7), whatever its track."""
         if spec is None:
             return frozenset()
-        return owned_by_others(state.claim_for(spec, runtime.selection), self._others(runtime.ref))
+        claim = state.claim_for(spec, runtime.selection)
+        return owned_by_others(claim, self._others(runtime.ref)(claim.vm_uuids))
 
     def _requeue(self, runtime: PolicyRuntime, state: PolicyState, result: ReconcileResult) -> str:
         ref = runtime.ref
@@ -672,9 +686,6 @@ class PolicyController:
             )
         )
 
-    def _entries(self) -> list[IndexedPolicy]:
-        return list(all_entries(self._index)) if self._index is not None else []
-
     def _entries_of(self, connection: Ref) -> list[IndexedPolicy]:
         return of_connection(self._index, connection) if self._index is not None else []
 
@@ -705,44 +716,39 @@ class PolicyController:
         selected = runtime.selection if runtime is not None else None
         return replace(claim, vm_uuids=selected or frozenset(), found=selected)
 
-    def _claims(self) -> list[PolicyClaim]:
-        return [claim for e in self._entries() if (claim := self._claim(e)) is not None]
-
     def _uuids_of(self, runtime: PolicyRuntime, state: PolicyState) -> set[str]:
         """What a policy selects plus what its status still lists (VMs awaiting a restore)."""
         listed = {str(e.get("uuid")) for e in state.status.get("vms") or () if isinstance(e, Mapping)}
         return set(state.spec.get("vmUuids") or ()) | listed | (runtime.selection or frozenset())
 
-    def _others(self, ref: Ref) -> list[PolicyClaim]:
-        """The claims that count against `ref` (design.md §6.3): backed ones (Enforce, not paused, VMs its
-        own observation found) whose connection is Ready and reaches the same management node as ours. A
-        tenant cannot block another tenant's VMs by listing UUIDs it cannot see or act on.
-
-        A UUID policy needs only the claims touching its own VMs (listed or recorded), so the walk over
-        every policy does no more than a set intersection for the others; a selector policy does not know
-        its VMs before it resolves them, so it gets every claim."""
+    def _others(self, ref: Ref) -> Others:
+        """The claims that count against `ref` (design.md §6.3) on the VMs the engine asks about: backed
+        ones (Enforce, not paused, VMs its own observation found) whose connection is Ready and reaches
+        the same management node as ours. A tenant cannot block another tenant's VMs by listing UUIDs it
+        cannot see or act on. Found through `ClaimsByVm`: the cost follows the VMs, not the policies."""
         runtime = self.runtimes.get(ref)
         connection = Ref(ref.namespace, runtime.connection if runtime is not None else DEFAULT_CONNECTION)
-        mine = next((e for e in self._entries_of(connection) if e.ref == ref), None)
-        node = self._connections.node(*connection) if mine is not None else None
-        if node is None or mine is None:
-            return []
-        interest: set[str] | None = None  # None: every claim (the record, with its VMs, is not read yet)
-        if mine.claim is not None and not mine.claim.by_selector and runtime is not None and runtime.record:
-            interest = set(mine.claim.vm_uuids) | set(runtime.record.tracks)
-        nodes: dict[Ref, str | None] = {connection: node}
-        claims = []
-        for entry in self._entries():
-            claim = self._claim(entry) if entry.ref != ref else None
-            if claim is None or (interest is not None and not claim.vm_uuids & interest):
-                continue
-            backed = claim.backed()
-            where = Ref(entry.ref.namespace, entry.connection)
-            if where not in nodes:
-                nodes[where] = self._connections.node(*where)
-            if backed is not None and nodes[where] == node:
-                claims.append(backed)
-        return claims
+
+        def touching(uuids: Collection[str]) -> list[PolicyClaim]:
+            node = self._connections.node(*connection)
+            wanted = frozenset(uuids)
+            if node is None or not wanted:
+                return []
+            nodes: dict[Ref, str | None] = {connection: node}
+            claims = []
+            for entry in self.claims.touching(wanted):
+                claim = self._claim(entry) if entry.ref != ref else None
+                if claim is None or not claim.vm_uuids & wanted:
+                    continue
+                backed = claim.backed()
+                where = Ref(entry.ref.namespace, entry.connection)
+                if where not in nodes:
+                    nodes[where] = self._connections.node(*where)
+                if backed is not None and nodes[where] == node:
+                    claims.append(backed)
+            return claims
+
+        return touching
 
     async def _connection_spec(
         self, namespace: str, name: str, *, for_restore: bool = False
