@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from vmclock.connections import ConnectionManager
 from vmclock.connections.trust import EndpointPolicy
 from vmclock.engine.report import listed_first
-from vmclock.engine.spec import PAUSED_ANNOTATION, POLICY_PLURAL
+from vmclock.engine.spec import CONNECTION_PLURAL, PAUSED_ANNOTATION, POLICY_PLURAL
 from vmclock.kopfapp import Runtime, build_registry
 from vmclock.kopfapp.claims import INDEX_ID
 from vmclock.kopfapp.connections import ConnectionWorker
@@ -32,7 +32,9 @@ from vmclock.refs import Ref
 from vmclock.simulator import Simulator
 
 from . import test_controller
+from .test_connections import seconds_pass
 from .test_controller import DELETED_AT, NS, Parts, phases, ready
+from .test_core_breaks import _tenant
 
 sim = test_controller.sim
 parts = test_controller.parts
@@ -321,3 +323,37 @@ async def test_a_selector_owner_switched_to_vm_uuids_leaves_the_younger_policy_i
         await parts.settle(lambda: sim.state.track_of(x) == "host", within=HAND_OVER_WITHIN)
     except AssertionError:
         pytest.fail(f"the old owner no longer selects X, yet {younger.name} still reports Conflict on it")
+
+
+async def test_a_restore_deletion_in_a_deleting_namespace_restores_a_vm_another_tenant_selects(
+    parts: Parts, sim: Simulator
+) -> None:
+    """§5.6 ("a deleting namespace ... must not strand it": the restore runs on the last-known-good client)
+    with §6.3 (another tenant's backed claim on the same management node counts) and README "a Restore
+    deletion does not restore a VM another live policy still selects". The deleting policy's own connection
+    is not Ready any more (its Secret went first), so `_others` finds no management node of its own and
+    answers "no claims": X is put back to host under the other tenant's live policy, which wants guest and
+    writes it again at its next reconcile (a tug of war across tenants)."""
+    x = parts.host_vms(1)[0]
+    _tenant(parts.kube, "t2", sim)
+    restore = policy(parts, "restore", created=OLD, vmUuids=[x], deletionPolicy="Restore")
+    await reconciled(parts, restore)
+    assert sim.state.track_of(x) == "guest"
+    parts.kube.objects[(POLICY_PLURAL, "t2", "live")] = {
+        "metadata": {"namespace": "t2", "name": "live", "uid": "uid-t2", "creationTimestamp": YOUNG},
+        "spec": {"track": "guest", "vmUuids": [x]},
+    }
+    live = Ref("t2", "live")
+    parts.index.sync(parts.kube)
+    parts.controller.enqueue(live)
+    await finished(parts, parts.controller, live)
+    parts.index.sync(parts.kube)
+    assert ready(parts.kube.objects[(POLICY_PLURAL, *live)]["status"])
+    # `kubectl delete namespace ns`: the Secret goes first, the connection waits (deleting) for the restore
+    del parts.kube.secrets[(NS, "creds")]
+    parts.kube.objects[(CONNECTION_PLURAL, NS, "default")]["metadata"]["deletionTimestamp"] = DELETED_AT
+    seconds_pass(parts.manager)
+    assert await parts.deleted(restore, 20.0), "the deletion completed"
+    assert sim.state.track_of(x) == "guest", (
+        "X was restored to host under another tenant's live policy on the same management node"
+    )
