@@ -357,3 +357,31 @@ async def test_a_restore_deletion_in_a_deleting_namespace_restores_a_vm_another_
     assert sim.state.track_of(x) == "guest", (
         "X was restored to host under another tenant's live policy on the same management node"
     )
+
+
+async def test_an_owner_read_gone_before_its_deleted_event_leaves_the_younger_policy_in_conflict(
+    parts: Parts, sim: Simulator, two_listed: None
+) -> None:
+    """`kubectl delete` of the older (Orphan) selector policy while a request for it is queued (its resync
+    round, a kick): the worker reads it gone from the API server before kopf delivers the DELETED event (the
+    watch lags the API server), and drops its runtime with the selection. The DELETED handler then kicks the
+    sharers of the old status' VMs only (500 of a large selection; 2 here): the younger policy sharing an
+    unlisted VM stays in Conflict with a policy that is gone (§5.1 "an owner going away")."""
+    chosen = windows(sim)
+    older = policy(parts, "older", created=OLD, selector=WINDOWS)
+    await reconciled(parts, older)
+    listed = {e["uuid"] for e in parts.status(older)["vms"]}
+    x = next(u for u in chosen if u not in listed)
+    name_x = sim.state.vm(x).name
+    younger = policy(parts, "younger", created=YOUNG, selector={"namePattern": name_x}, track="host")
+    await reconciled(parts, younger)
+    assert conflicted(parts, younger) == {x}
+    body = parts.kube.objects.pop((POLICY_PLURAL, *older))  # deleted in the API server
+    parts.controller.enqueue(older)  # a request that was on its way (a resync round)
+    await parts.settle(lambda: parts.controller.runtimes.get(older) is None)  # the worker read it gone
+    parts.index.sync(parts.kube)
+    await deleted_event(parts, body)  # the watch delivers DELETED
+    try:
+        await parts.settle(lambda: sim.state.track_of(x) == "host", within=HAND_OVER_WITHIN)
+    except AssertionError:
+        pytest.fail(f"the owner is gone, yet {younger.name} still reports Conflict on X")
