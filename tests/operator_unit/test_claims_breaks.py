@@ -3,9 +3,10 @@
 the FakeKube of test_controller.py; kopf's DELETED event: the registry's own `deleted` handler) into a moment
 where a promise about who owns a shared VM does not hold.
 
-Where kopf's real ordering matters (an old incarnation's DELETED handled after its namesake's ADDED, handlers
-resumed in no useful order after a restart) the test replays that order step by step: FakeIndex.sync does
-both at once and so hides it."""
+Where kopf's real ordering matters (an old incarnation's DELETED handled after its namesake's ADDED and
+reconcile, or after a worker already read the object gone; policies resumed in no useful order after a
+restart) the test replays that order step by step: FakeIndex.sync drops a vanished uid's claims in the same
+call that indexes its namesake and never runs the DELETED handler, so it cannot show those orders."""
 
 from __future__ import annotations
 
