@@ -189,6 +189,7 @@ class ReconcileResult:
     running: frozenset[str] = frozenset()  # VMs whose write job was cut at the deadline: it may still run
     requeue_after_failure: bool = False  # could not reach ZStack at all: back off and try again
     selected: frozenset[str] | None = None  # a selector policy's VMs as just resolved (None: not resolved)
+    matched: frozenset[str] = frozenset()  # all its selector picked, the VMs UUID policies took included
     vms: tuple[Mapping[str, Any], ...] = ()  # every selected VM's entry as just seen (status lists <= 500)
 
 
@@ -440,6 +441,7 @@ async def reconcile(
         cut_short=applied.cut_short,
         running=applied.running,
         selected=frozenset(scope.uuids) if scope.selection is not None else None,
+        matched=scope.matched,
         vms=tuple(entries),
     )
 
@@ -491,6 +493,7 @@ class _Scope:
     selection: Selection | None = None
     record: Mapping[str, Track] = field(default_factory=dict)  # the previous-track record
     stored_record: Mapping[str, Track] = field(default_factory=dict)  # as stored (`record` may add to it)
+    matched: frozenset[str] = frozenset()  # a selector policy's whole match (`PolicyClaim.matched`)
 
 
 async def _scope(
@@ -528,7 +531,19 @@ async def _scope(
     readings = {**(await io.read(client, list(targets)) if targets else {}), **mine}
     me = state.claim_for(spec, selected=frozenset(mine))
     previous = with_record(previous, record, restarts)
-    return _Scope(me, selection.uuids, readings, previous, targets, claims, rivals, selection, record, stored)
+    return _Scope(
+        me,
+        selection.uuids,
+        readings,
+        previous,
+        targets,
+        claims,
+        rivals,
+        selection,
+        record,
+        stored,
+        frozenset(resolved),
+    )
 
 
 class _Draft:

@@ -4,7 +4,7 @@ Entries are keyed by the policy's connection, so a connection's resync round fin
 Ownership checks find the policies naming a VM in `ClaimsByVm`, fed by the same indexing call, so they cost
 what the policy's own VMs cost, not what the cluster's policies cost. kopf fills every index from the
 initial listing before it invokes the first handler, so a reconcile never misses an older policy that
-would own its VMs.
+would own its VMs. A selector policy's VMs are not in its entry, though (see `ClaimsUnknown`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,30 @@ class IndexedPolicy:
 
 
 PolicyIndex = kopf.Index[Ref, IndexedPolicy]
+
+
+class ClaimsUnknown(Exception):
+    """A write or restore that may take VMs of selector policies whose selection this process does not
+    know yet (right after a start, until each one's own reconcile resolved it): it waits for them.
+
+    Why wait rather than persist the selection: a selection is up to 10,000 VMs, too big for status, and a
+    copy elsewhere would be stale exactly when it matters (the VMs changed while the operator was away).
+    Why it stays cheap: only a selector policy's own writes (against older selector policies, its rivals
+    by age) and restores (against any live one) wait; a UUID policy beats every selector policy (design.md
+    §2), so the usual start-up round of UUID policies never waits and stays one batched read. The waiter
+    queues the policies it waits for and is queued again as soon as each one resolved."""
+
+    def __init__(self, waiting_for: Iterable[Ref]) -> None:
+        self.waiting_for = sorted(set(waiting_for))
+        super().__init__(f"waiting for {len(self.waiting_for)} selector policies to resolve their VMs")
+
+    def seen_by(self, namespace: str) -> str:
+        """Why, as a policy of `namespace` may be told: another tenant's policies stay anonymous (§6.4)."""
+        own = [ref.name for ref in self.waiting_for if ref.namespace == namespace]
+        elsewhere = len(self.waiting_for) - len(own)
+        named = [*own[:5], *([f"{len(own) - 5} more"] if len(own) > 5 else [])]
+        named += [f"{elsewhere} in other namespaces"] if elsewhere else []
+        return f"waiting for selector policies to resolve their VMs first: {', '.join(named)}"
 
 
 def settled(body: Mapping[str, Any]) -> bool:
