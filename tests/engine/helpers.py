@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from vmclock.engine.plan import PolicyClaim, PreviousVm, VmReading
+from vmclock.engine.plan import Others, PolicyClaim, PreviousVm, VmReading
 from vmclock.zstack.errors import ZStackError
 from vmclock.zstack.models import Track, VmInventory
 
@@ -41,3 +42,13 @@ def claim(
 ) -> PolicyClaim:
     when = datetime.fromisoformat(created.replace("Z", "+00:00"))
     return PolicyClaim(ns, name, when, track, frozenset(uuid(n) for n in uuids))
+
+
+def among(*claims: PolicyClaim) -> Others:
+    """What the controller's index answers, over these claims: those touching the VMs asked about."""
+
+    def touching(uuids: Collection[str]) -> list[PolicyClaim]:
+        wanted = frozenset(uuids)
+        return [c for c in claims if c.vm_uuids & wanted]
+
+    return touching

@@ -14,7 +14,7 @@ from vmclock.engine.records import MemoryRecord
 from vmclock.simulator import Simulator
 from vmclock.zstack import ZStackClient
 
-from .helpers import NOW, uuid
+from .helpers import NOW, among, uuid
 
 
 def policy(
@@ -61,7 +61,7 @@ async def test_only_differing_vms_are_written_and_a_second_round_writes_nothing(
     sim.state.set_track_behind(vms[0], "guest")
     sim.faults.latency = 0.05  # slow answers make overlapping requests observable
     sim.stats.reset()
-    first = await reconcile(policy(vms), connector(client), [], NOW)
+    first = await reconcile(policy(vms), connector(client), among(), NOW)
     assert sorted(w.uuid for w in sim.stats.writes) == sorted(vms[1:])
     assert all(sim.state.track_of(u) == "guest" for u in vms)
     assert phases(first.status) == Counter({"Applied": 5, "InSync": 1})
@@ -77,7 +77,7 @@ async def test_only_differing_vms_are_written_and_a_second_round_writes_nothing(
     sim.faults.latency = 0.0
     sim.stats.reset()
     second = await reconcile(
-        policy(vms, status=first.status), connector(client), [], NOW + timedelta(minutes=5)
+        policy(vms, status=first.status), connector(client), among(), NOW + timedelta(minutes=5)
     )
     assert sim.stats.writes == []
     assert second.status == first.status  # nothing changed, so the caller will not PATCH
@@ -88,9 +88,9 @@ async def test_drift_is_corrected_in_enforce_and_only_reported_in_observe(
     sim: Simulator, client: ZStackClient
 ) -> None:
     vms = windows_vms(sim, 3, track="guest")
-    steady = await reconcile(policy(vms), connector(client), [], NOW)
+    steady = await reconcile(policy(vms), connector(client), among(), NOW)
     sim.state.set_track_behind(vms[1], "host")
-    corrected = await reconcile(policy(vms, status=steady.status), connector(client), [], NOW)
+    corrected = await reconcile(policy(vms, status=steady.status), connector(client), among(), NOW)
     assert [e.reason for e in corrected.events] == ["DriftDetected", "DriftCorrected"]
     assert corrected.drift_detected == 1
     assert sim.state.track_of(vms[1]) == "guest"
@@ -98,7 +98,7 @@ async def test_drift_is_corrected_in_enforce_and_only_reported_in_observe(
     observe = policy(vms, managementPolicy="Observe", status=corrected.status, generation=2)
     sim.state.set_track_behind(vms[2], "host")
     sim.stats.reset()
-    seen = await reconcile(observe, connector(client), [], NOW)
+    seen = await reconcile(observe, connector(client), among(), NOW)
     assert sim.stats.writes == []
     assert phases(seen.status)["Drifted"] == 1
     ready = seen.status["conditions"][0]
@@ -109,7 +109,7 @@ async def test_drift_is_corrected_in_enforce_and_only_reported_in_observe(
 async def test_one_vms_failure_does_not_block_the_others(sim: Simulator, client: ZStackClient) -> None:
     vms = windows_vms(sim, 12, track="host")
     sim.faults.set_error_rate("SetVmClockTrack", 0.5, code="SYS.1007")
-    result = await reconcile(policy([*vms, uuid(0xDEAD)]), connector(client), [], NOW)
+    result = await reconcile(policy([*vms, uuid(0xDEAD)]), connector(client), among(), NOW)
     counts = phases(result.status)
     assert counts["Failed"] > 0
     assert counts["Applied"] > 0
@@ -127,7 +127,7 @@ async def test_paused_reads_but_never_writes(sim: Simulator, client: ZStackClien
     vms = windows_vms(sim, 2, track="host")
     paused = PolicyState(**{**policy(vms).__dict__, "annotations": {"vmclock.zstack.io/paused": "true"}})
     sim.stats.reset()
-    result = await reconcile(paused, connector(client), [], NOW)
+    result = await reconcile(paused, connector(client), among(), NOW)
     assert sim.stats.writes == []
     assert [(c["status"], c["reason"]) for c in result.status["conditions"]] == [
         ("False", "Drifted"),
@@ -142,7 +142,7 @@ async def test_conflicting_younger_policy_writes_nothing(sim: Simulator, client:
     me = policy(vms)
     older = PolicyClaim(me.namespace, "old", NOW - timedelta(days=30), "host", frozenset(vms[:1]))
     sim.stats.reset()
-    result = await reconcile(me, connector(client), [older], NOW)
+    result = await reconcile(me, connector(client), among(older), NOW)
     assert [w.uuid for w in sim.stats.writes] == [vms[1]]
     conflicted = result.status["vms"][0]
     assert (conflicted["phase"], conflicted["conflictWith"]) == ("Conflict", f"{me.namespace}/old")
@@ -153,7 +153,7 @@ async def test_an_owner_in_another_namespace_stays_anonymous(sim: Simulator, cli
     """design.md §6.4: status and Events of a policy never name a policy of another tenant."""
     vms = windows_vms(sim, 1, track="host")
     older = PolicyClaim("tenant-b", "secret-plan", NOW - timedelta(days=30), "host", frozenset(vms))
-    result = await reconcile(policy(vms), connector(client), [older], NOW)
+    result = await reconcile(policy(vms), connector(client), among(older), NOW)
     assert result.status["vms"][0]["conflictWith"] == "a policy in another namespace"
     shown = repr(result.status) + repr(result.events)
     assert "tenant-b" not in shown
@@ -162,11 +162,11 @@ async def test_an_owner_in_another_namespace_stays_anonymous(sim: Simulator, cli
 
 async def test_restore_on_drop_and_on_delete(sim: Simulator, client: ZStackClient) -> None:
     vms = windows_vms(sim, 3, track="host")
-    applied = await reconcile(policy(vms, deletionPolicy="Restore"), connector(client), [], NOW)
+    applied = await reconcile(policy(vms, deletionPolicy="Restore"), connector(client), among(), NOW)
     assert all(sim.state.track_of(u) == "guest" for u in vms)
 
     shrunk = policy(vms[1:], deletionPolicy="Restore", status=applied.status, generation=2)
-    dropped = await reconcile(shrunk, connector(client), [], NOW)
+    dropped = await reconcile(shrunk, connector(client), among(), NOW)
     assert sim.state.track_of(vms[0]) == "host"
     assert [e["uuid"] for e in dropped.status["vms"]] == vms[1:]
     assert "Restored" in [e.reason for e in dropped.events]
@@ -174,7 +174,7 @@ async def test_restore_on_drop_and_on_delete(sim: Simulator, client: ZStackClien
     # another live policy still selecting vms[2] takes it over: no restore for it
     keeper = PolicyClaim("ns", "keeper", NOW, "guest", frozenset(vms[2:]))
     deleted = PolicyState(**{**shrunk.__dict__, "status": dropped.status, "deleting": True})
-    result = await restore_all(deleted, client, [keeper])
+    result = await restore_all(deleted, client, among(keeper))
     assert (sim.state.track_of(vms[1]), sim.state.track_of(vms[2])) == ("host", "guest")
     assert [e.reason for e in result.events] == ["Restored"]
     assert result.left == ()
@@ -187,7 +187,7 @@ async def test_connection_problems_and_invalid_specs_keep_the_vm_picture(client:
         )
 
     before = {"vms": [{"uuid": uuid(1), "phase": "InSync"}], "summary": {"total": 1}}
-    result = await reconcile(policy([uuid(1)], status=before), broken, [], NOW)
+    result = await reconcile(policy([uuid(1)], status=before), broken, among(), NOW)
     assert result.status["vms"] == before["vms"]
     ready, synced = result.status["conditions"]
     assert (ready["reason"], synced["reason"]) == ("ConnectionNotReady", "ConnectionNotReady")
@@ -195,7 +195,7 @@ async def test_connection_problems_and_invalid_specs_keep_the_vm_picture(client:
 
     annotations = {"vmclock.zstack.io/paused": "true"}
     paused = PolicyState(**{**policy([uuid(1)]).__dict__, "annotations": annotations})
-    held = await reconcile(paused, broken, [], NOW)
+    held = await reconcile(paused, broken, among(), NOW)
     ready, synced = held.status["conditions"]
     assert (ready["reason"], synced["status"], synced["reason"]) == (
         "ConnectionNotReady",
@@ -203,7 +203,7 @@ async def test_connection_problems_and_invalid_specs_keep_the_vm_picture(client:
         "ReconcilePaused",
     )
 
-    invalid = await reconcile(policy([uuid(1)], track="wall"), connector(client), [], NOW)
+    invalid = await reconcile(policy([uuid(1)], track="wall"), connector(client), among(), NOW)
     assert invalid.status["conditions"][0]["reason"] == "InvalidSpec"
     assert "spec.track" in invalid.status["conditions"][0]["message"]
 
@@ -222,10 +222,10 @@ async def test_requested_reconcile_is_echoed_and_last_sync_time_moves_only_on_ch
     sim: Simulator, client: ZStackClient
 ) -> None:
     vms = windows_vms(sim, 1, track="guest")
-    first = await reconcile(policy(vms), connector(client), [], NOW)
+    first = await reconcile(policy(vms), connector(client), among(), NOW)
     assert first.status["lastSyncTime"] == "2026-05-01T12:00:00Z"
     later = NOW + timedelta(hours=1)
-    same = await reconcile(policy(vms, status=first.status), connector(client), [], later)
+    same = await reconcile(policy(vms, status=first.status), connector(client), among(), later)
     assert same.status["lastSyncTime"] == "2026-05-01T12:00:00Z"
     poked = PolicyState(
         **{
@@ -233,7 +233,7 @@ async def test_requested_reconcile_is_echoed_and_last_sync_time_moves_only_on_ch
             "annotations": {"vmclock.zstack.io/reconcile-requested-at": "now"},
         }
     )
-    echoed = await reconcile(poked, connector(client), [], later)
+    echoed = await reconcile(poked, connector(client), among(), later)
     assert (echoed.status["lastHandledReconcileAt"], echoed.status["lastSyncTime"]) == (
         "now",
         "2026-05-01T13:00:00Z",
@@ -250,7 +250,7 @@ async def test_an_overlong_reconcile_request_is_echoed_within_the_crd_limit(clie
             "annotations": {"vmclock.zstack.io/reconcile-requested-at": request},
         }
     )
-    result = await reconcile(poked, connector(client), [], NOW)
+    result = await reconcile(poked, connector(client), among(), NOW)
     assert result.status["lastHandledReconcileAt"] == request[:1024]
 
 
@@ -262,12 +262,12 @@ async def test_a_restore_never_takes_not_found_elsewhere_for_restored(
     vms = windows_vms(sim, 2, track="host")
     record = MemoryRecord()
     io = ReconcileIO(record=record)
-    applied = await reconcile(policy(vms, deletionPolicy="Restore"), connector(client), [], NOW, io=io)
+    applied = await reconcile(policy(vms, deletionPolicy="Restore"), connector(client), among(), NOW, io=io)
     assert set(record.origins().values()) == {client.destination}, "each change names its destination"
     gone = "f" * 32  # a VM the record says the old node changed; this node has never heard of it
     record.tracks[gone], record.by[gone] = "host", "https://old.example:8080/zstack#admin"
     deleted = PolicyState(**{**policy(vms, deletionPolicy="Restore").__dict__, "status": applied.status})
-    result = await restore_all(PolicyState(**{**deleted.__dict__, "deleting": True}), client, [], io)
+    result = await restore_all(PolicyState(**{**deleted.__dict__, "deleting": True}), client, among(), io)
     assert all(sim.state.track_of(u) == "host" for u in vms), "the VMs this node knows are restored"
     assert result.left == (gone,), "the one only the old node knew is not counted as restored"
     assert "another management node or account" in result.why

@@ -31,7 +31,7 @@ from vmclock.zstack import ZStackClient
 from vmclock.zstack.errors import MaySend
 from vmclock.zstack.models import VmInventory
 
-from .helpers import EARLIER_TEXT, NOW, NOW_TEXT, uuid
+from .helpers import EARLIER_TEXT, NOW, NOW_TEXT, among, uuid
 from .test_engine_selector import connector, selector_policy
 
 FLEET = {"userTags": ["fleet"]}
@@ -51,7 +51,7 @@ def fleet(sim: Simulator, count: int, *, state: str = "Running") -> list[str]:
 async def run(
     state: PolicyState, client: ZStackClient, record: MemoryRecord, now: datetime = NOW
 ) -> ReconcileResult:
-    return await reconcile(state, connector(client), [], now, io=ReconcileIO(record=record))
+    return await reconcile(state, connector(client), among(), now, io=ReconcileIO(record=record))
 
 
 def condition(status: Mapping[str, Any], kind: str) -> tuple[str, str, str]:

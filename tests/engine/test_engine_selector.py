@@ -20,7 +20,7 @@ from vmclock.zstack import ZStackClient
 from vmclock.zstack.models import Track
 from zstack.support import ADMIN, FAST
 
-from .helpers import NOW
+from .helpers import NOW, among
 
 WINDOWS = {"platforms": ["Windows", "WindowsVirtio"]}
 
@@ -63,7 +63,9 @@ async def run(
     record: MemoryRecord,
     others: list[PolicyClaim] | None = None,
 ) -> ReconcileResult:
-    return await reconcile(state, connector(client), others or [], NOW, io=ReconcileIO(record=record))
+    return await reconcile(
+        state, connector(client), among(*(others or ())), NOW, io=ReconcileIO(record=record)
+    )
 
 
 async def test_a_selector_policy_converges_and_an_in_sync_round_writes_nothing(
@@ -157,7 +159,7 @@ async def test_a_uuid_policy_beats_a_selector_policy_without_a_conflict(
     # ... and an older selector policy never makes a UUID policy report a Conflict
     elder = PolicyClaim("ns", "broad", NOW - timedelta(days=30), "guest", frozenset(chosen), by_selector=True)
     exact = PolicyState("ns", "exact", 1, NOW, {"track": "host", "vmUuids": chosen[:2]})
-    uuid_result = await reconcile(exact, connector(client), [elder], NOW)
+    uuid_result = await reconcile(exact, connector(client), among(elder), NOW)
     assert uuid_result.status["summary"]["conflicted"] == 0
     assert sim.state.track_of(chosen[1]) == "host"
 
@@ -177,7 +179,7 @@ async def test_deletion_restores_every_recorded_vm(sim: Simulator, client: ZStac
     record = MemoryRecord()
     first = await run(selector_policy(deletionPolicy="Restore"), client, record)
     deleting = selector_policy(deletionPolicy="Restore", status=first.status, deleting=True)
-    result = await restore_all(deleting, client, [], ReconcileIO(record=record))
+    result = await restore_all(deleting, client, among(), ReconcileIO(record=record))
     assert result.done
     assert {u: sim.state.track_of(u) for u in before} == before
 
@@ -245,7 +247,7 @@ async def test_a_uuid_policy_turned_selector_keeps_the_previous_tracks_it_record
     listed = PolicyState(
         "ns", "p", 1, NOW, {"track": "guest", "vmUuids": chosen, "deletionPolicy": "Restore"}
     )
-    first = await reconcile(listed, connector(client), [], NOW)
+    first = await reconcile(listed, connector(client), among(), NOW)
     assert all(sim.state.track_of(u) == "guest" for u in chosen)
 
     record = MemoryRecord()
@@ -253,7 +255,7 @@ async def test_a_uuid_policy_turned_selector_keeps_the_previous_tracks_it_record
     second = await run(turned, client, record)
     assert {u: record.tracks[u] for u in chosen} == dict.fromkeys(chosen, "host"), "carried into the record"
     deleting = selector_policy(deletionPolicy="Restore", status=second.status, deleting=True)
-    assert (await restore_all(deleting, client, [], ReconcileIO(record=record))).done
+    assert (await restore_all(deleting, client, among(), ReconcileIO(record=record))).done
     assert all(sim.state.track_of(u) == "host" for u in chosen)
 
 

@@ -163,14 +163,36 @@ class FakeKube(KubeApi):
 
 
 class FakeIndex(dict[Ref, list[IndexedPolicy]]):
-    """kopf's index shape (key -> store of values), kept in step with FakeKube's policies by `sync`."""
+    """kopf's index shape (key -> store of values), kept in step with FakeKube's policies by `sync`, which
+    calls the controllers' indexing handler for each policy and `deleted` for each one gone, as kopf's
+    watch events would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controllers: list[PolicyController] = []
+        self._indexed: set[str] = set()  # the uids of the policies indexed so far
+
+    def serve(self, controller: PolicyController, kube: FakeKube) -> None:
+        """The controller's handlers get this index (kopf passes it to every handler), filled from the
+        policies there are, as kopf's initial listing does."""
+        self.controllers.append(controller)
+        controller.bind(self)  # type: ignore[arg-type]
+        self.sync(kube)
 
     def sync(self, kube: FakeKube) -> None:
         self.clear()
+        present: set[str] = set()
         for (plural, _, _), body in kube.objects.items():
             if plural == POLICY_PLURAL:
+                present.add(str(body["metadata"].get("uid") or ""))
                 for key, entry in index_entry(body).items():
                     self.setdefault(key, []).append(entry)
+                for controller in self.controllers:
+                    controller.indexed(body)
+        for uid in self._indexed - present:
+            for controller in self.controllers:
+                controller.claims.drop(uid)
+        self._indexed = present
 
 
 def secret(version: str, sim: Simulator) -> KubeObject:
@@ -256,7 +278,7 @@ async def running_parts(sim: Simulator, kube: FakeKube) -> AsyncIterator[Parts]:
     metrics = Metrics(CollectorRegistry())
     controller = PolicyController(kube, manager, metrics, workers=4)
     index = FakeIndex()
-    controller.bind(index)  # type: ignore[arg-type]
+    index.serve(controller, kube)
     controller.start()
     yield Parts(kube, index, manager, metrics, controller, sim)
     await controller.stop()

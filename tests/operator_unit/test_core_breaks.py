@@ -154,7 +154,7 @@ async def test_a_management_node_slow_to_answer_its_login_holds_no_worker_past_t
             kube, manager, Metrics(CollectorRegistry()), workers=8, per_connection=8, reconcile_seconds=1.0
         )
         index = FakeIndex()
-        controller.bind(index)  # type: ignore[arg-type]
+        index.serve(controller, kube)
         try:
             slow_vms = slow.state.vm_uuids()
             for i in range(8):
@@ -215,7 +215,7 @@ async def test_a_drift_write_after_the_record_configmap_was_deleted_records_its_
     await parts.controller.stop()  # the operator restarts
     manager = ConnectionManager(parts.kube, endpoints=EndpointPolicy(allow_insecure=True))
     controller = PolicyController(parts.kube, manager, parts.metrics, workers=2)
-    controller.bind(parts.index)  # type: ignore[arg-type]
+    parts.index.serve(controller, parts.kube)
     try:
         parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = DELETED_AT
         released = await controller.wait_restored(ref, "uid-p", 20.0)

@@ -199,7 +199,7 @@ async def test_a_slow_connection_does_not_starve_other_tenants(sim: Simulator) -
             kube, manager, Metrics(CollectorRegistry()), workers=8, per_connection=8, reconcile_seconds=1.0
         )
         index = FakeIndex()
-        controller.bind(index)  # type: ignore[arg-type]
+        index.serve(controller, kube)
         slow_vms = [u for u in slow.state.vm_uuids() if slow.state.track_of(u) == "host"]
         for i in range(8):
             kube.objects[(POLICY_PLURAL, "slow", f"s{i}")] = {
@@ -259,7 +259,7 @@ async def test_a_restore_after_a_restart_uses_the_connection_that_waits_for_it(
     parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = DELETED_AT
     manager = ConnectionManager(parts.kube, endpoints=EndpointPolicy(allow_insecure=True))
     controller = PolicyController(parts.kube, manager, parts.metrics, workers=2)
-    controller.bind(parts.index)  # type: ignore[arg-type]
+    parts.index.serve(controller, parts.kube)
     worker = ConnectionWorker(parts.kube, manager, controller, parts.metrics, heartbeats=Heartbeats())
     try:
         assert await controller.wait_restored(ref, parts.uid(ref), 10.0), "each waited for the other"

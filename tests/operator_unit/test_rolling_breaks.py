@@ -142,7 +142,7 @@ async def rig(
             now=clock,
         )
         index = FakeIndex()
-        controller.bind(index)  # type: ignore[arg-type]
+        index.serve(controller, kube)
         try:
             yield Rig(kube, index, manager, controller, sim, clock)
         finally:

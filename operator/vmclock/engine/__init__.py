@@ -8,7 +8,7 @@ and Events), records.py (the previous-track record's port and format) and spec.p
 """
 
 from vmclock.engine.external import ClockTrackClient
-from vmclock.engine.plan import PolicyClaim, overlapping
+from vmclock.engine.plan import Others, PolicyClaim, overlapping
 from vmclock.engine.reconcile import (
     Connect,
     ConnectionUnavailable,
@@ -29,6 +29,7 @@ __all__ = [
     "ConnectionUnavailable",
     "EventSpec",
     "InvalidSpec",
+    "Others",
     "PolicyClaim",
     "PolicySpec",
     "PolicyState",

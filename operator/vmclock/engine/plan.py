@@ -8,7 +8,7 @@ reconcile (reconcile.py) reads through external.py, decides here, and reports th
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -196,6 +196,14 @@ class PolicyClaim:
     found: frozenset[str] | None = None  # VMs its last observation found (None: not known yet)
     label: str = ""  # how it is named to the policy looking at it (see `seen_by`)
     by_selector: bool = False  # spec.selector: `vm_uuids` is what it last resolved to
+    matched: frozenset[str] = frozenset()  # a selector policy's whole match, with the VMs it leaves to
+    # UUID policies (design.md §2): it owns none of those, yet it still wants them once they are free
+
+    @property
+    def wanted(self) -> frozenset[str]:
+        """Every VM this policy would take: whoever shares one must look again when the VM changes hands,
+        and a restore must not take it from under the policy (ownership itself counts `vm_uuids` only)."""
+        return self.vm_uuids | self.matched if self.matched else self.vm_uuids
 
     @property
     def ref(self) -> str:
@@ -224,6 +232,12 @@ class PolicyClaim:
 
     def same_policy(self, other: PolicyClaim) -> bool:
         return (self.namespace, self.name) == (other.namespace, other.name)
+
+
+Others = Callable[[Collection[str]], Sequence[PolicyClaim]]
+"""The other policies' claims that touch any of these VMs (a superset is fine: every rule below only looks
+at the VMs a claim shares with the ones asked about). A reconcile asks once it knows its VMs, so the
+caller's index answers in proportion to those VMs, not to the cluster's policies."""
 
 
 def conflicting_owners(me: PolicyClaim, others: Iterable[PolicyClaim]) -> dict[str, PolicyClaim]:
@@ -267,9 +281,7 @@ def selected_elsewhere(
 ) -> set[str]:
     """VMs that a live (not deleting) other policy still selects: restoring them would start a tug of war."""
     wanted = frozenset(uuids)
-    return {
-        uuid for o in overlapping(wanted, me_ref, others) if not o.deleting for uuid in o.vm_uuids & wanted
-    }
+    return {uuid for o in overlapping(wanted, me_ref, others) if not o.deleting for uuid in o.wanted & wanted}
 
 
 def overlapping(
@@ -277,7 +289,7 @@ def overlapping(
 ) -> list[PolicyClaim]:
     """Policies sharing a VM with `uuids`: they re-evaluate ownership when this policy changes or goes."""
     wanted = frozenset(uuids)
-    return [o for o in others if (o.namespace, o.name) != me_ref and o.vm_uuids & wanted]
+    return [o for o in others if (o.namespace, o.name) != me_ref and o.wanted & wanted]
 
 
 def describe_owner(owner: PolicyClaim) -> str:

@@ -23,6 +23,7 @@ from vmclock.engine.external import (
 )
 from vmclock.engine.pending import PendingRestart
 from vmclock.engine.plan import (
+    Others,
     Phase,
     Plan,
     PolicyClaim,
@@ -188,6 +189,7 @@ class ReconcileResult:
     running: frozenset[str] = frozenset()  # VMs whose write job was cut at the deadline: it may still run
     requeue_after_failure: bool = False  # could not reach ZStack at all: back off and try again
     selected: frozenset[str] | None = None  # a selector policy's VMs as just resolved (None: not resolved)
+    matched: frozenset[str] = frozenset()  # all its selector picked, the VMs UUID policies took included
     vms: tuple[Mapping[str, Any], ...] = ()  # every selected VM's entry as just seen (status lists <= 500)
 
 
@@ -321,7 +323,7 @@ def _first_error(plan: Plan, outcomes: Mapping[str, WriteOutcome]) -> str | None
 async def reconcile(
     state: PolicyState,
     connect: Connect,
-    others: Sequence[PolicyClaim],
+    others: Others,
     now: datetime,
     stored_conditions: Sequence[Mapping[str, Any]] | None = None,
     *,
@@ -379,7 +381,7 @@ async def reconcile(
         same_generation=previous_generation(state.status) == state.generation,
         owners={u: o.seen_by(state.namespace) for u, o in conflicting_owners(scope.me, scope.rivals).items()},
         restore_to=scope.targets,
-        handed_over=selected_elsewhere(scope.targets, state.ref, others),
+        handed_over=selected_elsewhere(scope.targets, state.ref, scope.others),
         uuids=scope.uuids,
         elsewhere=_elsewhere(scope.targets, io.record.origins(), client.destination),
     )
@@ -439,6 +441,7 @@ async def reconcile(
         cut_short=applied.cut_short,
         running=applied.running,
         selected=frozenset(scope.uuids) if scope.selection is not None else None,
+        matched=scope.matched,
         vms=tuple(entries),
     )
 
@@ -485,22 +488,25 @@ class _Scope:
     readings: Mapping[str, VmReading]
     previous: Mapping[str, PreviousVm]
     targets: Mapping[str, Track]  # VMs no longer selected, to restore (Restore policies only)
-    rivals: Sequence[PolicyClaim]  # claims the age rule applies against
+    others: Sequence[PolicyClaim]  # the other policies' claims on any of those VMs or the selected ones
+    rivals: Sequence[PolicyClaim]  # of those, the ones the age rule applies against
     selection: Selection | None = None
     record: Mapping[str, Track] = field(default_factory=dict)  # the previous-track record
     stored_record: Mapping[str, Track] = field(default_factory=dict)  # as stored (`record` may add to it)
+    matched: frozenset[str] = frozenset()  # a selector policy's whole match (`PolicyClaim.matched`)
 
 
 async def _scope(
     state: PolicyState,
     spec: PolicySpec,
     client: ClockTrackClient,
-    others: Sequence[PolicyClaim],
+    others: Others,
     io: ReconcileIO,
 ) -> _Scope:
     """A UUID policy reads its listed VMs; a selector policy resolves its selector (raising when that
     fails) and leaves VMs named by UUID policies alone. Either takes previous tracks from the one record
-    (design.md §5.12), so a switch between the two forms loses nothing it must put back."""
+    (design.md §5.12), so a switch between the two forms loses nothing it must put back. The other
+    policies' claims are asked for once those VMs are known."""
     previous = previous_vms(state.status)
     stored = await io.record.load()
     restarts = io.record.pending_restarts()
@@ -512,18 +518,32 @@ async def _scope(
         selected = set(spec.vm_uuids)
         targets = {u: t for u, t in record.items() if u not in selected} if spec.restore else {}
         readings = await io.read(client, [*spec.vm_uuids, *targets])
-        rivals, _ = rivals_and_exceptions(me, others)
+        claims = others(selected | targets.keys())
+        rivals, _ = rivals_and_exceptions(me, claims)
         memory = with_record(previous, record, restarts)
-        return _Scope(me, spec.vm_uuids, readings, memory, targets, rivals, None, record, stored)
+        return _Scope(me, spec.vm_uuids, readings, memory, targets, claims, rivals, None, record, stored)
     resolved = await observe_selection(client, spec.selector)
-    rivals, exceptions = rivals_and_exceptions(state.claim_for(spec), others)
+    claims = others(resolved.keys() | record.keys())
+    rivals, exceptions = rivals_and_exceptions(state.claim_for(spec), claims)
     mine = {uuid: reading for uuid, reading in resolved.items() if uuid not in exceptions}
     selection = Selection(mine, matched=len(resolved), excepted=len(resolved) - len(mine))
     targets = {u: t for u, t in record.items() if u not in mine} if spec.restore else {}
     readings = {**(await io.read(client, list(targets)) if targets else {}), **mine}
     me = state.claim_for(spec, selected=frozenset(mine))
     previous = with_record(previous, record, restarts)
-    return _Scope(me, selection.uuids, readings, previous, targets, rivals, selection, record, stored)
+    return _Scope(
+        me,
+        selection.uuids,
+        readings,
+        previous,
+        targets,
+        claims,
+        rivals,
+        selection,
+        record,
+        stored,
+        frozenset(resolved),
+    )
 
 
 class _Draft:
@@ -617,7 +637,7 @@ class RestoreResult:
 async def restore_all(
     state: PolicyState,
     client: ClockTrackClient,
-    others: Sequence[PolicyClaim],
+    others: Others,
     io: ReconcileIO | None = None,
     *,
     running: Collection[str] = (),
@@ -641,7 +661,7 @@ async def restore_all(
         targets,
         readings,
         paused=False,
-        handed_over=selected_elsewhere(targets, state.ref, others),
+        handed_over=selected_elsewhere(targets, state.ref, others(targets.keys())),
         elsewhere=elsewhere,
         rewrite=running,
     )

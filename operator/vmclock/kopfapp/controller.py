@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -30,11 +30,13 @@ from typing import Any, cast
 import kopf
 
 from vmclock.connections import ConnectionManager, parse_connection_spec
+from vmclock.connections.manager import management_node
 from vmclock.connections.spec import ConnectionSpec, resync_interval
 from vmclock.engine import (
     ClockTrackClient,
     ConnectionUnavailable,
     EventSpec,
+    Others,
     PolicyClaim,
     PolicyState,
     needs_reconciling_mark,
@@ -46,7 +48,7 @@ from vmclock.engine import (
 from vmclock.engine.external import SharedObserver
 from vmclock.engine.plan import VmReading, WriteOutcome, owned_by_others
 from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, failed_status, restore_pending_status
-from vmclock.engine.report import READY, find_condition
+from vmclock.engine.report import PAUSED_REASON, READY, SYNCED, condition_reason, find_condition
 from vmclock.engine.spec import (
     CONNECTION_PLURAL,
     DEFAULT_CONNECTION,
@@ -55,7 +57,14 @@ from vmclock.engine.spec import (
     PolicySpec,
     parse_policy_spec,
 )
-from vmclock.kopfapp.claims import IndexedPolicy, PolicyIndex, all_entries, of_connection
+from vmclock.kopfapp.claims import (
+    ClaimsByVm,
+    ClaimsUnknown,
+    IndexedPolicy,
+    PolicyIndex,
+    index_entry,
+    of_connection,
+)
 from vmclock.kopfapp.metrics import Metrics
 from vmclock.kopfapp.records import ConfigMapRecord, RecordUnusable, delete_record
 from vmclock.kopfapp.rolling import RolloutContext, roll_slice, with_rollout
@@ -162,7 +171,7 @@ class PolicyController:
         self._reconcile_seconds = reconcile_seconds
         self._now = now
         self._clock = clock
-        self.runtimes = Runtimes(clock)
+        self.runtimes = Runtimes(clock, forgetting=self._forgetting)
         self.queue: WorkQueue[Ref] = WorkQueue(
             DEFAULT_BACKOFF,
             clock,
@@ -174,7 +183,9 @@ class PolicyController:
         metrics.watch_queue(self.queue.depth, self.queue.running_since)
         metrics.set_workers(workers, self.queue.active)
         self._index: PolicyIndex | None = None
+        self.claims = ClaimsByVm()  # fed by the registry's indexing handler and `deleted`
         self._observers: dict[Ref, SharedObserver] = {}
+        self._waiting: dict[Ref, set[Ref]] = {}  # an unresolved selector policy -> the policies waiting on it
         self._startups: dict[Ref, float] = {}  # connection -> when its start-up round began
         self._startup_join = STARTUP_JOIN_SECONDS
         self._tasks: list[asyncio.Task[None]] = []
@@ -188,6 +199,15 @@ class PolicyController:
         self._index = index
         if not self._tasks:
             self.start()
+
+    def indexed(self, body: Mapping[str, Any]) -> dict[Ref, IndexedPolicy]:
+        """kopf's indexing handler (every watch event of a policy but its deletion): the policy's entry in
+        kopf's index, also kept in `claims` by VM for the ownership checks."""
+        entries = index_entry(body)
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        for entry in entries.values():
+            self.claims.put(uid, entry)
+        return entries
 
     def enqueue(
         self,
@@ -244,8 +264,9 @@ class PolicyController:
     def kick_sharing(self, uuids: Iterable[str], me: Ref) -> None:
         """Ownership of shared VMs may have changed: the other policies selecting them look again now."""
         runtime = self.runtimes.get(me)
-        shared = set(uuids) | (runtime.selection or frozenset() if runtime is not None else frozenset())
-        for claim in overlapping(shared, me, self._claims()):
+        shared = set(uuids) | (runtime.wanted if runtime is not None else frozenset())
+        claims = [c for e in self.claims.touching(shared) if (c := self._claim(e)) is not None]
+        for claim in overlapping(shared, me, claims):
             self.queue.add(Ref(claim.namespace, claim.name))
 
     def kick_connection(self, connection: Ref) -> None:
@@ -272,6 +293,7 @@ class PolicyController:
     def deleted(self, ref: Ref, uid: str) -> None:
         """kopf's DELETED event of incarnation `uid`: the object is gone, so its forward writes stop now (an
         Orphan policy has no finalizer: this is the only word of its deletion); the worker forgets it."""
+        self.claims.drop(uid)
         runtime = self.runtimes.get(ref)
         if runtime is not None and runtime.uid == uid:
             runtime.deleting = True
@@ -425,18 +447,19 @@ class PolicyController:
 
             io = self._io(runtime, state, sink, spec, record, forward=True)
             try:
-                result = await reconcile(
-                    state, connect, self._others(ref), self._now(), stored_conditions, io=io
-                )
+                others = self._others(ref, waits_as=state.claim())
+                result = await reconcile(state, connect, others, self._now(), stored_conditions, io=io)
             except RecordUnusable as problem:
                 await self._blocked(runtime, body, state, sink, reason=problem.reason, message=str(problem))
                 return ERROR
+            except ClaimsUnknown as waiting:
+                return self._wait_for_selections(ref, waiting)
             except BaseException:
                 self._written(ref, spec, self._uuids_of(runtime, state))  # what it wrote is not known
                 raise
             self._written(ref, spec, _touched(result.outcomes, result.running))
         runtime.running |= result.running
-        self._remember_selection(runtime, spec, result.selected)
+        self._remember_selection(runtime, spec, result)
         await sink.save(result.status)
         post_events(body, result.events)
         context = RolloutContext(
@@ -460,7 +483,9 @@ class PolicyController:
         outcome = self._requeue(runtime, state, result)
         if rollout.requeue_after is not None:
             self.queue.add_after(ref, rollout.requeue_after)  # the window's opening, or reboots still out
-        if new_generation:
+        if new_generation or state.paused != (condition_reason(state.status, SYNCED) == PAUSED_REASON):
+            # a new spec, or a pause or resume (an annotation: no new generation) that gave its VMs away or
+            # took them back (a paused policy's claim does not count, design.md §6.3)
             self.kick_sharing(self._uuids_of(runtime, state), ref)
         summary = result.status.get("summary") or {}
         log.info(
@@ -527,7 +552,8 @@ class PolicyController:
         """This policy's VMs another policy takes precedence for now (design.md §3.7), whatever its track."""
         if spec is None:
             return frozenset()
-        return owned_by_others(state.claim_for(spec, runtime.selection), self._others(runtime.ref))
+        claim = state.claim_for(spec, runtime.selection)
+        return owned_by_others(claim, self._others(runtime.ref)(claim.vm_uuids))
 
     def _requeue(self, runtime: PolicyRuntime, state: PolicyState, result: ReconcileResult) -> str:
         ref = runtime.ref
@@ -590,8 +616,12 @@ class PolicyController:
                 lease = self._connections.lease(ref.namespace, spec.connection_name, raw, for_restore=True)
                 async with asyncio.timeout_at(io.deadline):  # the connection's check is bounded too
                     client = await leases.enter_async_context(lease)
+                # the node of the client the restore uses: its connection may no longer be Ready (§5.6)
+                others = self._others(ref, waits_as=state.claim(), node=management_node(client.endpoint))
                 try:
-                    result = await restore_all(state, client, self._others(ref), io, running=runtime.running)
+                    result = await restore_all(state, client, others, io, running=runtime.running)
+                except ClaimsUnknown as waiting:
+                    return self._wait_for_selections(ref, waiting)
                 except BaseException:
                     self._written(ref, spec, self._uuids_of(runtime, state))  # what it wrote is not known
                     raise
@@ -672,26 +702,54 @@ class PolicyController:
             )
         )
 
-    def _entries(self) -> list[IndexedPolicy]:
-        return list(all_entries(self._index)) if self._index is not None else []
-
     def _entries_of(self, connection: Ref) -> list[IndexedPolicy]:
         return of_connection(self._index, connection) if self._index is not None else []
 
     def _remember_selection(
-        self, runtime: PolicyRuntime, spec: PolicySpec | None, selected: frozenset[str] | None
+        self, runtime: PolicyRuntime, spec: PolicySpec | None, result: ReconcileResult
     ) -> None:
         """Keep what a selector policy resolved to (a failed resolution keeps the last one); VMs that
-        entered or left it may change who owns them, so the policies sharing those look again."""
+        entered or left it may change who owns them, so the policies sharing those look again. A policy
+        no longer using a selector forgets its selection: the policies sharing those VMs look again too,
+        before the VMs are forgotten (status lists only some of them)."""
         if spec is None or spec.selector is None:
-            runtime.selection = None
+            forgotten = runtime.wanted
+            runtime.selection, runtime.matched = None, frozenset()
+            if forgotten:
+                self.kick_sharing(forgotten, runtime.ref)
             return
-        if selected is None:
+        if result.selected is None:
             return
-        before, runtime.selection = runtime.selection, selected
-        changed = selected if before is None else before ^ selected
+        before = runtime.wanted if runtime.selection is not None else None
+        runtime.selection, runtime.matched = result.selected, result.matched
+        changed = runtime.wanted if before is None else before ^ runtime.wanted
         if changed:
             self.kick_sharing(changed, runtime.ref)
+        for waiter in self._waiting.pop(runtime.ref, ()):
+            self.queue.add(waiter)
+
+    def _wait_for_selections(self, ref: Ref, waiting: ClaimsUnknown) -> str:
+        """`ClaimsUnknown`: queue the policies it waits for (kopf resumes them in no useful order) and look
+        again as soon as each resolved, or after a backoff should one never resolve."""
+        for blocker in waiting.waiting_for:
+            self._waiting.setdefault(blocker, set()).add(ref)
+            self.queue.add(blocker)
+        delay = self.queue.add_rate_limited(ref)
+        log.info(
+            "VmClockPolicy %s: %s; trying again in %.1fs at the latest",
+            ref,
+            waiting.seen_by(ref.namespace),
+            delay,
+        )
+        return REQUEUE
+
+    def _forgetting(self, runtime: PolicyRuntime) -> None:
+        """A runtime goes (another incarnation replaced it, or the policy was read gone): the policies
+        sharing its selection look again now, while its VMs are still known; whoever waits on it goes on."""
+        if runtime.wanted:
+            self.kick_sharing(runtime.wanted, runtime.ref)
+        for waiter in self._waiting.pop(runtime.ref, ()):
+            self.queue.add(waiter)
 
     def _claim(self, entry: IndexedPolicy) -> PolicyClaim | None:
         """The entry's claim; a selector policy's with what it last resolved to (unknown: not backed)."""
@@ -702,47 +760,68 @@ class PolicyController:
         if not claim.by_selector:
             # what this process last wrote or read of its status: kopf's index lags behind our own writes
             return claim if runtime is None or runtime.found is None else replace(claim, found=runtime.found)
-        selected = runtime.selection if runtime is not None else None
-        return replace(claim, vm_uuids=selected or frozenset(), found=selected)
-
-    def _claims(self) -> list[PolicyClaim]:
-        return [claim for e in self._entries() if (claim := self._claim(e)) is not None]
+        if runtime is None or runtime.selection is None:
+            return replace(claim, vm_uuids=frozenset(), found=None)
+        return replace(claim, vm_uuids=runtime.selection, found=runtime.selection, matched=runtime.matched)
 
     def _uuids_of(self, runtime: PolicyRuntime, state: PolicyState) -> set[str]:
         """What a policy selects plus what its status still lists (VMs awaiting a restore)."""
         listed = {str(e.get("uuid")) for e in state.status.get("vms") or () if isinstance(e, Mapping)}
-        return set(state.spec.get("vmUuids") or ()) | listed | (runtime.selection or frozenset())
+        return set(state.spec.get("vmUuids") or ()) | listed | runtime.wanted
 
-    def _others(self, ref: Ref) -> list[PolicyClaim]:
-        """The claims that count against `ref` (design.md §6.3): backed ones (Enforce, not paused, VMs its
-        own observation found) whose connection is Ready and reaches the same management node as ours. A
-        tenant cannot block another tenant's VMs by listing UUIDs it cannot see or act on.
+    def _others(self, ref: Ref, *, waits_as: PolicyClaim | None = None, node: str | None = None) -> Others:
+        """The claims that count against `ref` (design.md §6.3) on the VMs the engine asks about: backed
+        ones (Enforce, not paused, VMs its own observation found) whose connection is Ready and reaches
+        the same management node as ours (`node`: the one the caller's client reaches; else that of our
+        connection, if Ready). A tenant cannot block another tenant's VMs by listing UUIDs it cannot see
+        or act on. Found through `ClaimsByVm`: the cost follows the VMs, not the policies.
 
-        A UUID policy needs only the claims touching its own VMs (listed or recorded), so the walk over
-        every policy does no more than a set intersection for the others; a selector policy does not know
-        its VMs before it resolves them, so it gets every claim."""
+        `waits_as`: the policy as it is about to write or restore; `ClaimsUnknown` when selector policies
+        whose selection could stop that are not resolved in this process yet (`_must_wait`)."""
         runtime = self.runtimes.get(ref)
         connection = Ref(ref.namespace, runtime.connection if runtime is not None else DEFAULT_CONNECTION)
-        mine = next((e for e in self._entries_of(connection) if e.ref == ref), None)
-        node = self._connections.node(*connection) if mine is not None else None
-        if node is None or mine is None:
-            return []
-        interest: set[str] | None = None  # None: every claim (the record, with its VMs, is not read yet)
-        if mine.claim is not None and not mine.claim.by_selector and runtime is not None and runtime.record:
-            interest = set(mine.claim.vm_uuids) | set(runtime.record.tracks)
-        nodes: dict[Ref, str | None] = {connection: node}
-        claims = []
-        for entry in self._entries():
-            claim = self._claim(entry) if entry.ref != ref else None
-            if claim is None or (interest is not None and not claim.vm_uuids & interest):
-                continue
-            backed = claim.backed()
-            where = Ref(entry.ref.namespace, entry.connection)
-            if where not in nodes:
-                nodes[where] = self._connections.node(*where)
-            if backed is not None and nodes[where] == node:
-                claims.append(backed)
-        return claims
+
+        def touching(uuids: Collection[str]) -> list[PolicyClaim]:
+            here = node if node is not None else self._connections.node(*connection)
+            wanted = frozenset(uuids)
+            if here is None or not wanted:
+                return []
+            nodes: dict[Ref, str | None] = {connection: here}
+            claims, unresolved = [], []
+            for entry in self.claims.touching(wanted):
+                claim = self._claim(entry) if entry.ref != ref else None
+                waits = (
+                    waits_as is not None and claim is not None and self._must_wait(waits_as, wanted, claim)
+                )
+                if claim is None or not (waits or claim.wanted & wanted):
+                    continue
+                where = Ref(entry.ref.namespace, entry.connection)
+                if where not in nodes:
+                    nodes[where] = self._connections.node(*where)
+                if nodes[where] != here:
+                    continue
+                backed = claim.backed()
+                if waits:
+                    unresolved.append(entry.ref)
+                elif backed is not None:
+                    claims.append(backed)
+            if unresolved:
+                raise ClaimsUnknown(unresolved)
+            return claims
+
+        return touching
+
+    @staticmethod
+    def _must_wait(me: PolicyClaim, asked: frozenset[str], other: PolicyClaim) -> bool:
+        """`other` is a live selector policy that would count if this process knew its selection
+        (`ClaimsUnknown`), and it could stop what `me` is about to do: restore a VM (a deletion, or a UUID
+        policy's dropped VMs: any live policy's selection hands the VM over), or write one as a selector
+        policy (only older selector policies own VMs against it; UUID policies never wait for one)."""
+        unresolved = other.by_selector and other.found is None
+        if not unresolved or not other.enforce or other.paused or other.deleting:
+            return False  # a deleting one never resolves again: it only restores
+        restoring = me.deleting or (not me.by_selector and not asked <= me.vm_uuids)
+        return restoring or (me.by_selector and other.seniority < me.seniority)
 
     async def _connection_spec(
         self, namespace: str, name: str, *, for_restore: bool = False

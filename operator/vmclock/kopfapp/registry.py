@@ -21,7 +21,7 @@ from typing import Any
 import kopf
 
 from vmclock.engine.spec import CONNECTION_PLURAL, DEFAULT_CONNECTION, GROUP, POLICY_PLURAL, VERSION
-from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, index_entry, resumed_settled
+from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, resumed_settled
 from vmclock.kopfapp.controller import DRAIN_SECONDS
 from vmclock.kopfapp.runtime import Runtime
 from vmclock.kopfapp.settings import PAUSED_FIELD, REQUESTED_FIELD
@@ -77,7 +77,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.index(*POLICIES, id=INDEX_ID, registry=registry)
     async def vmclock_policies(*, body: kopf.Body, **_: Any) -> dict[Ref, IndexedPolicy]:
-        return index_entry(body)
+        return controller.indexed(body)
 
     @kopf.on.resume(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)
     @kopf.on.create(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)

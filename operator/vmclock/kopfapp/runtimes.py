@@ -58,6 +58,7 @@ class PolicyRuntime:
     restore_problem: str | None = None
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     selection: frozenset[str] | None = None  # what a selector policy last resolved to
+    matched: frozenset[str] = frozenset()  # and all its selector picked (VMs left to UUID policies too)
     record: RecordCache | None = None
     restarts: RestartsCache | None = None
     resource_version: str = ""  # of the object as last read or written: the next status write tests it
@@ -69,6 +70,11 @@ class PolicyRuntime:
     interval: float = 0.0
     round_started: float | None = None  # when the round that queued its current check began
     observed_at: float | None = None  # wall-clock time of the observation the status reflects
+
+    @property
+    def wanted(self) -> frozenset[str]:
+        """Every VM its last resolution wants (`PolicyClaim.wanted`)."""
+        return (self.selection or frozenset()) | self.matched
 
     def saw_status(self, status: Mapping[str, Any]) -> None:
         self.status = status
@@ -97,8 +103,18 @@ class PolicyRuntime:
 
 
 class Runtimes:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    """`forgetting` hears of each runtime just before it goes (replaced by another incarnation, or read
+    gone): a selector policy's selection lives only here, so the policies sharing its VMs must be told
+    then, while the VMs are still known (kopf's DELETED event may come later, or never for this uid's
+    runtime, and the status lists only some of them)."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        forgetting: Callable[[PolicyRuntime], None] = lambda _: None,
+    ) -> None:
         self._clock = clock
+        self._forgetting = forgetting
         self._by_ref: dict[Ref, PolicyRuntime] = {}
 
     def get(self, ref: Ref) -> PolicyRuntime | None:
@@ -111,6 +127,8 @@ class Runtimes:
             return current
         if current is not None and current.uid and current.confirmed:
             current.mark_gone()  # a worker or handler now sees another incarnation: the old one is no more
+        if current is not None:
+            self._forgetting(current)
         runtime = PolicyRuntime(ref, uid, born=self._clock())
         self._by_ref[ref] = runtime
         return runtime
@@ -127,6 +145,7 @@ class Runtimes:
         current = self._by_ref.get(ref)
         if current is None or current.born >= read_started:
             return None
+        self._forgetting(current)
         del self._by_ref[ref]
         current.mark_gone()
         return current
