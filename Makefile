@@ -100,6 +100,7 @@ bench: $(STAMP) controlplane ## benchmarks under bench/ (numbers, not pass/fail)
 	$(BIN)/python bench/bench_selector.py
 	$(BIN)/python bench/bench_connections.py
 	$(BIN)/python bench/bench_reply_memory.py
+	$(BIN)/python bench/bench_ownership.py
 
 clean: ## remove the venv and caches (the control-plane cache outside the repo stays)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
