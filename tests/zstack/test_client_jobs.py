@@ -51,6 +51,20 @@ async def test_polling_starts_soon_and_backs_off(make_client: MakeClient) -> Non
     assert 5 <= sim.stats.calls["PollJob"] <= 12
 
 
+async def test_jobs_sent_together_before_their_duration_is_known_poll_about_once_each(
+    make_client: MakeClient,
+) -> None:
+    """After a start nothing is known of a job's duration, and a restart's writes go out together: each
+    polling at the early pace took 4 polls (120 for 30 VMs, issue 14's restart). One job scouts; the
+    others wait for what it learns and then poll about once."""
+    async with Simulator(SimulatorConfig(vms=30, job_latency=0.2)) as sim:
+        client = make_client(sim.endpoint, poll_first_delay=0.02, poll_max_delay=2.0)  # the defaults
+        uuids = sim.state.vm_uuids()
+        await asyncio.gather(*(client.set_clock_track(uuid, "guest") for uuid in uuids))
+        assert {sim.state.track_of(uuid) for uuid in uuids} == {"guest"}
+        assert sim.stats.calls["PollJob"] <= len(uuids) + 10
+
+
 async def test_lost_202_is_recovered_by_polling_our_own_job_uuid(
     sim: Simulator, client: ZStackClient
 ) -> None:

@@ -11,11 +11,12 @@ twice); 404 means it never did, so a resubmit with a new id is safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,18 +52,23 @@ class PollPacer:
     """When to poll next: soon at first, then x1.5 up to a cap; learns each API's typical job duration.
 
     Jobs of one API on one management node take similar times. Once a few have finished, the first poll
-    waits for most of that typical time (capped) instead of spending five early polls to get there.
+    waits for most of that typical time (capped) instead of spending five early polls to get there. Until
+    one has finished (after a start, when a restart's writes all go out together) one job, the scout,
+    polls at the early pace and the others wait for what it learns (`turn`): 30 writes cost about one
+    scout's polls plus one each, not five each.
     """
 
     first_delay: float
     max_delay: float
     _typical: dict[str, float] = field(default_factory=dict)
+    _scouts: dict[str, asyncio.Event] = field(default_factory=dict)
 
-    def delays(self, api: str) -> Iterator[float]:
-        """Waits before each poll of one job of `api`: the learned head (if any), then the backoff."""
+    def delays(self, api: str, waited: float = 0.0) -> Iterator[float]:
+        """Waits before each poll of one job of `api` that has run for `waited` seconds already: the rest of
+        the learned head (if any), then the backoff."""
         typical = self._typical.get(api)
         if typical is not None:
-            head = min(self.max_delay, typical * _LEARNED_HEAD)
+            head = min(self.max_delay, typical * _LEARNED_HEAD) - waited
             if head > self.first_delay:
                 yield head
         yield from self.backoff()
@@ -77,6 +83,26 @@ class PollPacer:
     def record(self, api: str, seconds: float) -> None:
         previous = self._typical.get(api)
         self._typical[api] = seconds if previous is None else previous + _EWMA_WEIGHT * (seconds - previous)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, api: str) -> AsyncIterator[None]:
+        """Around waiting for one job of `api` (and recording its duration): without a typical duration yet,
+        the first such job is the scout and the others wait until it ended (at most `max_delay`, so a
+        scout that happens to be slow or failing never holds them longer than one capped poll would)."""
+        scout = self._scouts.get(api)
+        if api in self._typical or scout is not None:
+            if scout is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.max_delay):
+                        await scout.wait()
+            yield
+            return
+        ended = self._scouts[api] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._scouts[api]
+            ended.set()
 
 
 class JobRunner:
@@ -118,8 +144,9 @@ class JobRunner:
         job_path, deadline = self._job_path(reply.body, job_id), self._deadline(reply.body, since=started)
         # The 202's body is dropped before waiting: its memory left the reply budget when it was decoded.
         del reply
-        result = await self._wait(api, job_path, deadline, headers)
-        self._pacer.record(api, time.monotonic() - started)
+        async with self._pacer.turn(api):
+            result = await self._wait(api, job_path, deadline, headers, since=started)
+            self._pacer.record(api, time.monotonic() - started)
         return result
 
     async def _recover(
@@ -136,13 +163,23 @@ class JobRunner:
             log.info("%s: job %s was never stored; safe to resubmit", api, job_id)
             raise lost
         # The job exists. Its duration is not recorded: it includes the lost submit's timeout.
-        return await self._wait(api, job_path, self._deadline(None, since=started), headers, reply)
+        return await self._wait(
+            api, job_path, self._deadline(None, since=started), headers, reply, since=started
+        )
 
     async def _wait(
-        self, api: str, job_path: str, deadline: float, headers: Headers, reply: Reply | None = None
+        self,
+        api: str,
+        job_path: str,
+        deadline: float,
+        headers: Headers,
+        reply: Reply | None = None,
+        *,
+        since: float,
     ) -> dict[str, Any]:
-        """Poll until the job leaves 202; `reply` is a poll answer already in hand (after a lost submit)."""
-        delays = self._pacer.delays(api)
+        """Poll until the job leaves 202; `reply` is a poll answer already in hand (after a lost submit);
+        `since`: when the job was submitted."""
+        delays = self._pacer.delays(api, waited=time.monotonic() - since)
         while reply is None or reply.status == 202:
             reply = None  # not held while waiting, as in run()
             pause = next(delays)
