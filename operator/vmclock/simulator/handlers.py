@@ -7,13 +7,14 @@ do the work and shape the reply the way each API's `@RestResponse` does.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Iterator
 
 from vmclock.simulator.config import SimulatorConfig
 from vmclock.simulator.errors import ApiError, argerr
 from vmclock.simulator.faults import Faults
 from vmclock.simulator.jobs import ChainQueues
 from vmclock.simulator.model import Call, Reply
-from vmclock.simulator.queries import QuerySpec, Table, run_query
+from vmclock.simulator.queries import QuerySpec, Row, Table, every_row, run_query
 from vmclock.simulator.reboots import reboot
 from vmclock.simulator.state import SimState
 from vmclock.simulator.stats import Stats
@@ -132,15 +133,20 @@ class ZStackApis:
     # --- VMs and their clock track ----------------------------------------------------------------
 
     async def query_vm_instance(self, call: Call) -> Reply:
-        system_tags, user_tags = self._state.system_tags, self._state.user_tags
+        system_tags, user_tags, vms = self._state.system_tags, self._state.user_tags, self._state.vms
+
+        def rows(keys: Collection[str] | None) -> Iterator[Row]:
+            return (vm.inventory() for vm in vms.values() if keys is None or vm.uuid.casefold() in keys)
+
         table = Table(
             VM_CLASS,
-            [vm.inventory() for vm in self._state.vms.values()],
+            rows,
             VM_FIELDS,
             {
                 "__systemTag__": lambda row: system_tags.tags_of(row["uuid"]),
                 "__userTag__": lambda row: user_tags.tags_of(row["uuid"]),
             },
+            key="uuid",
         )
         return _query(table, call.query)
 
@@ -211,17 +217,26 @@ class ZStackApis:
         return Reply({})
 
     async def query_resource_config(self, call: Call) -> Reply:
-        rows = [row for config in self._state.configs.values() for row in config.row_inventories()]
-        return _query(Table(RESOURCE_CONFIG_CLASS, rows, RESOURCE_CONFIG_FIELDS), call.query)
+        configs = self._state.configs.values()
+
+        def rows(keys: Collection[str] | None) -> Iterator[Row]:
+            for config in configs:
+                yield from (
+                    config.row_inventory(vm) for vm in config.rows if keys is None or vm.casefold() in keys
+                )
+
+        return _query(
+            Table(RESOURCE_CONFIG_CLASS, rows, RESOURCE_CONFIG_FIELDS, key="resourceUuid"), call.query
+        )
 
     async def query_global_config(self, call: Call) -> Reply:
         rows = [config.global_inventory() for config in self._state.configs.values()]
-        return _query(Table(GLOBAL_CONFIG_CLASS, rows, GLOBAL_CONFIG_FIELDS), call.query)
+        return _query(Table(GLOBAL_CONFIG_CLASS, every_row(rows), GLOBAL_CONFIG_FIELDS), call.query)
 
     async def query_system_tag(self, call: Call) -> Reply:
         rows = self._state.system_tags.tag_inventories()
-        return _query(Table(SYSTEM_TAG_CLASS, rows, SYSTEM_TAG_FIELDS), call.query)
+        return _query(Table(SYSTEM_TAG_CLASS, every_row(rows), SYSTEM_TAG_FIELDS), call.query)
 
     async def query_user_tag(self, call: Call) -> Reply:
         rows = self._state.user_tags.tag_inventories()
-        return _query(Table(USER_TAG_CLASS, rows, USER_TAG_FIELDS), call.query)
+        return _query(Table(USER_TAG_CLASS, every_row(rows), USER_TAG_FIELDS), call.query)

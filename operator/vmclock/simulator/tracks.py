@@ -107,9 +107,6 @@ class ResourceConfig:
             **row.dates(),
         }
 
-    def row_inventories(self) -> list[dict[str, Any]]:
-        return [self.row_inventory(vm_uuid) for vm_uuid in self.rows]
-
     def global_inventory(self) -> dict[str, Any]:
         return {
             "name": self.definition.name,
