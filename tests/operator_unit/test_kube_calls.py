@@ -12,7 +12,7 @@ Same parts as test_controller.py: an in-memory API (counting here), the simulato
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -24,7 +24,6 @@ from vmclock.kopfapp.connectionindex import IndexedConnection
 from vmclock.kopfapp.connections import ConnectionWorker
 from vmclock.kopfapp.liveness import Heartbeats
 from vmclock.kopfapp.records import KEY, PREFIX, record_body, record_name
-from vmclock.kubeapi import KubeObject, Written
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator
 from vmclock.zstack.models import Track
@@ -36,68 +35,34 @@ sim = test_controller.sim
 no_event_posting = test_controller.no_event_posting
 
 
+COUNTED = {  # KubeApi's method -> what the API server counts ("{}": the method's first argument, a plural)
+    "read_object": "GET {}",
+    "write_status": "PATCH {}/status",
+    "patch_status": "PATCH {}/status",
+    "get_config_map": "GET configmaps",
+    "read_config_map": "GET configmaps",
+    "read_secret": "GET secrets",
+    "create_config_map": "POST configmaps",
+    "replace_config_map": "PUT configmaps",
+    "delete_config_map": "DELETE configmaps",
+}
+
+
 class CountingKube(FakeKube):
     """Every call, as "VERB resource" (what the API server's apiserver_request_total counts)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter[str] = Counter()
+        for method, what in COUNTED.items():
+            setattr(self, method, self._counting(getattr(self, method), what))
 
-    async def read_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        self.calls[f"GET {plural}"] += 1
-        return await super().read_object(plural, namespace, name)
+    def _counting(self, call: Callable[..., Awaitable[Any]], what: str) -> Callable[..., Awaitable[Any]]:
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[what.format(*args[:1])] += 1
+            return await call(*args, **kwargs)
 
-    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
-        self.calls["GET configmaps"] += 1
-        return await super().get_config_map(namespace, name)
-
-    async def read_config_map(self, namespace: str, name: str) -> KubeObject | None:
-        self.calls["GET configmaps"] += 1
-        return await super().read_config_map(namespace, name)
-
-    async def read_secret(self, namespace: str, name: str) -> KubeObject | None:
-        self.calls["GET secrets"] += 1
-        return await super().read_secret(namespace, name)
-
-    async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.calls["POST configmaps"] += 1
-        return await super().create_config_map(namespace, body)
-
-    async def replace_config_map(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.calls["PUT configmaps"] += 1
-        return await super().replace_config_map(namespace, name, body)
-
-    async def delete_config_map(self, namespace: str, name: str, *, uid: str, resource_version: str) -> bool:
-        self.calls["DELETE configmaps"] += 1
-        return await super().delete_config_map(namespace, name, uid=uid, resource_version=resource_version)
-
-    async def write_status(
-        self,
-        plural: str,
-        namespace: str,
-        name: str,
-        status: Mapping[str, Any],
-        *,
-        uid: str,
-        resource_version: str,
-    ) -> Written:
-        self.calls[f"PATCH {plural}/status"] += 1
-        return await super().write_status(
-            plural, namespace, name, status, uid=uid, resource_version=resource_version
-        )
-
-    async def patch_status(
-        self,
-        plural: str,
-        namespace: str,
-        name: str,
-        status_patch: Mapping[str, Any],
-        *,
-        uid: str | None = None,
-        status: Mapping[str, Any] | None = None,
-    ) -> bool:
-        self.calls[f"PATCH {plural}/status"] += 1
-        return await super().patch_status(plural, namespace, name, status_patch, uid=uid, status=status)
+        return counted
 
 
 @pytest.fixture
