@@ -77,8 +77,16 @@ def calls(parts: Parts) -> Counter[str]:
 
 
 def running_vms(parts: Parts, track: str, count: int) -> list[str]:
+    """Running Windows VMs: a write leaves each waiting for a restart, so a policy writing them stores both
+    records before its writes."""
     state = parts.sim.state
-    chosen = [u for u in state.vm_uuids() if state.track_of(u) == track and state.vm(u).state == "Running"]
+    chosen = [
+        u
+        for u in state.vm_uuids()
+        if state.track_of(u) == track
+        and state.vm(u).state == "Running"
+        and state.vm(u).platform.startswith("Windows")
+    ]
     assert len(chosen) >= count
     return chosen[:count]
 
