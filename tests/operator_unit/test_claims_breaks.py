@@ -25,6 +25,7 @@ from vmclock.engine.report import listed_first
 from vmclock.engine.spec import CONNECTION_PLURAL, PAUSED_ANNOTATION, POLICY_PLURAL
 from vmclock.kopfapp import Runtime, build_registry
 from vmclock.kopfapp.claims import INDEX_ID
+from vmclock.kopfapp.connectionindex import CONNECTION_INDEX_ID
 from vmclock.kopfapp.connections import ConnectionWorker
 from vmclock.kopfapp.controller import PolicyController
 from vmclock.kopfapp.liveness import Heartbeats
@@ -103,6 +104,7 @@ async def deleted_event(parts: Parts, body: dict[str, Any]) -> None:
     (handler,) = [h for h in registry._watching.get_all_handlers() if h.id == "deleted"]
     kwargs: dict[str, Any] = {
         INDEX_ID: parts.index,
+        CONNECTION_INDEX_ID: parts.index.connections,
         "body": kopf.Body(cast(kopf.RawBody, copy.deepcopy(body))),
     }
     running = handler.fn(type="DELETED", **kwargs)

@@ -25,6 +25,7 @@ from vmclock.connections.trust import ALLOWED_ENDPOINTS_ANNOTATION, EndpointPoli
 from vmclock.engine.records import decode_record
 from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
 from vmclock.kopfapp.claims import IndexedPolicy, index_entry
+from vmclock.kopfapp.connectionindex import IndexedConnection, connection_entry
 from vmclock.kopfapp.connections import ConnectionWorker
 from vmclock.kopfapp.controller import PolicyController, StatusSink
 from vmclock.kopfapp.liveness import Heartbeats
@@ -165,24 +166,29 @@ class FakeKube(KubeApi):
 class FakeIndex(dict[Ref, list[IndexedPolicy]]):
     """kopf's index shape (key -> store of values), kept in step with FakeKube's policies by `sync`, which
     calls the controllers' indexing handler for each policy and `deleted` for each one gone, as kopf's
-    watch events would."""
+    watch events would; `connections` is the connections' index, kept in step the same way."""
 
     def __init__(self) -> None:
         super().__init__()
         self.controllers: list[PolicyController] = []
+        self.connections: dict[Ref, list[IndexedConnection]] = {}
         self._indexed: set[str] = set()  # the uids of the policies indexed so far
 
     def serve(self, controller: PolicyController, kube: FakeKube) -> None:
-        """The controller's handlers get this index (kopf passes it to every handler), filled from the
-        policies there are, as kopf's initial listing does."""
+        """The controller's handlers get these indexes (kopf passes them to every handler), filled from the
+        objects there are, as kopf's initial listing does."""
         self.controllers.append(controller)
-        controller.bind(self)  # type: ignore[arg-type]
+        controller.bind(self, self.connections)  # type: ignore[arg-type]
         self.sync(kube)
 
     def sync(self, kube: FakeKube) -> None:
         self.clear()
+        self.connections.clear()
         present: set[str] = set()
         for (plural, _, _), body in kube.objects.items():
+            if plural == CONNECTION_PLURAL:
+                for key, connection in connection_entry(body).items():
+                    self.connections.setdefault(key, []).append(connection)
             if plural == POLICY_PLURAL:
                 present.add(str(body["metadata"].get("uid") or ""))
                 for key, entry in index_entry(body).items():

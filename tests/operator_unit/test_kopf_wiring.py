@@ -18,6 +18,8 @@ from kopf._cogs.structs import diffs
 from kopf._core.intents import causes
 
 from vmclock.kopfapp import Runtime, build_registry, build_settings
+from vmclock.kopfapp.connectionindex import IndexedConnection
+from vmclock.refs import Ref
 
 POLICIES = kopf.Resource("vmclock.zstack.io", "v1alpha1", "vmclockpolicies")
 CONNECTIONS = kopf.Resource("vmclock.zstack.io", "v1alpha1", "zstackconnections")
@@ -142,3 +144,15 @@ def test_settings_are_production_shaped() -> None:
     assert datetime.timedelta(seconds=settings.networking.request_timeout or 0) <= datetime.timedelta(
         minutes=1
     )
+
+
+async def test_connections_are_indexed_with_their_spec_and_deletion(registry: kopf.OperatorRegistry) -> None:
+    """The workers take a connection's spec from this index instead of a GET per reconcile
+    (kopfapp/connectionindex.py); policies have their own index."""
+    (handler,) = [
+        h for h in registry._indexing._handlers if h.selector is not None and h.selector.check(CONNECTIONS)
+    ]
+    spec = {"endpoint": "https://zstack.example:8080", "credentialsSecretRef": {"name": "creds"}}
+    meta = {"name": "zs", "namespace": "ns", "uid": "u", "deletionTimestamp": "2026-05-01T13:00:00Z"}
+    entry = await handler.fn(body=kopf.Body({"metadata": meta, "spec": spec}))
+    assert entry == {Ref("ns", "zs"): IndexedConnection("u", spec, deleting=True)}

@@ -418,6 +418,7 @@ async def reconcile(
     kept = record_after(record, scope.uuids, plan.restores, applied.outcomes)
     status, entries = draft.final(applied.outcomes, applied.unsent)
     await _store_record(io.record, stored, (kept, origins), pending_restarts(entries, previous))
+    await io.record.confirm()  # the status was computed from it
     events = [
         *transition_events(
             plan,
@@ -461,6 +462,7 @@ async def _record_intent(
     expected = expected_restarts(waiting, plan, now)
     if expected != waiting:
         await record.store_pending_restarts(expected)
+    await record.confirm()
     return tracks, origins
 
 

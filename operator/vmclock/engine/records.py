@@ -58,6 +58,12 @@ class TrackRecord(Protocol):
         """Replace the VMs waiting for a restart; kept beside the previous tracks, written apart from them."""
         ...
 
+    async def confirm(self) -> None:
+        """Make sure what `load` answered holds, before writes or a status computed from it go out: a
+        record may answer a never-reconciled policy's first `load` without reading (kopfapp/records.py).
+        Raising stops the reconcile."""
+        ...
+
 
 class MemoryRecord:
     """A record held in memory: what a standalone reconcile (and the engine's tests) use."""
@@ -86,6 +92,9 @@ class MemoryRecord:
     async def store_pending_restarts(self, pending: Mapping[str, PendingRestart]) -> None:
         self.pending = dict(pending)
         self.pending_stores += 1
+
+    async def confirm(self) -> None:
+        return None  # it answers from what it holds
 
 
 def encode_record(tracks: Mapping[str, Track], origins: Origins | None = None) -> str:

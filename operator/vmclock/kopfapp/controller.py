@@ -65,6 +65,7 @@ from vmclock.kopfapp.claims import (
     index_entry,
     of_connection,
 )
+from vmclock.kopfapp.connectionindex import ConnectionIndex, IndexedConnection, known_connection
 from vmclock.kopfapp.metrics import Metrics
 from vmclock.kopfapp.records import ConfigMapRecord, RecordUnusable, delete_record
 from vmclock.kopfapp.rolling import RolloutContext, roll_slice, with_rollout
@@ -183,6 +184,7 @@ class PolicyController:
         metrics.watch_queue(self.queue.depth, self.queue.running_since)
         metrics.set_workers(workers, self.queue.active)
         self._index: PolicyIndex | None = None
+        self._connection_index: ConnectionIndex | None = None
         self.claims = ClaimsByVm()  # fed by the registry's indexing handler and `deleted`
         self._observers: dict[Ref, SharedObserver] = {}
         self._waiting: dict[Ref, set[Ref]] = {}  # an unresolved selector policy -> the policies waiting on it
@@ -192,11 +194,11 @@ class PolicyController:
 
     # --- entry points: they only enqueue -------------------------------------------------------------
 
-    def bind(self, index: PolicyIndex) -> None:
-        """kopf hands its live index to handlers and daemons only; remember it for the workers, and start
+    def bind(self, index: PolicyIndex, connections: ConnectionIndex) -> None:
+        """kopf hands its live indexes to handlers and daemons only; remember them for the workers, and start
         them from here: a task inherits the context it is created in, and only inside handlers and daemons
         does kopf's context carry what `kopf.event` needs to post (at start-up it does not yet)."""
-        self._index = index
+        self._index, self._connection_index = index, connections
         if not self._tasks:
             self.start()
 
@@ -374,6 +376,7 @@ class PolicyController:
             return SUCCESS
         meta = body.get("metadata") or {}
         runtime = self.runtimes.bind(ref, str(meta.get("uid") or ""))
+        first = not runtime.confirmed
         runtime.confirmed = True
         runtime.saw_generation(int(meta.get("generation") or 0))
         runtime.resource_version = str(meta.get("resourceVersion") or "")
@@ -384,7 +387,7 @@ class PolicyController:
             if state.deleting:
                 runtime.deleting = True
                 return await self._finalize(runtime, body, state)
-            return await self._reconcile(runtime, body, state)
+            return await self._reconcile(runtime, body, state, never_reconciled=first and not state.status)
         except Rejected as refused:
             await self._rejected(runtime, body, state, refused)
             return ERROR
@@ -424,7 +427,11 @@ class PolicyController:
 
     # --- reconcile ---------------------------------------------------------------------------------------
 
-    async def _reconcile(self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState) -> str:
+    async def _reconcile(
+        self, runtime: PolicyRuntime, body: Mapping[str, Any], state: PolicyState, *, never_reconciled: bool
+    ) -> str:
+        """`never_reconciled`: no process has reconciled this incarnation yet (this is its first reconcile
+        here, and its status is empty): its record is taken for absent until checked (kopfapp/records.py)."""
         ref = runtime.ref
         asked = self.queue.requested_at(ref)
         observed_at = time.time()  # the observation below is made (or shared) from now on
@@ -439,7 +446,7 @@ class PolicyController:
         connection_spec = parse_connection_spec(raw) if raw is not None else None
         # The record is read once ZStack is reachable (the engine loads it after connecting): a namespace
         # whose connection cannot be used is told so first.
-        record = ConfigMapRecord(self._kube, runtime)
+        record = ConfigMapRecord(self._kube, runtime, never_reconciled=never_reconciled)
         async with contextlib.AsyncExitStack() as leases:
 
             async def connect(name: str) -> ClockTrackClient:
@@ -827,12 +834,15 @@ class PolicyController:
         self, namespace: str, name: str, *, for_restore: bool = False
     ) -> Mapping[str, Any] | None:
         """The connection's spec, or None when it does not exist (or is being deleted, unless the spec is
-        wanted for a restore: such a connection waits for the restores that need it)."""
-        body = await self._kube.read_object(CONNECTION_PLURAL, namespace, name)
-        if body is None or ((body.get("metadata") or {}).get("deletionTimestamp") and not for_restore):
+        wanted for a restore: such a connection waits for the restores that need it). As the watch delivered
+        it (connectionindex.py); from the API server when the watch has not told of it."""
+        connection = known_connection(self._connection_index, Ref(namespace, name))
+        if connection is None:
+            body = await self._kube.read_object(CONNECTION_PLURAL, namespace, name)
+            connection = IndexedConnection.of(body) if body is not None else None
+        if connection is None or (connection.deleting and not for_restore):
             return None
-        spec: Mapping[str, Any] = body.get("spec") or {}
-        return spec
+        return connection.spec
 
     def _measure(
         self,

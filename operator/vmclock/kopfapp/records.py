@@ -20,6 +20,15 @@ Writes are whole replacements guarded by the resourceVersion last read or writte
 policy runs at a time, so a conflict means someone else edited it, and the reconcile fails (and retries)
 before writing to ZStack. The copy in the policy's runtime saves a read per reconcile. The operator deletes
 the ConfigMap itself once the policy is gone or its Restore completed; a cluster's collector may lag.
+
+A policy never reconciled by any process (its status is empty) has no record unless its first reconcile
+crashed after writing one and before its first status (or a namesake's leftover is still there), so its
+first reconcile in this process takes both ConfigMaps for absent without reading them (`never_reconciled`):
+two GETs less for each new policy. The assumption is good for that reconcile only, and is checked before
+anything relies on it: a create answers 409 when a ConfigMap is there, before any write to ZStack (intent
+before action); a part not created by then is read in `confirm`, which the engine calls before the writes
+and again before it returns the status. Either way a record found voids the reconcile (`Stale`: the worker
+looks again at once, no backoff, no Warning), and the next one reads it.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from vmclock.engine.pending import PendingRestart, decode_restarts, encode_resta
 from vmclock.engine.records import Origins, decode_record_with_origins, encode_record
 from vmclock.engine.spec import GROUP, VERSION
 from vmclock.kopfapp.runtimes import PolicyRuntime, RecordCache, RestartsCache
-from vmclock.kubeapi import Forbidden, Gone, KubeApi, ObjectConflict
+from vmclock.kubeapi import CONFLICT, Forbidden, Gone, KubeApi, ObjectConflict, Stale
 from vmclock.refs import Ref
 from vmclock.zstack.models import Track
 
@@ -189,10 +198,14 @@ class ConfigMapRecord:
     """The `TrackRecord` of one incarnation (uid) of one policy, cached in its runtime: the previous tracks
     in one ConfigMap, the VMs waiting for a restart in another (each within 1 MiB at 10,000 VMs)."""
 
-    def __init__(self, kube: KubeApi, runtime: PolicyRuntime, *, tidy: bool = True) -> None:
+    def __init__(
+        self, kube: KubeApi, runtime: PolicyRuntime, *, tidy: bool = True, never_reconciled: bool = False
+    ) -> None:
         """`tidy`: remove a deleted namesake's leftover record (the operator does; a read-only reader
-        such as `vmclock plan` reads it as empty instead)."""
-        self._runtime = runtime
+        such as `vmclock plan` reads it as empty instead). `never_reconciled`: the first reconcile of an
+        incarnation no process has reconciled yet: the record is taken for absent until `confirm` (module
+        docstring)."""
+        self._runtime, self._assume = runtime, never_reconciled
         policy, uid = runtime.ref, runtime.uid
         self._tracks = OwnedConfigMap(kube, policy, uid, (PREFIX, KEY, "the VMs' previous tracks"), tidy=tidy)
         self._restarts = OwnedConfigMap(
@@ -213,18 +226,40 @@ class ConfigMapRecord:
         return dict(cache.pending) if cache else {}
 
     async def _tracks_cache(self) -> RecordCache:
-        if self._runtime.record is None:
-            text, version = await self._tracks.read()
-            tracks, origins = decode_record_with_origins(text)
-            entries = {uuid: (track, origins.get(uuid, "")) for uuid, track in tracks.items()}
-            self._runtime.record = RecordCache(entries, version)
-        return self._runtime.record
+        cache = self._runtime.record
+        if cache is None or (cache.assumed and not self._assume):
+            cache = RecordCache({}, None, assumed=True) if self._assume else await self._read_tracks()
+            self._runtime.record = cache
+        return cache
 
     async def _restarts_cache(self) -> RestartsCache:
-        if self._runtime.restarts is None:
-            text, version = await self._restarts.read()
-            self._runtime.restarts = RestartsCache(decode_restarts(text), version)
-        return self._runtime.restarts
+        cache = self._runtime.restarts
+        if cache is None or (cache.assumed and not self._assume):
+            cache = RestartsCache({}, None, assumed=True) if self._assume else await self._read_restarts()
+            self._runtime.restarts = cache
+        return cache
+
+    async def _read_tracks(self) -> RecordCache:
+        text, version = await self._tracks.read()
+        tracks, origins = decode_record_with_origins(text)
+        return RecordCache({uuid: (track, origins.get(uuid, "")) for uuid, track in tracks.items()}, version)
+
+    async def _read_restarts(self) -> RestartsCache:
+        text, version = await self._restarts.read()
+        return RestartsCache(decode_restarts(text), version)
+
+    async def confirm(self) -> None:
+        """Read each part this reconcile took for absent and did not create since (a create that succeeded
+        proved it). One found was left by a first reconcile that ended before its first status (or is not
+        ours: `RecordUnusable`): raise `Stale`, and the next reconcile starts from it."""
+        runtime = self._runtime
+        tracks = await self._read_tracks() if runtime.record and runtime.record.assumed else None
+        restarts = await self._read_restarts() if runtime.restarts and runtime.restarts.assumed else None
+        runtime.record = tracks or runtime.record
+        runtime.restarts = restarts or runtime.restarts
+        if any(read is not None and read.version is not None for read in (tracks, restarts)):
+            what = f"ConfigMap records of VmClockPolicy {runtime.ref}, left before its first status"
+            raise Stale(CONFLICT, "AlreadyExists", what)
 
     async def store(self, tracks: Mapping[str, Track], origins: Origins) -> None:
         cache = await self._tracks_cache()

@@ -4,11 +4,12 @@ Policies: create/resume/spec change and the two trigger annotations enqueue a re
 `Restore` policy enqueues its restore and waits for it (the `when=` filter means Orphan policies never get a
 finalizer, and kopf removes ours as soon as a policy switches to Orphan); DELETED events let the worker forget
 the policy and let policies sharing its VMs take over. Connections: checks on create/resume/spec change, one
-daemon each for checks and resync rounds, and a deletion handler that keeps the connection while Restore
-policies may still need it. Handlers return nothing, so kopf writes nothing of its own into status. Every
-handler that touches the controller is a coroutine: kopf runs plain functions in threads, and the work
-queue belongs to the event loop. So are the index (run on every watch event: each status write comes back as
-one) and the liveness probe: a thread hop each would cost more than the handler itself.
+daemon each for checks and resync rounds, an index the workers take connection specs from, and a deletion
+handler that keeps the connection while Restore policies may still need it. Handlers return nothing, so kopf
+writes nothing of its own into status. Every handler that touches the controller is a coroutine: kopf runs
+plain functions in threads, and the work queue belongs to the event loop. So are the indexes (run on every
+watch event: each status write comes back as one) and the liveness probe: a thread hop each would cost more
+than the handler itself.
 
 The restore handler has no timeout and retries forever: a Restore policy's deletion completes only when its
 VMs are restored, or when a person decides otherwise (design.md §5.6).
@@ -22,6 +23,12 @@ import kopf
 
 from vmclock.engine.spec import CONNECTION_PLURAL, DEFAULT_CONNECTION, GROUP, POLICY_PLURAL, VERSION
 from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, resumed_settled
+from vmclock.kopfapp.connectionindex import (
+    CONNECTION_INDEX_ID,
+    ConnectionIndex,
+    IndexedConnection,
+    connection_entry,
+)
 from vmclock.kopfapp.controller import DRAIN_SECONDS
 from vmclock.kopfapp.runtime import Runtime
 from vmclock.kopfapp.settings import PAUSED_FIELD, REQUESTED_FIELD
@@ -43,10 +50,11 @@ def is_deletion(*, type: str, **_: Any) -> bool:
     return type == "DELETED"
 
 
-def policy_index(kwargs: dict[str, Any]) -> PolicyIndex:
+def indexes(kwargs: dict[str, Any]) -> tuple[PolicyIndex, ConnectionIndex]:
     """kopf passes each index as a keyword argument named after the index handler's id."""
-    index: PolicyIndex = kwargs[INDEX_ID]
-    return index
+    policies: PolicyIndex = kwargs[INDEX_ID]
+    connections: ConnectionIndex = kwargs[CONNECTION_INDEX_ID]
+    return policies, connections
 
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
@@ -54,7 +62,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     controller = runtime.controller
 
     def bound(kwargs: dict[str, Any]) -> None:
-        controller.bind(policy_index(kwargs))
+        controller.bind(*indexes(kwargs))
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -78,6 +86,10 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     @kopf.index(*POLICIES, id=INDEX_ID, registry=registry)
     async def vmclock_policies(*, body: kopf.Body, **_: Any) -> dict[Ref, IndexedPolicy]:
         return controller.indexed(body)
+
+    @kopf.index(*CONNECTIONS, id=CONNECTION_INDEX_ID, registry=registry)
+    async def vmclock_connections(*, body: kopf.Body, **_: Any) -> dict[Ref, IndexedConnection]:
+        return connection_entry(body)
 
     @kopf.on.resume(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)
     @kopf.on.create(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)

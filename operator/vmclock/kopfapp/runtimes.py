@@ -35,6 +35,7 @@ class RecordCache:
 
     tracks: dict[str, tuple[Track, str]]
     version: str | None
+    assumed: bool = False  # taken for absent without a read (kopfapp/records.py: `ConfigMapRecord`)
 
 
 @dataclass
@@ -43,6 +44,7 @@ class RestartsCache:
 
     pending: dict[str, PendingRestart]
     version: str | None
+    assumed: bool = False
 
 
 @dataclass(eq=False)

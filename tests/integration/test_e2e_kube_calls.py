@@ -1,0 +1,55 @@
+"""What new small policies ask of the real API server (issue 14: many small policies within 1.5x of one
+big one): no GET of their ZStackConnection, which the operator's watch delivers (kopf's index), and no GET of
+record ConfigMaps that cannot exist before a policy's first status. Counted by the kube-apiserver itself
+(`apiserver_request_total`), so this is what the operator sent through kopf's real indexes and handlers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness import SimVm, policy
+from harness.e2e import CONNECTION_NAME, E2E, READY_TIMEOUT
+
+POLICIES, SIZE = 10, 2
+
+
+def api_requests(e2e: E2E) -> Counter[str]:
+    """The requests the API server served so far, as "VERB resource[/subresource]", all codes summed."""
+    counts: Counter[str] = Counter()
+    text = e2e.kubectl("get", "--raw", "/metrics").stdout
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "apiserver_request_total":
+                labels = sample.labels
+                what = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
+                counts[f"{labels['verb']} {what}"] += int(sample.value)
+    return counts
+
+
+def restarts_pending(vm: SimVm) -> bool:
+    """A write to this VM leaves it waiting for a restart (a running Windows VM), so its policy creates
+    both records before its writes; a policy that creates only its previous tracks reads the other one."""
+    return vm.state == "Running" and vm.platform.startswith("Windows")
+
+
+def test_new_policies_read_neither_their_connection_nor_their_records(e2e: E2E) -> None:
+    e2e.connect()
+    e2e.kubectl(
+        "wait", f"zstackconnection/{CONNECTION_NAME}", "--for=condition=Ready",
+        f"--timeout={READY_TIMEOUT:.0f}s", namespace=e2e.namespace,
+    )  # fmt: skip
+    groups = {f"p{i:02d}": e2e.vms.take(SIZE, track="host", where=restarts_pending) for i in range(POLICIES)}
+    before = api_requests(e2e)
+    e2e.tenant.apply(*(policy(name, "guest", uuids) for name, uuids in groups.items()))
+    e2e.kubectl(
+        "wait", "vmclockpolicy", "--all", "--for=condition=Ready", f"--timeout={READY_TIMEOUT:.0f}s",
+        namespace=e2e.namespace,
+    )  # fmt: skip
+    spent = api_requests(e2e) - before
+    print(f"API requests for {POLICIES} new policies of {SIZE} VMs each: {dict(sorted(spent.items()))}")
+    assert spent["GET zstackconnections"] == 0, "the connection comes from the watch"
+    assert spent["GET configmaps"] == 0, "a new policy's records cannot exist yet"
+    assert spent["POST configmaps"] == 2 * POLICIES, "each created its previous tracks and pending restarts"
