@@ -8,7 +8,8 @@ caches); what the stand-in and the simulator keep for their side is dropped befo
 
 Printed: tracemalloc's retained bytes per policy by the operator's allocating line and file (the innermost
 frame under operator/vmclock; `(elsewhere)`: not the operator's, e.g. the simulator's), the growth of live
-objects by type per policy (gc), and VmRSS at each step (tracemalloc's own bookkeeping is in it).
+objects by type per policy (gc), what the in-sync rounds after the first keep
+(`keptByLaterRoundsPerPolicy`), and VmRSS at each step (tracemalloc's own bookkeeping is in it).
 
     .venv/bin/python bench/bench_memory.py [--policies 1000] [--size 10] [--rounds 2] [--top 25] [--rss-only]
 
@@ -76,7 +77,9 @@ async def run(policies: int, size: int, rounds: int, top: int, trace: bool) -> d
         await fleet.apply(refs)
         applied = time.monotonic() - started
         rss_applied = rss_kib()
-        for _ in range(rounds):
+        await fleet.in_sync_round(refs)
+        snap_round = tracemalloc.take_snapshot() if trace else None
+        for _ in range(rounds - 1):  # steady in-sync rounds: what do they keep?
             await fleet.in_sync_round(refs)
         rss_rounds = rss_kib()
         fleet.drop_other_sides(refs)
@@ -102,6 +105,9 @@ async def run(policies: int, size: int, rounds: int, top: int, trace: bool) -> d
             traced, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             sites = retained(snap_before, snap_after)
+            if snap_round is not None and rounds > 1:
+                kept = operator_bytes(retained(snap_round, snap_after))
+                result["keptByLaterRoundsPerPolicy"] = round(kept / policies)
             files: Counter[str] = Counter()
             for site, size_ in sites.items():
                 files[site.rsplit(":", 1)[0]] += size_
