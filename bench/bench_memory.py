@@ -82,6 +82,7 @@ async def run(policies: int, size: int, rounds: int, top: int, trace: bool) -> d
         for _ in range(rounds - 1):  # steady in-sync rounds: what do they keep?
             await fleet.in_sync_round(refs)
         rss_rounds = rss_kib()
+        snap_rounds = tracemalloc.take_snapshot() if trace else None
         fleet.drop_other_sides(refs)
         grown_types = live_types()
         grown_types.subtract(types_before)
@@ -105,8 +106,8 @@ async def run(policies: int, size: int, rounds: int, top: int, trace: bool) -> d
             traced, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             sites = retained(snap_before, snap_after)
-            if snap_round is not None and rounds > 1:
-                kept = operator_bytes(retained(snap_round, snap_after))
+            if snap_round is not None and snap_rounds is not None and rounds > 1:
+                kept = operator_bytes(retained(snap_round, snap_rounds))
                 result["keptByLaterRoundsPerPolicy"] = round(kept / policies)
             files: Counter[str] = Counter()
             for site, size_ in sites.items():
