@@ -58,7 +58,7 @@ class Write:
     purpose: Purpose
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per VM in each connection's cache of readings
 class VmReading:
     """One VM as observed: found with a track, not found, or unreadable (error)."""
 

@@ -105,7 +105,7 @@ class ClaimsByVm:
 
     def __init__(self) -> None:
         self._entries: dict[str, IndexedPolicy] = {}
-        self._by_vm: dict[str, set[str]] = {}
+        self._by_vm: dict[str, tuple[str, ...]] = {}  # a VM's few holders: a tuple is a quarter of a set
         self._selectors: set[str] = set()
 
     def put(self, uid: str, entry: IndexedPolicy) -> None:
@@ -113,7 +113,7 @@ class ClaimsByVm:
         before = self._entries.get(uid)
         self._unlink(uid, before.uuids - entry.uuids if before is not None else frozenset())
         for uuid in entry.uuids - (before.uuids if before is not None else frozenset()):
-            self._by_vm.setdefault(uuid, set()).add(uid)
+            self._by_vm[uuid] = (*self._by_vm.get(uuid, ()), uid)
         self._entries[uid] = entry
         if entry.claim is not None and entry.claim.by_selector:
             self._selectors.add(uid)
@@ -131,16 +131,16 @@ class ClaimsByVm:
         """The entries that may claim any of `uuids`: those naming one, and every selector policy."""
         uids = set(self._selectors)
         for uuid in uuids:
-            uids |= self._by_vm.get(uuid, set())
+            uids.update(self._by_vm.get(uuid, ()))
         return [self._entries[uid] for uid in uids]
 
     def _unlink(self, uid: str, uuids: Iterable[str]) -> None:
         for uuid in uuids:
-            holders = self._by_vm.get(uuid)
-            if holders is not None:
-                holders.discard(uid)
-                if not holders:
-                    del self._by_vm[uuid]
+            holders = tuple(h for h in self._by_vm.get(uuid, ()) if h != uid)
+            if holders:
+                self._by_vm[uuid] = holders
+            else:
+                self._by_vm.pop(uuid, None)
 
 
 def of_connection(index: PolicyIndex, connection: Ref) -> list[IndexedPolicy]:

@@ -313,7 +313,7 @@ class PolicyController:
         self.queue.add(ref)
         if not runtime.settled:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(runtime.wakeup.wait(), within)
+                await asyncio.wait_for(runtime.wait_settled(), within)
         return runtime.settled
 
     def restore_problem(self, ref: Ref) -> str | None:
@@ -391,6 +391,8 @@ class PolicyController:
         except Rejected as refused:
             await self._rejected(runtime, body, state, refused)
             return ERROR
+        finally:
+            runtime.status = None  # only this reconcile reads it; kept, it is a status per policy (issue 14)
 
     async def _forget(self, runtime: PolicyRuntime) -> None:
         """The policy is gone: its one runtime went already; what is left outside is its record (an Orphan

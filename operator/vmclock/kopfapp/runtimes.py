@@ -47,7 +47,7 @@ class RestartsCache:
     assumed: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per policy: no per-instance dict
 class PolicyRuntime:
     ref: Ref
     uid: str
@@ -58,13 +58,13 @@ class PolicyRuntime:
     gone: bool = False  # a read found the object gone (or another incarnation): nothing to wait for
     restore_done: bool = False
     restore_problem: str | None = None
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _wakeup: asyncio.Event | None = field(default=None, init=False, repr=False)  # only once a deletion waits
     selection: frozenset[str] | None = None  # what a selector policy last resolved to
     matched: frozenset[str] = frozenset()  # and all its selector picked (VMs left to UUID policies too)
     record: RecordCache | None = None
     restarts: RestartsCache | None = None
     resource_version: str = ""  # of the object as last read or written: the next status write tests it
-    status: Mapping[str, Any] | None = None  # the status as last read or written
+    status: Mapping[str, Any] | None = None  # the status as last read or written, during a reconcile only
     found: frozenset[str] | None = None  # the VMs that status says its observation found
     running: set[str] = field(default_factory=set)  # VMs whose write job may still run in ZStack
     connection: str = ""
@@ -92,11 +92,23 @@ class PolicyRuntime:
     def finish_restore(self) -> None:
         self.restore_done = True
         self.restore_problem = None
-        self.wakeup.set()
+        self._wake()
 
     def mark_gone(self) -> None:
         self.gone = True
-        self.wakeup.set()
+        self._wake()
+
+    async def wait_settled(self) -> None:
+        """Until `settled`. The event is made here: most policies are never waited on, and an idle event
+        (with its queue of waiters) would be kept per policy."""
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        if not self.settled:
+            await self._wakeup.wait()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     @property
     def settled(self) -> bool:

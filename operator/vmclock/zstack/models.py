@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, get_args
@@ -67,9 +68,11 @@ class ZStackVersion:
         return StorageMode.RESOURCE_CONFIG if self >= ZStackVersion(4, 3, 12) else StorageMode.SYSTEM_TAG
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VmInventory:
-    """The compact part of VmInstanceInventory that status carries (no NIC or volume lists)."""
+    """The compact part of VmInstanceInventory that status carries (no NIC or volume lists). Slotted, and
+    the values VMs share (state, platform, zone, cluster, host) held once: a connection's shared observer
+    keeps one per VM it read (10,000 of them after a big selector policy's round)."""
 
     uuid: str
     name: str = ""
@@ -98,12 +101,12 @@ class VmInventory:
         return cls(
             uuid=_text(data["uuid"], FIELD_MAX),
             name=_text(data.get("name"), NAME_MAX),
-            state=_text(data.get("state"), FIELD_MAX),
-            platform=_text(data.get("platform"), FIELD_MAX),
-            hypervisor_type=_text(data.get("hypervisorType"), FIELD_MAX),
-            zone_uuid=_text(data.get("zoneUuid"), FIELD_MAX),
-            cluster_uuid=_text(data.get("clusterUuid"), FIELD_MAX),
-            host_uuid=_text(data.get("hostUuid") or data.get("lastHostUuid"), FIELD_MAX),
+            state=_shared(data.get("state")),
+            platform=_shared(data.get("platform")),
+            hypervisor_type=_shared(data.get("hypervisorType")),
+            zone_uuid=_shared(data.get("zoneUuid")),
+            cluster_uuid=_shared(data.get("clusterUuid")),
+            host_uuid=_shared(data.get("hostUuid") or data.get("lastHostUuid")),
             cpu_num=_count(data.get("cpuNum"), INT32_MAX),
             memory_size=_count(data.get("memorySize"), INT64_MAX),
             last_op_date=_text(data.get("lastOpDate"), FIELD_MAX),
@@ -135,6 +138,12 @@ def _text(value: Any, limit: int) -> str:
     if isinstance(value, dict | list):
         raise TypeError("inventory text field holds a JSON container")
     return str(value or "")[:limit]
+
+
+def _shared(value: Any) -> str:
+    """A text field many VMs have alike: every decoded reply brings its own copy, one string is kept (an
+    interned string still goes once nothing uses it)."""
+    return sys.intern(_text(value, FIELD_MAX))
 
 
 def _count(value: Any, ceiling: int) -> int:
