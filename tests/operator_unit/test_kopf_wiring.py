@@ -27,6 +27,7 @@ from kopf._core.reactor import inventory, processing
 from vmclock.engine.spec import PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION
 from vmclock.kopfapp import Runtime, build_registry, build_settings
 from vmclock.kopfapp.controller import PolicyController
+from vmclock.kopfapp.triggers import Trigger
 from vmclock.refs import Ref
 
 POLICIES = kopf.Resource("vmclock.zstack.io", "v1alpha1", "vmclockpolicies")
@@ -181,9 +182,15 @@ def merged(raw: Raw, change: Raw) -> Raw:
     return changed
 
 
-async def test_a_new_policy_created_while_running_enqueues_with_no_patch(reactor: Reactor) -> None:
-    assert not await reactor.event(POLICIES, "ADDED", raw_policy())
+async def test_a_created_policy_enqueues_with_no_patch_and_its_deletion_is_forgotten(
+    reactor: Reactor,
+) -> None:
+    raw = raw_policy()
+    assert not await reactor.event(POLICIES, "ADDED", raw)
     assert await reactor.enqueued() == [REF]
+    assert not await reactor.event(POLICIES, "DELETED", raw)
+    assert await reactor.enqueued() == [REF], "the worker learns it is gone"
+    assert reactor.controller.triggers.check(None, raw) is Trigger.LISTED, "the predicate forgot its uid"
 
 
 async def test_a_restore_policy_gets_only_the_finalizer_and_its_deletion_still_runs_the_restore(
