@@ -90,28 +90,35 @@ class Reactor:
     indexers: indexing.OperatorIndexers
     memories: inventory.ResourceMemories
 
-    async def event(self, resource: kopf.Resource, event_type: str | None, raw: Raw) -> kopf.Patch:
-        """Process one watch event (type None: kopf's listing) as kopf does; return what it would PATCH."""
-        memory = await self.memories.recall(raw, noticed_by_listing=event_type is None)
+    def cycle(self, resource: kopf.Resource, event_type: str | None, raw: Raw, memory: Any) -> dict[str, Any]:
+        """What kopf hands its processing steps for one watch event (type None: kopf's listing)."""
         body = kopf.Body(raw)
-        patch = kopf.Patch(body=body)
         logger = loggers.LocalObjectLogger(body=body, settings=self.settings)
+        return {
+            "indexers": self.indexers,
+            "registry": self.registry,
+            "settings": self.settings,
+            "resource": resource,
+            "raw_event": {"type": event_type, "object": raw},
+            "body": body,
+            "patch": kopf.Patch(body=body),
+            "memory": memory,
+            "local_logger": logger,
+            "event_logger": logger,
+        }
+
+    async def event(self, resource: kopf.Resource, event_type: str | None, raw: Raw) -> kopf.Patch:
+        """Process one watch event as kopf does; return what it would PATCH."""
+        memory = await self.memories.recall(raw, noticed_by_listing=event_type is None)
+        cycle = self.cycle(resource, event_type, raw, memory)
         await processing.process_resource_causes(
             lifecycle=lifecycles.all_at_once,
-            indexers=self.indexers,
-            registry=self.registry,
-            settings=self.settings,
-            resource=resource,
-            raw_event={"type": event_type, "object": raw},
-            body=body,
-            patch=patch,
-            memory=memory,
-            local_logger=logger,
-            event_logger=logger,
             stream_pressure=None,
             operator_paused=None,
             consistency_time=None,
+            **cycle,
         )
+        patch: kopf.Patch = cycle["patch"]
         return patch
 
     async def enqueued(self) -> list[Ref]:
@@ -217,20 +224,8 @@ async def test_a_restore_policy_gets_only_the_finalizer_and_its_deletion_still_r
 
 def detected(reactor: Reactor, raw: Raw) -> causes.ChangingCause | None:
     """The cause kopf derives for a MODIFIED event of `raw` (what decides which changing handlers run)."""
-    body = kopf.Body(raw)
-    logger = loggers.LocalObjectLogger(body=body, settings=reactor.settings)
-    return processing._detect_causes(
-        indexers=reactor.indexers,
-        registry=reactor.registry,
-        settings=reactor.settings,
-        resource=POLICIES,
-        raw_event={"type": "MODIFIED", "object": raw},
-        body=body,
-        patch=kopf.Patch(body=body),
-        memory=inventory.ResourceMemory(),
-        local_logger=logger,
-        event_logger=logger,
-    ).changing_cause
+    cycle = reactor.cycle(POLICIES, "MODIFIED", raw, inventory.ResourceMemory())
+    return processing._detect_causes(**cycle).changing_cause
 
 
 @pytest.mark.parametrize(("raw", "stored"), [(raw_connection(), True), (raw_policy(), False)])
