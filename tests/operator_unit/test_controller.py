@@ -32,6 +32,7 @@ from vmclock.kopfapp.liveness import Heartbeats
 from vmclock.kopfapp.metrics import Metrics
 from vmclock.kopfapp.records import KEY as RECORD_KEY
 from vmclock.kopfapp.runtimes import Runtimes
+from vmclock.kopfapp.triggers import Trigger
 from vmclock.kubeapi import Gone, KubeApi, KubeApiError, KubeObject, Stale, Written
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator, SimulatorConfig
@@ -427,6 +428,8 @@ async def test_a_status_write_never_lands_on_a_recreated_object(parts: Parts, si
 
 async def test_a_gone_policy_is_forgotten_everywhere(parts: Parts) -> None:
     ref = parts.policy("p", parts.host_vms(2))
+    body = parts.kube.objects[(POLICY_PLURAL, *ref)]
+    parts.controller.triggers.note("ADDED", body)  # what the registry's handler remembers as it enqueues
     parts.controller.enqueue(ref)
     await parts.settle(lambda: parts.due(ref))
     assert ref in parts.metrics._objects.policies
@@ -436,6 +439,7 @@ async def test_a_gone_policy_is_forgotten_everywhere(parts: Parts) -> None:
     await parts.settle(lambda: parts.controller.runtimes.get(ref) is None)
     assert ref not in parts.metrics._objects.policies
     assert ref not in parts.controller.queue
+    assert parts.controller.triggers.check(None, body) is Trigger.LISTED, "its watch-event memory went too"
 
 
 async def test_restore_is_a_promise_kept_once_zstack_answers_again(parts: Parts, sim: Simulator) -> None:

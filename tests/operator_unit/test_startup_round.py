@@ -2,18 +2,16 @@
 batched read per connection, whatever order kopf resumes them in; new generations still read afresh.
 
 The real PolicyController, ConnectionManager, client, shared observer and engine against the simulator over
-loopback; Kubernetes is test_controller's in-memory FakeKube, kopf's resume handler is `enqueue` called as
-registry.py calls it."""
+loopback; Kubernetes is test_controller's in-memory FakeKube; kopf listing a policy at a start is the
+predicate and `enqueue` called as registry.py's watch-event handler calls them."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 
-import kopf
-
 from vmclock.engine.spec import POLICY_PLURAL
-from vmclock.kopfapp.claims import resumed_settled
+from vmclock.kopfapp.triggers import settled_at_start
 from vmclock.refs import Ref
 from vmclock.zstack.inventory import QUERY_VM
 
@@ -46,18 +44,19 @@ def settled_policy(parts: Parts, name: str, vms: list[str]) -> Ref:
     return ref
 
 
-def resume(parts: Parts, ref: Ref, reason: str = kopf.Reason.RESUME) -> None:
-    """What registry.py's reconcile handler does when kopf calls it for `reason` (at a start: RESUME,
-    or UPDATE when something changed while the operator was away)."""
+def resume(parts: Parts, ref: Ref) -> None:
+    """What registry.py's reconcile handler does when kopf's listing at a start delivers the policy
+    (event type None)."""
     body = parts.kube.objects[(POLICY_PLURAL, *ref)]
     generation = int(body["metadata"]["generation"])
     uid = parts.uid(ref)
+    trigger = parts.controller.triggers.note(None, body)
     parts.controller.enqueue(
         ref,
         uid=uid,
         generation=generation,
         connection=CONNECTION.name,
-        settled=resumed_settled(body, reason),
+        settled=settled_at_start(trigger, body),
     )
 
 
@@ -102,7 +101,7 @@ async def test_a_new_generation_after_a_start_is_read_afresh_not_from_the_round(
     body = parts.kube.objects[(POLICY_PLURAL, *changed)]
     body["metadata"]["generation"] = 2  # its spec changed: generation 2, status still of generation 1
     parts.index.sync(parts.kube)
-    resume(parts, changed, kopf.Reason.UPDATE)
+    resume(parts, changed)
     await parts.settle(lambda: parts.due(changed))
 
     assert sim.state.track_of(vms[4]) == "guest", (
@@ -131,17 +130,6 @@ async def test_policies_the_round_found_drifted_are_reconciled_before_the_in_syn
     assert drifted <= set(started[: workers + len(drifted)]), (
         f"reconciles began in the order {started}: the drifted {sorted(drifted)} waited behind in-sync ones"
     )
-
-
-def test_only_a_resume_of_a_settled_policy_joins_the_start_up_round() -> None:
-    body = {"metadata": {"generation": 2}, "spec": {}, "status": {"observedGeneration": 2}}
-    changed = {**body, "metadata": {"generation": 3}}
-    assert resumed_settled(body, kopf.Reason.RESUME)
-    assert not resumed_settled(changed, kopf.Reason.RESUME), "a spec changed while the operator was away"
-    assert not resumed_settled(body, kopf.Reason.UPDATE), (
-        "a trigger annotation asks about the world from now on"
-    )
-    assert not resumed_settled(body, kopf.Reason.CREATE)
 
 
 async def test_a_policy_resumed_after_the_round_closed_reads_afresh(parts: Parts) -> None:

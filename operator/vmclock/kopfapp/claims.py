@@ -72,13 +72,6 @@ def settled(body: Mapping[str, Any]) -> bool:
     return previous_generation(state.status) == state.generation
 
 
-def resumed_settled(body: Mapping[str, Any], reason: str) -> bool:
-    """kopf resumed a settled policy: nothing of it changed while the operator was away, so it asks about
-    the world since the operator started. A change or a trigger annotation (kopf's other reasons, even
-    at start-up) asks about the world from now on."""
-    return reason == kopf.Reason.RESUME and settled(body)
-
-
 def index_entry(body: Mapping[str, Any]) -> dict[Ref, IndexedPolicy]:
     state = PolicyState.from_body(body)
     spec = state.spec

@@ -1,7 +1,7 @@
 """The policy controller: one fair work queue, a pool of workers, one runtime per policy (design.md §5).
 
-Every entry path only enqueues a policy's Ref: kopf's handlers (create, resume, spec change, the two trigger
-annotations, deletion), the per-connection resync rounds, a connection turning ready or broken, and a policy
+Every entry path only enqueues a policy's Ref: kopf's handlers (first sight, a new generation, a trigger
+annotation: triggers.py; deletion), the connection's resync rounds, its turning ready or broken, and a policy
 going away that shared VMs with others. Workers take Refs from the queue, which guarantees one reconcile per
 policy at a time, never loses a request (it runs again right after), backs off per policy on failure, and
 shares the workers fairly across connections.
@@ -71,6 +71,7 @@ from vmclock.kopfapp.records import ConfigMapRecord, RecordUnusable, delete_reco
 from vmclock.kopfapp.rolling import RolloutContext, roll_slice, with_rollout
 from vmclock.kopfapp.runtimes import PolicyRuntime, Runtimes
 from vmclock.kopfapp.statuswrite import status_patch
+from vmclock.kopfapp.triggers import Triggers
 from vmclock.kubeapi import Gone, KubeApi, Rejected, Stale
 from vmclock.refs import Ref
 from vmclock.workqueue import DEFAULT_BACKOFF, ShutDown, WorkQueue
@@ -83,7 +84,7 @@ PER_CONNECTION = 32  # workers one connection may hold at most (fewer while many
 # at once to keep its request slots busy; half the workers stay free for the other connections
 RECONCILE_SECONDS = 120.0  # one reconcile's time for ZStack: reads, submissions, job waits (design §5.10)
 GRACE_SECONDS = 30.0  # after it: the final status and Events, then everything is cancelled
-STATUS_ATTEMPTS = 3  # a status write that found the object changed (kopf's own patches) re-reads and retries
+STATUS_ATTEMPTS = 3  # a status write that found the object changed (an edit, a finalizer) re-reads, retries
 DRAIN_SECONDS = 10.0
 STARTUP_JOIN_SECONDS = 30.0  # a policy resumed within this of its connection's start-up round joins it
 RESTORE_PENDING_EVENT = "RestorePending"
@@ -108,7 +109,7 @@ class StatusSink:
     """Status writes of one reconcile onto one incarnation as last seen, sending only what changed.
 
     Each write tests the uid and the resourceVersion it last saw (its own previous write's, or the read's).
-    When the object changed meanwhile (kopf's own annotation and finalizer patches do that) the sink
+    When the object changed meanwhile (a user's edit, kopf's finalizer on a Restore policy) the sink
     re-reads and writes again: it is the only writer of this status while its worker holds the key, and
     the re-read includes whatever an overtaken write of its own may have left, so the newest status wins."""
 
@@ -186,6 +187,7 @@ class PolicyController:
         self._index: PolicyIndex | None = None
         self._connection_index: ConnectionIndex | None = None
         self.claims = ClaimsByVm()  # fed by the registry's indexing handler and `deleted`
+        self.triggers = Triggers()  # what each incarnation was last enqueued for (the registry's predicate)
         self._observers: dict[Ref, SharedObserver] = {}
         self._waiting: dict[Ref, set[Ref]] = {}  # an unresolved selector policy -> the policies waiting on it
         self._startups: dict[Ref, float] = {}  # connection -> when its start-up round began
@@ -296,6 +298,7 @@ class PolicyController:
         """kopf's DELETED event of incarnation `uid`: the object is gone, so its forward writes stop now (an
         Orphan policy has no finalizer: this is the only word of its deletion); the worker forgets it."""
         self.claims.drop(uid)
+        self.triggers.forget(uid)
         runtime = self.runtimes.get(ref)
         if runtime is not None and runtime.uid == uid:
             runtime.deleting = True
@@ -399,6 +402,7 @@ class PolicyController:
         policy has no finalizer, so its DELETED event lands here), its metrics and its backoff."""
         self._metrics.forget_policy(runtime.ref)
         self.queue.forget(runtime.ref, gone=True)
+        self.triggers.forget(runtime.uid)
         caches = (runtime.record, runtime.restarts)
         if any(cache is not None and cache.version is not None for cache in caches):
             await delete_record(self._kube, runtime.ref, owner_uid=runtime.uid)

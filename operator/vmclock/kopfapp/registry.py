@@ -1,6 +1,8 @@
 """The kopf handlers: thin wiring from Kubernetes events to the controller's work queue (no logic here).
 
-Policies: create/resume/spec change and the two trigger annotations enqueue a reconcile; deletion of a
+Policies: one watch-event handler enqueues a reconcile when triggers.py's predicate says the event may
+need one (first sight of a uid, a new generation, a trigger annotation changed; never our own status
+writes), so kopf keeps no diff base on policies and writes nothing on them (diffbase.py); deletion of a
 `Restore` policy enqueues its restore and waits for it (the `when=` filter means Orphan policies never get a
 finalizer, and kopf removes ours as soon as a policy switches to Orphan); DELETED events let the worker forget
 the policy and let policies sharing its VMs take over. Connections: checks on create/resume/spec change, one
@@ -22,7 +24,7 @@ from typing import Any
 import kopf
 
 from vmclock.engine.spec import CONNECTION_PLURAL, DEFAULT_CONNECTION, GROUP, POLICY_PLURAL, VERSION
-from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex, resumed_settled
+from vmclock.kopfapp.claims import INDEX_ID, IndexedPolicy, PolicyIndex
 from vmclock.kopfapp.connectionindex import (
     CONNECTION_INDEX_ID,
     ConnectionIndex,
@@ -31,7 +33,7 @@ from vmclock.kopfapp.connectionindex import (
 )
 from vmclock.kopfapp.controller import DRAIN_SECONDS
 from vmclock.kopfapp.runtime import Runtime
-from vmclock.kopfapp.settings import PAUSED_FIELD, REQUESTED_FIELD
+from vmclock.kopfapp.triggers import settled_at_start
 from vmclock.refs import Ref
 
 POLICIES = (GROUP, VERSION, POLICY_PLURAL)
@@ -91,15 +93,13 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def vmclock_connections(*, body: kopf.Body, **_: Any) -> dict[Ref, IndexedConnection]:
         return connection_entry(body)
 
-    @kopf.on.resume(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)
-    @kopf.on.create(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)
-    @kopf.on.update(*POLICIES, id="reconcile", field="spec", backoff=HANDLER_BACKOFF, registry=registry)
-    @kopf.on.field(*POLICIES, id="paused", field=PAUSED_FIELD, backoff=HANDLER_BACKOFF, registry=registry)
-    @kopf.on.field(
-        *POLICIES, id="requested", field=REQUESTED_FIELD, backoff=HANDLER_BACKOFF, registry=registry
-    )
-    async def reconcile_policy(*, body: kopf.Body, reason: str = "", **kwargs: Any) -> None:
+    def triggered(*, type: str | None, body: kopf.Body, **_: Any) -> bool:
+        return controller.triggers.check(type, body) is not None
+
+    @kopf.on.event(*POLICIES, id="reconcile", when=triggered, registry=registry)
+    async def reconcile_policy(*, type: str | None, body: kopf.Body, **kwargs: Any) -> None:
         bound(kwargs)
+        trigger = controller.triggers.note(type, body)
         generation = int(body.metadata.get("generation") or 0)
         connection = str((body.spec.get("connectionRef") or {}).get("name") or DEFAULT_CONNECTION)
         controller.enqueue(
@@ -107,7 +107,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             uid=str(body.metadata.get("uid") or ""),
             generation=generation,
             connection=connection,
-            settled=resumed_settled(body, reason),
+            settled=settled_at_start(trigger, body),
         )
 
     @kopf.on.delete(*POLICIES, id="restore", when=wants_restore, registry=registry)

@@ -4,6 +4,8 @@
   `operator.vmclock.zstack.io/...`. Not `vmclock.zstack.io/` itself: kopf 1.45 drops *every* annotation
   under its storage prefix from the diff it triggers handlers on (`AnnotationsProgressStorage.clear`), so the
   user-facing `vmclock.zstack.io/paused` and `.../reconcile-requested-at` would never trigger anything.
+- kopf's diff base (its `last-handled-configuration` annotation) only on ZStackConnections: policies'
+  events are filtered by our own predicates (triggers.py), so kopf writes nothing on them (diffbase.py).
 - The Argo CD tracking annotation is ignored outright: a GitOps re-label must never cause a reconcile.
 - Events only where we post them explicitly; the reporting instance is the pod name.
 - Bounded request/connect timeouts; the watch inactivity timeout is kept (it heals silent watch stalls).
@@ -16,13 +18,13 @@ import socket
 
 import kopf
 
-from vmclock.engine.spec import GROUP, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION
+from vmclock.engine.spec import GROUP
+from vmclock.kopfapp.diffbase import DiffBaseOfKinds
 
 FINALIZER = f"{GROUP}/finalizer"
+POLICY_KIND = "VmClockPolicy"
 STATE_PREFIX = f"operator.{GROUP}"
 ARGOCD_TRACKING_ID = ("metadata", "annotations", "argocd.argoproj.io/tracking-id")
-PAUSED_FIELD = ("metadata", "annotations", PAUSED_ANNOTATION)
-REQUESTED_FIELD = ("metadata", "annotations", RECONCILE_REQUESTED_ANNOTATION)
 
 
 def reporting_instance() -> str:
@@ -33,8 +35,11 @@ def build_settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STATE_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=STATE_PREFIX, key="last-handled-configuration", ignored_fields=[ARGOCD_TRACKING_ID]
+    settings.persistence.diffbase_storage = DiffBaseOfKinds(
+        kopf.AnnotationsDiffBaseStorage(
+            prefix=STATE_PREFIX, key="last-handled-configuration", ignored_fields=[ARGOCD_TRACKING_ID]
+        ),
+        without=[POLICY_KIND],
     )
     settings.posting.loggers = False
     settings.posting.reporting_component = "vmclock"
