@@ -8,6 +8,7 @@ stream per uid, so a worker may read a policy gone while kopf still holds that i
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -16,7 +17,7 @@ from vmclock.kopfapp.triggers import settled_at_start
 from vmclock.refs import Ref
 
 from . import test_startup_round
-from .test_controller import CONNECTION, Parts
+from .test_controller import CONNECTION, DELETED_AT, Parts
 
 sim = test_startup_round.sim
 parts = test_startup_round.parts
@@ -85,3 +86,24 @@ async def test_a_dead_incarnations_late_event_does_not_replace_the_live_namesake
     handle(parts, "MODIFIED", written)
     current = parts.controller.runtimes.get(ref)
     assert current is live, f"the namesake's runtime was replaced by one of uid {current and current.uid}"
+
+
+async def test_a_dead_incarnations_late_event_does_not_end_the_namesakes_restore(parts: Parts) -> None:
+    """As above, and the namesake is a Restore policy being deleted while ZStack refuses every call, so
+    kopf's restore handler waits (`wait_restored`) and must keep the finalizer. Promise: a Restore policy's
+    deletion restores before its finalizer goes. Broken: the late status-write event of the dead uid is a
+    first sight whose enqueue marks the namesake's runtime gone, and `wait_restored` answers True: kopf
+    would remove the finalizer with the VMs still on the policy's track."""
+    ref, written = await reconciled_then_read_gone(parts)
+    vms = parts.host_vms(2)
+    parts.policy(ref.name, vms, uid="uid-namesake", deletionPolicy="Restore")
+    assert handle(parts, "ADDED", parts.kube.objects[(POLICY_PLURAL, *ref)])
+    await parts.settle(lambda: parts.due(ref) and all(parts.sim.state.track_of(u) == "guest" for u in vms))
+    parts.sim.faults.set_error_rate("*", 1.0, "SYS.1007")  # no restore can succeed now
+    parts.kube.objects[(POLICY_PLURAL, *ref)]["metadata"]["deletionTimestamp"] = DELETED_AT
+    waiting = asyncio.create_task(parts.controller.wait_restored(ref, "uid-namesake", 2.0))
+    await asyncio.sleep(0.05)
+    handle(parts, "MODIFIED", written)
+    restored = await waiting
+    assert [parts.sim.state.track_of(u) for u in vms] == ["guest", "guest"], "nothing was restored"
+    assert not restored, "the restore handler was told the VMs are restored: kopf drops the finalizer"
