@@ -399,10 +399,11 @@ class PolicyController:
 
     async def _forget(self, runtime: PolicyRuntime) -> None:
         """The policy is gone: its one runtime went already; what is left outside is its record (an Orphan
-        policy has no finalizer, so its DELETED event lands here), its metrics and its backoff."""
+        policy has no finalizer, so its DELETED event lands here), its metrics and its backoff. Its
+        watch-event memory (triggers.py) stays until its DELETED event: kopf may still hold events of that
+        incarnation (our own last status write), which must not look like a first sight of a new policy."""
         self._metrics.forget_policy(runtime.ref)
         self.queue.forget(runtime.ref, gone=True)
-        self.triggers.forget(runtime.uid)
         caches = (runtime.record, runtime.restarts)
         if any(cache is not None and cache.version is not None for cache in caches):
             await delete_record(self._kube, runtime.ref, owner_uid=runtime.uid)
