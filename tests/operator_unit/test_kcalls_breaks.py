@@ -9,7 +9,8 @@ branch (each passes when `known_connection` answers None, i.e. with the GET issu
 
 The record tests PASS: the attacks on "a never-reconciled policy's records are not read" found no hole. They
 are kept because no other test guards what they show (each fails when its guard is broken: `confirm` made a
-no-op; the tracks record read without tidying a namesake's leftover; a restore taking the record for absent).
+no-op; the tracks record read without tidying a namesake's leftover; a restore taking the record for absent;
+a create's 409 taken for "replace it").
 
 Same parts as test_kube_calls.py: the counting in-memory API, the simulator, the real controller.
 """
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from vmclock.engine.pending import PendingRestart, decode_restarts, encode_restarts
 from vmclock.engine.records import encode_record
 from vmclock.engine.spec import CONNECTION_PLURAL, POLICY_PLURAL
-from vmclock.kopfapp.records import KEY, PREFIX, record_body, record_name
+from vmclock.kopfapp.records import KEY, PREFIX, RESTARTS_KEY, RESTARTS_PREFIX, record_body, record_name
 from vmclock.kubeapi import Written
 from vmclock.refs import Ref
 from vmclock.simulator import Simulator
@@ -33,6 +35,7 @@ sim = test_kube_calls.sim
 parts = test_kube_calls.parts
 no_event_posting = test_kube_calls.no_event_posting
 
+SINCE = "2026-05-01T12:00:00Z"  # when a crashed run's write left a VM waiting for a restart
 ELSEWHERE = "http://127.0.0.1:9"  # another ZStack's endpoint: nothing listens there (discard port)
 
 
@@ -155,3 +158,22 @@ async def test_a_first_reconcile_whose_status_was_lost_is_read_by_the_next_proce
             assert {e["uuid"]: e.get("previousTrack") for e in status["vms"]} == dict.fromkeys(vms, "host")
         assert await second.deleted(ref, 10.0)
         assert {u: sim.state.track_of(u) for u in vms} == dict.fromkeys(vms, "host")
+
+
+async def test_a_restarts_record_without_a_tracks_record_keeps_its_waits(parts: Parts) -> None:
+    """Scenario: the pending-restarts record is there (VM 0 has waited for a restart since SINCE) and the
+    previous-tracks record is not; the policy's status is empty, so its first reconcile here takes both for
+    absent, creates the tracks record and meets the restarts record only at its create (409). Promise: a
+    record found voids the reconcile and the next one starts from it: VM 0's wait is kept with its time,
+    never replaced by the new reconcile's. (Fails if the create's 409 were taken for "replace it".)"""
+    vms = running_vms(parts, "host", 3)
+    ref = parts.policy("p", vms)
+    name = record_name("p", RESTARTS_PREFIX)
+    waits = encode_restarts({vms[0]: PendingRestart(SINCE)})
+    await parts.kube.create_config_map(NS, record_body(ref, parts.uid(ref), name, {RESTARTS_KEY: waits}))
+    parts.sim.state.set_track_behind(vms[0], "guest")
+    await reconciled(parts, ref)
+    assert ready(parts.status(ref))
+    kept = decode_restarts(parts.kube.config_maps[(NS, name)]["data"][RESTARTS_KEY])
+    assert set(kept) == set(vms)
+    assert kept[vms[0]].since == SINCE
