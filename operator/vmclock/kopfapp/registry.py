@@ -27,7 +27,6 @@ from vmclock.kopfapp.connectionindex import (
     CONNECTION_INDEX_ID,
     ConnectionIndex,
     IndexedConnection,
-    connection_entry,
 )
 from vmclock.kopfapp.controller import DRAIN_SECONDS
 from vmclock.kopfapp.runtime import Runtime
@@ -89,7 +88,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.index(*CONNECTIONS, id=CONNECTION_INDEX_ID, registry=registry)
     async def vmclock_connections(*, body: kopf.Body, **_: Any) -> dict[Ref, IndexedConnection]:
-        return connection_entry(body)
+        return controller.connection_indexed(body)
 
     @kopf.on.resume(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)
     @kopf.on.create(*POLICIES, id="reconcile", backoff=HANDLER_BACKOFF, registry=registry)
