@@ -188,6 +188,8 @@ class FakeIndex(dict[Ref, list[IndexedPolicy]]):
         present: set[str] = set()
         for (plural, _, _), body in kube.objects.items():
             if plural == CONNECTION_PLURAL:
+                for controller in self.controllers:
+                    controller.connection_indexed(body)  # as kopf calls the handler on each event
                 for key, connection in connection_entry(body).items():
                     self.connections.setdefault(key, []).append(connection)
             if plural == POLICY_PLURAL:

@@ -108,20 +108,23 @@ async def warmed(parts: Parts) -> None:
 
 
 async def test_a_new_uuid_policys_first_reconcile_reads_only_the_policy(parts: Parts) -> None:
-    """The connection comes from the watch and the records cannot exist yet: one GET, the two records
-    created before the writes, one status."""
+    """The connection comes from the watch and the records cannot exist yet: the policy's GET, the
+    connection's GET that confirms the watch's view before the first write, the two records created
+    before the writes, one status."""
     await warmed(parts)
     ref = parts.policy("p", running_vms(parts, "host", 3))
     await reconciled(parts, ref)
     assert set(phases(parts.status(ref)).values()) == {"Applied"}
     assert calls(parts) == {
         "GET vmclockpolicies": 1,
+        "GET zstackconnections": 1,  # confirmed before the records and the writes
         "POST configmaps": 2,  # the previous tracks and the pending restarts
         "PATCH vmclockpolicies/status": 1,
     }
 
 
 async def test_an_in_sync_resync_reads_only_the_policy(parts: Parts) -> None:
+    """Nothing to write: the connection as the watch delivered it is not confirmed."""
     ref = parts.policy("p", running_vms(parts, "host", 3))
     await reconciled(parts, ref)
     calls(parts).clear()
@@ -212,7 +215,7 @@ async def test_a_connection_being_deleted_serves_restores_only(parts: Parts) -> 
     assert len(parts.sim.stats.writes) == writes, "no write through a connection being deleted"
     assert await parts.deleted(ref, 10.0)
     assert {u: parts.sim.state.track_of(u) for u in vms} == dict.fromkeys(vms, "host")
-    assert calls(parts)["GET zstackconnections"] == 0
+    assert calls(parts)["GET zstackconnections"] == 2  # confirmed before p's writes and before its restore
 
 
 async def test_a_connection_created_after_its_policy_is_used_once_it_is_ready(parts: Parts) -> None:
@@ -229,3 +232,58 @@ async def test_a_connection_created_after_its_policy_is_used_once_it_is_ready(pa
     )
     assert (await worker.check(kopf.Body(connection))).ready  # type: ignore[arg-type]
     await parts.settle(lambda: ready(parts.status(ref)))
+
+
+async def test_after_the_index_was_found_behind_the_next_reconcile_uses_the_api_servers_answer(
+    parts: Parts,
+) -> None:
+    """The connection's spec changed and its MODIFIED event has not reached the index: the first
+    reconcile's confirmation finds it out before any write (Stale); the one right after uses the API
+    server's answer, confirms it (one more GET) and writes: two reconciles, not a loop of Stale ones
+    while the watch catches up. Once the watch delivers the event the index answers again."""
+    vms = running_vms(parts, "host", 2)
+    ref = parts.policy("p", vms)
+    changed = {**parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)]["spec"], "maxConcurrentRequests": 3}
+    parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)]["spec"] = changed
+    await reconciled(parts, ref)
+    assert set(phases(parts.status(ref)).values()) == {"Applied"}
+    assert calls(parts)["GET vmclockpolicies"] == 2, "one reconcile looked again, once"
+    assert calls(parts)["GET zstackconnections"] == 2
+    assert parts.controller.queue.failures(ref) == 0, "no backoff"
+    parts.index.sync(parts.kube)  # the MODIFIED event arrives
+    calls(parts).clear()
+    parts.sim.state.set_track_behind(vms[0], "host")
+    await reconciled(parts, ref)
+    assert calls(parts)["GET zstackconnections"] == 1, "the index's answer, confirmed before the write"
+    await reconciled(parts, ref)
+    assert calls(parts)["GET zstackconnections"] == 1, "in sync: the index's answer, no GET"
+
+
+async def test_a_restore_confirms_its_connection_before_it_writes(parts: Parts) -> None:
+    """The connection was re-created (same endpoint, new uid) and the index has not caught up: the
+    restore finds it out before its writes, and restores through the API server's answer."""
+    vms = running_vms(parts, "host", 2)
+    ref = parts.policy("p", vms, deletionPolicy="Restore")
+    await reconciled(parts, ref)
+    parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)]["metadata"]["uid"] = "uid-c2"
+    calls(parts).clear()
+    assert await parts.deleted(ref, 10.0)
+    assert {u: parts.sim.state.track_of(u) for u in vms} == dict.fromkeys(vms, "host")
+    assert calls(parts)["GET zstackconnections"] == 2  # Stale, then the API server's answer confirmed
+
+
+async def test_a_connection_found_gone_is_used_again_once_the_watch_delivers_it_re_created(
+    parts: Parts,
+) -> None:
+    """The API server's "absent" is kept only until the watch delivers the connection's next event."""
+    vms = running_vms(parts, "host", 2)
+    ref = parts.policy("p", vms)
+    connection = parts.kube.objects.pop((CONNECTION_PLURAL, *CONNECTION))  # its DELETED event is on the way
+    await reconciled(parts, ref)
+    assert parts.status(ref)["connection"]["reason"] == "NotFound"
+    assert parts.sim.stats.writes == []
+    connection["metadata"]["uid"] = "uid-c2"
+    parts.kube.objects[(CONNECTION_PLURAL, *CONNECTION)] = connection
+    parts.index.sync(parts.kube)  # the re-created connection's ADDED event
+    await reconciled(parts, ref)
+    assert set(phases(parts.status(ref)).values()) == {"Applied"}

@@ -87,6 +87,11 @@ class _Entry:
     looked_at: float = float("-inf")  # when the Secret/CA fingerprint was last compared
     proven: ZStackClient | None = None  # the last client that passed a check: last-known-good for restores
 
+    def built_from_another(self, spec: ConnectionSpec) -> bool:
+        """Its client was built from another spec than the one a lease asks with (the first element of the
+        fingerprint is the spec): that lease looks again at once, not when the last look gets old."""
+        return self.fingerprint is not None and self.fingerprint[0] != spec
+
 
 def _options(spec: ConnectionSpec, tls: Any) -> ClientOptions:
     return ClientOptions(
@@ -242,14 +247,20 @@ class ConnectionManager:
     async def _current(
         self, namespace: str, name: str, raw_spec: Mapping[str, Any]
     ) -> tuple[ZStackClient | None, ConnectionVerdict]:
-        """The client to use now: re-checked when the Secret, CA or spec changed since the last look."""
+        """The client to use now: re-checked when the Secret, CA or spec changed since the last look, and at
+        once when the spec asked with is not the one the client was built from."""
         entry = self._entry(Ref(namespace, name))
         if entry.verdict is None:
             verdict = await self._check(namespace, name, raw_spec, reuse=True)
             return entry.client, verdict
-        if self._clock() - entry.looked_at >= FRESH_SECONDS:
+        spec = parse_connection_spec(raw_spec)
+
+        def due() -> bool:
+            return entry.built_from_another(spec) or self._clock() - entry.looked_at >= FRESH_SECONDS
+
+        if due():
             async with entry.lock:
-                if self._clock() - entry.looked_at >= FRESH_SECONDS:
+                if due():
                     await self._look_again(entry, namespace, name, raw_spec)
         return entry.client, entry.verdict
 

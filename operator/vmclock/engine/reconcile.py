@@ -201,6 +201,10 @@ def _never_stop() -> str | None:
     return None
 
 
+async def _nothing_to_confirm() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ReconcileIO:
     """What the caller lends a reconcile besides the policy itself (defaults: standalone, unbounded).
@@ -213,6 +217,8 @@ class ReconcileIO:
     - `record`: the policy's previous-track record (`records.py`); stored before the writes it covers.
     - `deadline`: event-loop time by which the ZStack part (reads, submissions, job waits) must end; what is
       not done by then is left Pending (design.md §5.10).
+    - `confirm_connection()`: awaited before the first ZStack write (never by a reconcile that only reads):
+      the connection the reconcile was given may have been a lagging view; raising stops it unwritten.
     """
 
     read: Read = observe
@@ -221,6 +227,7 @@ class ReconcileIO:
     concurrency: int = MAX_JOBS_IN_FLIGHT
     record: TrackRecord = field(default_factory=MemoryRecord)
     deadline: float | None = None
+    confirm_connection: Callable[[], Awaitable[None]] = _nothing_to_confirm
 
 
 def reconciling_status(state: PolicyState, now: datetime) -> dict[str, Any]:
@@ -397,6 +404,7 @@ async def reconcile(
     )
     record, stored, origins = scope.record, scope.stored_record, io.record.origins()
     if plan.writes:
+        await io.confirm_connection()  # before the record too: its readings came through that connection
         record, origins = await _record_intent(
             io.record, plan, scope, origins, destination=client.destination, now=draft.stamp
         )
@@ -668,6 +676,8 @@ async def restore_all(
         rewrite=running,
     )
     writes = [p.write for p in plans if p.write is not None]
+    if writes:
+        await io.confirm_connection()
     applied = await apply_writes(
         client, writes, concurrency=io.concurrency, stop=io.stop_reason, deadline=io.deadline
     )

@@ -10,7 +10,8 @@ arrive with their watch events, before the handlers of those events run.
 The index is a view that may lag the API server by one watch event, and it is never trusted for an answer it
 cannot give: a connection it does not know (created after the policy's event reached us, or already gone)
 or knows twice (a re-created namesake whose predecessor's DELETED event has not arrived yet) is read from the
-API server instead, so "absent" only ever comes from the API server.
+API server instead, so "absent" only ever comes from the API server. What it does answer is only a decision
+aid: a reconcile confirms it with the API server before it writes ZStack (connectionsource.py).
 """
 
 from __future__ import annotations

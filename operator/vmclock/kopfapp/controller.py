@@ -50,7 +50,6 @@ from vmclock.engine.plan import VmReading, WriteOutcome, owned_by_others
 from vmclock.engine.reconcile import ReconcileIO, ReconcileResult, failed_status, restore_pending_status
 from vmclock.engine.report import PAUSED_REASON, READY, SYNCED, condition_reason, find_condition
 from vmclock.engine.spec import (
-    CONNECTION_PLURAL,
     DEFAULT_CONNECTION,
     POLICY_PLURAL,
     InvalidSpec,
@@ -65,7 +64,8 @@ from vmclock.kopfapp.claims import (
     index_entry,
     of_connection,
 )
-from vmclock.kopfapp.connectionindex import ConnectionIndex, IndexedConnection, known_connection
+from vmclock.kopfapp.connectionindex import ConnectionIndex, IndexedConnection
+from vmclock.kopfapp.connectionsource import ConnectionSource, FoundConnection
 from vmclock.kopfapp.metrics import Metrics
 from vmclock.kopfapp.records import ConfigMapRecord, RecordUnusable, delete_record
 from vmclock.kopfapp.rolling import RolloutContext, roll_slice, with_rollout
@@ -185,7 +185,7 @@ class PolicyController:
         metrics.watch_queue(self.queue.depth, self.queue.running_since)
         metrics.set_workers(workers, self.queue.active)
         self._index: PolicyIndex | None = None
-        self._connection_index: ConnectionIndex | None = None
+        self._connection_source = ConnectionSource(kube)
         self.claims = ClaimsByVm()  # fed by the registry's indexing handler and `deleted`
         self.triggers = Triggers()  # what each incarnation was last enqueued for (the registry's predicate)
         self._observers: dict[Ref, SharedObserver] = {}
@@ -200,7 +200,8 @@ class PolicyController:
         """kopf hands its live indexes to handlers and daemons only; remember them for the workers, and start
         them from here: a task inherits the context it is created in, and only inside handlers and daemons
         does kopf's context carry what `kopf.event` needs to post (at start-up it does not yet)."""
-        self._index, self._connection_index = index, connections
+        self._index = index
+        self._connection_source.bind(connections)
         if not self._tasks:
             self.start()
 
@@ -449,7 +450,8 @@ class PolicyController:
             await sink.save(reconciling_status(state, self._now()))
             stored_conditions = sink.stored.get("conditions")
         spec = _spec_or_none(state)
-        raw = await self._connection_spec(ref.namespace, spec.connection_name) if spec else None
+        found = await self._find_connection(ref, spec)
+        raw = found.spec(for_restore=False) if found is not None else None
         connection_spec = parse_connection_spec(raw) if raw is not None else None
         # The record is read once ZStack is reachable (the engine loads it after connecting): a namespace
         # whose connection cannot be used is told so first.
@@ -459,7 +461,7 @@ class PolicyController:
             async def connect(name: str) -> ClockTrackClient:
                 return await leases.enter_async_context(self._connections.lease(ref.namespace, name, raw))
 
-            io = self._io(runtime, state, sink, spec, record, forward=True)
+            io = self._io(runtime, state, sink, spec, record, found=found, forward=True)
             try:
                 others = self._others(ref, waits_as=state.claim())
                 result = await reconcile(state, connect, others, self._now(), stored_conditions, io=io)
@@ -519,6 +521,7 @@ class PolicyController:
         spec: PolicySpec | None,
         record: ConfigMapRecord,
         *,
+        found: FoundConnection | None,
         forward: bool,
     ) -> ReconcileIO:
         """What the engine borrows for one reconcile; `forward`: it writes the policy's own track (a
@@ -540,10 +543,15 @@ class PolicyController:
                 return f"not sent: generation {latest} superseded generation {state.generation}"
             return None
 
+        async def confirm_connection() -> None:
+            if found is not None:
+                await self._connection_source.confirm(found, forward=forward)
+
         return ReconcileIO(
             read=read,
             save=sink.save,
             stop_reason=stop_reason,
+            confirm_connection=confirm_connection,
             record=record,
             deadline=asyncio.get_running_loop().time() + self._reconcile_seconds,
         )
@@ -623,8 +631,9 @@ class PolicyController:
             await self._restore_blocked(runtime, body, state, sink, f"{problem.reason}: {problem}")
             return ERROR
         # A connection that is being deleted is still a connection for restores: it waits for this policy.
-        raw = await self._connection_spec(ref.namespace, spec.connection_name, for_restore=True)
-        io = self._io(runtime, state, sink, spec, record, forward=False)
+        found = await self._find_connection(ref, spec)
+        raw = found.spec(for_restore=True) if found is not None else None
+        io = self._io(runtime, state, sink, spec, record, found=found, forward=False)
         try:
             async with contextlib.AsyncExitStack() as leases:
                 lease = self._connections.lease(ref.namespace, spec.connection_name, raw, for_restore=True)
@@ -837,19 +846,16 @@ class PolicyController:
         restoring = me.deleting or (not me.by_selector and not asked <= me.vm_uuids)
         return restoring or (me.by_selector and other.seniority < me.seniority)
 
-    async def _connection_spec(
-        self, namespace: str, name: str, *, for_restore: bool = False
-    ) -> Mapping[str, Any] | None:
-        """The connection's spec, or None when it does not exist (or is being deleted, unless the spec is
-        wanted for a restore: such a connection waits for the restores that need it). As the watch delivered
-        it (connectionindex.py); from the API server when the watch has not told of it."""
-        connection = known_connection(self._connection_index, Ref(namespace, name))
-        if connection is None:
-            body = await self._kube.read_object(CONNECTION_PLURAL, namespace, name)
-            connection = IndexedConnection.of(body) if body is not None else None
-        if connection is None or (connection.deleting and not for_restore):
+    async def _find_connection(self, ref: Ref, spec: PolicySpec | None) -> FoundConnection | None:
+        """The policy's connection as the watch delivered it, or from the API server when the watch has
+        not told of it; confirmed before the reconcile writes ZStack (connectionsource.py)."""
+        if spec is None:
             return None
-        return connection.spec
+        return await self._connection_source.find(Ref(ref.namespace, spec.connection_name))
+
+    def connection_indexed(self, body: Mapping[str, Any]) -> dict[Ref, IndexedConnection]:
+        """kopf's indexing handler for ZStackConnections."""
+        return self._connection_source.indexed(body)
 
     def _measure(
         self,

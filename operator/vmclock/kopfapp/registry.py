@@ -29,7 +29,6 @@ from vmclock.kopfapp.connectionindex import (
     CONNECTION_INDEX_ID,
     ConnectionIndex,
     IndexedConnection,
-    connection_entry,
 )
 from vmclock.kopfapp.controller import DRAIN_SECONDS
 from vmclock.kopfapp.runtime import Runtime
@@ -91,7 +90,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.index(*CONNECTIONS, id=CONNECTION_INDEX_ID, registry=registry)
     async def vmclock_connections(*, body: kopf.Body, **_: Any) -> dict[Ref, IndexedConnection]:
-        return connection_entry(body)
+        return controller.connection_indexed(body)
 
     def triggered(*, type: str | None, body: kopf.Body, **_: Any) -> bool:
         return controller.triggers.check(type, body) is not None

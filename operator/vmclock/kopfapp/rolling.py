@@ -77,7 +77,8 @@ async def roll_slice(
     connection = spec.connection_name if spec is not None else ""
     leases = contextlib.AsyncExitStack()
 
-    async def connect() -> Rebooter:
+    async def connect() -> Rebooter:  # only to send a batch of reboots: the connection is confirmed first
+        await io.confirm_connection()
         lease = context.connections.lease(ref.namespace, connection, context.raw_connection)
         return await leases.enter_async_context(lease)
 
