@@ -160,21 +160,21 @@ class SharedObserver:
         self._bound = bound
         self._cache: dict[str, tuple[float, VmReading]] = {}
         self._invalidated: dict[str, float] = {}  # when a VM was last written: older readings are stale
-        self._wanted: set[str] = set()
+        self._wanted: dict[str, float] = {}  # VM -> the newest `since` it was asked with
         self._next: asyncio.Future[None] | None = None
         self._running = asyncio.Lock()
         self.batches = 0
 
     def hint(self, uuids: Iterable[str]) -> None:
         """UUIDs that reconciles are about to ask for: read them in the next batch."""
-        self._wanted.update(uuids)
+        self._want(uuids, self._clock())
 
     async def read(
         self, client: ClockTrackClient, uuids: Sequence[str], since: float
     ) -> dict[str, VmReading]:
         missing = self._stale(uuids, since)
         while missing:
-            self._wanted.update(missing)
+            self._want(missing, since)
             if self._next is None:
                 self._next = asyncio.ensure_future(self._batch(client))
             await asyncio.shield(self._next)
@@ -189,14 +189,23 @@ class SharedObserver:
             self._cache.pop(uuid, None)
             self._invalidated[uuid] = now
 
+    def _want(self, uuids: Iterable[str], since: float) -> None:
+        for uuid in uuids:
+            self._wanted[uuid] = max(since, self._wanted.get(uuid, since))
+
     def _stale(self, uuids: Iterable[str], since: float) -> list[str]:
         return [u for u in uuids if (cached := self._cache.get(u)) is None or cached[0] < since]
 
     async def _batch(self, client: ClockTrackClient) -> None:
         async with self._running:
             await asyncio.sleep(self._window)  # let the other policies of this round join
-            wanted, self._wanted = sorted(self._wanted), set()
+            asked, self._wanted = self._wanted, {}
             self._next = None  # requests from now on go to the batch after this one
+            # VMs asked for while the batch before this one was reading them: its readings may answer
+            # every request for them already, and are not read again
+            wanted = sorted(u for u, since in asked.items() if self._stale((u,), since))
+            if not wanted:
+                return
             taken = self._clock()
             try:
                 async with asyncio.timeout(self._bound):
