@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from .credentials import RunCredentials
 from .objects import Obj, account_secret, connection
@@ -96,6 +99,26 @@ class E2E:
         return account_secret(
             SECRET_NAME, self.credentials.account, self.credentials.password, allow=self.simulator.endpoint
         )
+
+    def apply_until_ready(self, *objs: Obj) -> None:
+        """Apply `objs` (policies) and wait until every policy of the namespace is Ready."""
+        self.tenant.apply(*objs)
+        self.kubectl(
+            "wait", "vmclockpolicy", "--all", "--for=condition=Ready", f"--timeout={READY_TIMEOUT:.0f}s",
+            namespace=self.namespace,
+        )  # fmt: skip
+
+    def api_requests(self) -> Counter[str]:
+        """The requests the kube-apiserver served so far, as "VERB resource[/subresource]", codes summed:
+        what the operator sent, counted by the API server itself."""
+        counts: Counter[str] = Counter()
+        for family in text_string_to_metric_families(self.kubectl("get", "--raw", "/metrics").stdout):
+            for sample in family.samples:
+                if sample.name == "apiserver_request_total":
+                    labels = sample.labels
+                    what = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
+                    counts[f"{labels['verb']} {what}"] += int(sample.value)
+        return counts
 
     def connect(self, *, resync_seconds: int | None = None, with_secret: bool = True) -> None:
         """The usual tenant set-up: Secret ``zstack-credentials`` and ZStackConnection ``default``."""

@@ -7,27 +7,10 @@ ConfigMaps that cannot exist before a policy's first status. Counted by the kube
 
 from __future__ import annotations
 
-from collections import Counter
-
-from prometheus_client.parser import text_string_to_metric_families
-
 from harness import SimVm, policy
 from harness.e2e import CONNECTION_NAME, E2E, READY_TIMEOUT
 
 POLICIES, SIZE = 10, 2
-
-
-def api_requests(e2e: E2E) -> Counter[str]:
-    """The requests the API server served so far, as "VERB resource[/subresource]", all codes summed."""
-    counts: Counter[str] = Counter()
-    text = e2e.kubectl("get", "--raw", "/metrics").stdout
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "apiserver_request_total":
-                labels = sample.labels
-                what = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
-                counts[f"{labels['verb']} {what}"] += int(sample.value)
-    return counts
 
 
 def restarts_pending(vm: SimVm) -> bool:
@@ -43,13 +26,9 @@ def test_new_policies_read_their_connection_once_to_confirm_it_and_not_their_rec
         f"--timeout={READY_TIMEOUT:.0f}s", namespace=e2e.namespace,
     )  # fmt: skip
     groups = {f"p{i:02d}": e2e.vms.take(SIZE, track="host", where=restarts_pending) for i in range(POLICIES)}
-    before = api_requests(e2e)
-    e2e.tenant.apply(*(policy(name, "guest", uuids) for name, uuids in groups.items()))
-    e2e.kubectl(
-        "wait", "vmclockpolicy", "--all", "--for=condition=Ready", f"--timeout={READY_TIMEOUT:.0f}s",
-        namespace=e2e.namespace,
-    )  # fmt: skip
-    spent = api_requests(e2e) - before
+    before = e2e.api_requests()
+    e2e.apply_until_ready(*(policy(name, "guest", uuids) for name, uuids in groups.items()))
+    spent = e2e.api_requests() - before
     print(f"API requests for {POLICIES} new policies of {SIZE} VMs each: {dict(sorted(spent.items()))}")
     assert spent["GET zstackconnections"] == POLICIES, (
         "from the watch, confirmed once before each one's writes"

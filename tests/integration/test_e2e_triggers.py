@@ -13,9 +13,6 @@ import re
 import time
 from collections import Counter
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from controlplane import ControlPlane
 from harness import PAUSED, POLICY, RECONCILE_REQUESTED_AT, condition_is, holds_for, policy, wait_for
 from harness.e2e import E2E, READY_TIMEOUT
 
@@ -28,18 +25,9 @@ LAST_HANDLED = "operator.vmclock.zstack.io/last-handled-configuration"
 WRITES = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE"})
 
 
-def api_writes(controlplane: ControlPlane) -> Counter[str]:
+def api_writes(e2e: E2E) -> Counter[str]:
     """Write requests the kube-apiserver served so far, as "VERB resource[/subresource]"."""
-    status, body = controlplane.get("/metrics")
-    assert status == 200, f"kube-apiserver /metrics answered {status}"
-    writes: Counter[str] = Counter()
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            labels = sample.labels
-            if sample.name == "apiserver_request_total" and labels.get("verb") in WRITES:
-                resource = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
-                writes[f"{labels['verb']} {resource}"] += int(sample.value)
-    return writes
+    return Counter({what: n for what, n in e2e.api_requests().items() if what.split(" ", 1)[0] in WRITES})
 
 
 def reconciles(e2e: E2E, name: str) -> int:
@@ -60,20 +48,14 @@ def connect_quietly(e2e: E2E) -> None:
     )
 
 
-def test_new_orphan_policies_become_ready_without_the_operator_patching_them(
-    e2e: E2E, controlplane: ControlPlane
-) -> None:
+def test_new_orphan_policies_become_ready_without_the_operator_patching_them(e2e: E2E) -> None:
     connect_quietly(e2e)
     groups = {f"p{i:02d}": e2e.vms.take(SIZE, track="host") for i in range(POLICIES)}
-    before = api_writes(controlplane)
+    before = api_writes(e2e)
 
-    e2e.tenant.apply(*(policy(name, "guest", uuids) for name, uuids in groups.items()))
-    e2e.kubectl(
-        "wait", "vmclockpolicy", "--all", "--for=condition=Ready", f"--timeout={READY_TIMEOUT:.0f}s",
-        namespace=e2e.namespace,
-    )  # fmt: skip
+    e2e.apply_until_ready(*(policy(name, "guest", uuids) for name, uuids in groups.items()))
 
-    writes = api_writes(controlplane) - before
+    writes = api_writes(e2e) - before
     per_policy = {call: round(count / POLICIES, 2) for call, count in sorted(writes.items())}
     print(f"API server writes per new policy ({POLICIES} policies of {SIZE} VMs): {per_policy}")
     assert writes["PATCH vmclockpolicies"] == 0, f"the policies themselves were patched: {dict(writes)}"
